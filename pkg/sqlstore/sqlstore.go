@@ -1,0 +1,230 @@
+// Package sqlstore opens the SQL database a service keeps its records in —
+// PostgreSQL through pgx in production, an embedded pure-Go SQLite file in
+// `bcx dev` and in tests without servers — applies the service's embedded
+// migrations, and runs transactions.
+//
+// Stores write one dialect of SQL that both engines accept: $N placeholders,
+// BIGINT/TEXT/BYTEA/BOOLEAN columns, INSERT ... ON CONFLICT, no sequences (ids
+// are allocated by the service), times as BIGINT unix nanoseconds. That keeps a
+// single store implementation per service and lets one store test suite run
+// against every backend.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver (pure Go)
+)
+
+// Dialect says which engine is behind a DB.
+type Dialect int
+
+const (
+	Postgres Dialect = iota + 1
+	SQLite
+)
+
+func (d Dialect) String() string {
+	switch d {
+	case Postgres:
+		return "postgres"
+	case SQLite:
+		return "sqlite"
+	}
+	return "unknown"
+}
+
+// DB is an open database.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+}
+
+// Open connects to a database. A URL starting with postgres:// or
+// postgresql:// is PostgreSQL; anything else is a path to an SQLite file
+// (created if missing).
+func Open(ctx context.Context, url string) (*DB, error) {
+	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
+		db, err := sql.Open("pgx", url)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(16)
+		db.SetMaxIdleConns(16)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("connect postgres: %w", err)
+		}
+		return &DB{DB: db, Dialect: Postgres}, nil
+	}
+	path := strings.TrimPrefix(url, "sqlite://")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite directory: %w", err)
+	}
+	// WAL lets readers run beside the one writer; _txlock=immediate takes the
+	// write lock at BEGIN, so two writers queue on busy_timeout instead of one
+	// failing half-way through; foreign keys are off by default in SQLite.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(4)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return &DB{DB: db, Dialect: SQLite}, nil
+}
+
+// Migrate applies, in order, the migrations in fsys that have not been applied
+// for this component yet. Files are named "NNNN_description.sql"; each runs in
+// its own transaction together with its bookkeeping row.
+func (db *DB) Migrate(ctx context.Context, component string, fsys fs.FS) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		component TEXT NOT NULL, version BIGINT NOT NULL, applied_at BIGINT NOT NULL,
+		PRIMARY KEY (component, version))`); err != nil {
+		return fmt.Errorf("migrations table: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, idempotencyDDL); err != nil {
+		return fmt.Errorf("idempotency table: %w", err)
+	}
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		numStr, _, ok := strings.Cut(name, "_")
+		version, err := strconv.ParseInt(numStr, 10, 64)
+		if !ok || err != nil {
+			return fmt.Errorf("migration %s: name must be NNNN_description.sql", name)
+		}
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return err
+		}
+		err = db.InTx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE component = $1 AND version = $2`,
+				component, version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			for _, stmt := range splitStatements(string(body)) {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (component, version, applied_at) VALUES ($1, $2, $3)`,
+				component, version, time.Now().UnixNano())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", component, err)
+		}
+	}
+	return nil
+}
+
+// splitStatements splits a migration on semicolons at line ends; migrations
+// keep to plain DDL so this is enough (and works for both engines).
+func splitStatements(body string) []string {
+	var out []string
+	for _, part := range strings.Split(body, ";\n") {
+		var lines []string
+		for _, l := range strings.Split(part, "\n") {
+			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "--") {
+				lines = append(lines, l)
+			}
+		}
+		if stmt := strings.TrimSuffix(strings.TrimSpace(strings.Join(lines, "\n")), ";"); stmt != "" {
+			out = append(out, stmt)
+		}
+	}
+	return out
+}
+
+// InTx runs fn in a transaction and commits it, retrying a few times when the
+// engine reports a serialization failure or deadlock (PostgreSQL) or a busy
+// database (SQLite). fn must therefore be safe to run again.
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	const attempts = 5
+	var err error
+	for i := 0; i < attempts; i++ {
+		err = db.inTxOnce(ctx, fn)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(i+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (db *DB) inTxOnce(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the error that made us roll back is the one to report
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}
+
+// IsUniqueViolation reports whether err is a unique or primary key violation.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// ErrNotFound is what stores return for a missing row.
+var ErrNotFound = errors.New("not found")
+
+// NoRows maps sql.ErrNoRows to ErrNotFound.
+func NoRows(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
