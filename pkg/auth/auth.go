@@ -24,8 +24,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
+	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
 )
 
 // Principal is who is calling.
