@@ -3841,15 +3841,19 @@ func (x *DebitFundsResponse) GetDuplicate() bool {
 	return false
 }
 
+// A deposited receipt becomes a pool of weight its holder can sell in every
+// instrument the receipt qualifies for; a sale in one instrument takes weight
+// from the pool, so no weight is ever sold twice.
 type CreditPositionRequest struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	IdempotencyKey string                 `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	ParticipantId  string                 `protobuf:"bytes,2,opt,name=participant_id,json=participantId,proto3" json:"participant_id,omitempty"`
-	Symbol         string                 `protobuf:"bytes,3,opt,name=symbol,proto3" json:"symbol,omitempty"`
-	// Weight in the instrument's unit, whole lots.
-	Quantity string `protobuf:"bytes,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	// The receipt that backs the lots.
-	ReceiptNumber string `protobuf:"bytes,5,opt,name=receipt_number,json=receiptNumber,proto3" json:"receipt_number,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// E.g. "deposit/<receipt number>/<n>"; the same key credits once.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	ParticipantId  string `protobuf:"bytes,2,opt,name=participant_id,json=participantId,proto3" json:"participant_id,omitempty"`
+	ReceiptNumber  string `protobuf:"bytes,3,opt,name=receipt_number,json=receiptNumber,proto3" json:"receipt_number,omitempty"`
+	// Instruments the receipt qualifies for (commodity, grade, warehouse, customs).
+	Symbols []string `protobuf:"bytes,4,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	// Net weight of the receipt, decimal in the commodity's unit.
+	Weight        string `protobuf:"bytes,5,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3898,23 +3902,23 @@ func (x *CreditPositionRequest) GetParticipantId() string {
 	return ""
 }
 
-func (x *CreditPositionRequest) GetSymbol() string {
-	if x != nil {
-		return x.Symbol
-	}
-	return ""
-}
-
-func (x *CreditPositionRequest) GetQuantity() string {
-	if x != nil {
-		return x.Quantity
-	}
-	return ""
-}
-
 func (x *CreditPositionRequest) GetReceiptNumber() string {
 	if x != nil {
 		return x.ReceiptNumber
+	}
+	return ""
+}
+
+func (x *CreditPositionRequest) GetSymbols() []string {
+	if x != nil {
+		return x.Symbols
+	}
+	return nil
+}
+
+func (x *CreditPositionRequest) GetWeight() string {
+	if x != nil {
+		return x.Weight
 	}
 	return ""
 }
@@ -3971,13 +3975,13 @@ func (x *CreditPositionResponse) GetDuplicate() bool {
 	return false
 }
 
+// Takes a receipt's pool out of trading; refused while any of it is reserved
+// by an order or listing.
 type DebitPositionRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	IdempotencyKey string                 `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	ParticipantId  string                 `protobuf:"bytes,2,opt,name=participant_id,json=participantId,proto3" json:"participant_id,omitempty"`
-	Symbol         string                 `protobuf:"bytes,3,opt,name=symbol,proto3" json:"symbol,omitempty"`
-	Quantity       string                 `protobuf:"bytes,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	ReceiptNumber  string                 `protobuf:"bytes,5,opt,name=receipt_number,json=receiptNumber,proto3" json:"receipt_number,omitempty"`
+	ReceiptNumber  string                 `protobuf:"bytes,3,opt,name=receipt_number,json=receiptNumber,proto3" json:"receipt_number,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -4022,20 +4026,6 @@ func (x *DebitPositionRequest) GetIdempotencyKey() string {
 func (x *DebitPositionRequest) GetParticipantId() string {
 	if x != nil {
 		return x.ParticipantId
-	}
-	return ""
-}
-
-func (x *DebitPositionRequest) GetSymbol() string {
-	if x != nil {
-		return x.Symbol
-	}
-	return ""
-}
-
-func (x *DebitPositionRequest) GetQuantity() string {
-	if x != nil {
-		return x.Quantity
 	}
 	return ""
 }
@@ -4423,8 +4413,11 @@ type TradeEvent struct {
 	SellOrderId         int64                  `protobuf:"varint,8,opt,name=sell_order_id,json=sellOrderId,proto3" json:"sell_order_id,omitempty"`
 	AggressorSide       v1.Side                `protobuf:"varint,9,opt,name=aggressor_side,json=aggressorSide,proto3,enum=bcx.type.v1.Side" json:"aggressor_side,omitempty"`
 	// Set when the trade came from a listing take or an auction.
-	ListingId     int64 `protobuf:"varint,10,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
-	AuctionId     int64 `protobuf:"varint,11,opt,name=auction_id,json=auctionId,proto3" json:"auction_id,omitempty"`
+	ListingId int64 `protobuf:"varint,10,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	AuctionId int64 `protobuf:"varint,11,opt,name=auction_id,json=auctionId,proto3" json:"auction_id,omitempty"`
+	// Which of the seller's receipts deliver the traded weight, chosen by the
+	// core (oldest deposit first); the receipts service transfers exactly these.
+	Allocations   []*ReceiptAllocation `protobuf:"bytes,12,rep,name=allocations,proto3" json:"allocations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4536,6 +4529,66 @@ func (x *TradeEvent) GetAuctionId() int64 {
 	return 0
 }
 
+func (x *TradeEvent) GetAllocations() []*ReceiptAllocation {
+	if x != nil {
+		return x.Allocations
+	}
+	return nil
+}
+
+type ReceiptAllocation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReceiptNumber string                 `protobuf:"bytes,1,opt,name=receipt_number,json=receiptNumber,proto3" json:"receipt_number,omitempty"`
+	// Weight taken from that receipt, decimal.
+	Weight        string `protobuf:"bytes,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptAllocation) Reset() {
+	*x = ReceiptAllocation{}
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptAllocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptAllocation) ProtoMessage() {}
+
+func (x *ReceiptAllocation) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptAllocation.ProtoReflect.Descriptor instead.
+func (*ReceiptAllocation) Descriptor() ([]byte, []int) {
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ReceiptAllocation) GetReceiptNumber() string {
+	if x != nil {
+		return x.ReceiptNumber
+	}
+	return ""
+}
+
+func (x *ReceiptAllocation) GetWeight() string {
+	if x != nil {
+		return x.Weight
+	}
+	return ""
+}
+
 type FundsEvent struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	IdempotencyKey string                 `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
@@ -4548,7 +4601,7 @@ type FundsEvent struct {
 
 func (x *FundsEvent) Reset() {
 	*x = FundsEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4560,7 +4613,7 @@ func (x *FundsEvent) String() string {
 func (*FundsEvent) ProtoMessage() {}
 
 func (x *FundsEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4573,7 +4626,7 @@ func (x *FundsEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundsEvent.ProtoReflect.Descriptor instead.
 func (*FundsEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{54}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *FundsEvent) GetIdempotencyKey() string {
@@ -4601,17 +4654,17 @@ type PositionEvent struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	IdempotencyKey string                 `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	ParticipantId  string                 `protobuf:"bytes,2,opt,name=participant_id,json=participantId,proto3" json:"participant_id,omitempty"`
-	Symbol         string                 `protobuf:"bytes,3,opt,name=symbol,proto3" json:"symbol,omitempty"`
-	// Signed weight.
-	Quantity      string `protobuf:"bytes,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	ReceiptNumber string `protobuf:"bytes,5,opt,name=receipt_number,json=receiptNumber,proto3" json:"receipt_number,omitempty"`
+	ReceiptNumber  string                 `protobuf:"bytes,3,opt,name=receipt_number,json=receiptNumber,proto3" json:"receipt_number,omitempty"`
+	Symbols        []string               `protobuf:"bytes,4,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	// Signed weight: positive on deposit, negative on withdrawal.
+	Weight        string `protobuf:"bytes,5,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PositionEvent) Reset() {
 	*x = PositionEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4623,7 +4676,7 @@ func (x *PositionEvent) String() string {
 func (*PositionEvent) ProtoMessage() {}
 
 func (x *PositionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4636,7 +4689,7 @@ func (x *PositionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionEvent.ProtoReflect.Descriptor instead.
 func (*PositionEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{55}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *PositionEvent) GetIdempotencyKey() string {
@@ -4653,23 +4706,23 @@ func (x *PositionEvent) GetParticipantId() string {
 	return ""
 }
 
-func (x *PositionEvent) GetSymbol() string {
-	if x != nil {
-		return x.Symbol
-	}
-	return ""
-}
-
-func (x *PositionEvent) GetQuantity() string {
-	if x != nil {
-		return x.Quantity
-	}
-	return ""
-}
-
 func (x *PositionEvent) GetReceiptNumber() string {
 	if x != nil {
 		return x.ReceiptNumber
+	}
+	return ""
+}
+
+func (x *PositionEvent) GetSymbols() []string {
+	if x != nil {
+		return x.Symbols
+	}
+	return nil
+}
+
+func (x *PositionEvent) GetWeight() string {
+	if x != nil {
+		return x.Weight
 	}
 	return ""
 }
@@ -4683,7 +4736,7 @@ type OrderEvent struct {
 
 func (x *OrderEvent) Reset() {
 	*x = OrderEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4695,7 +4748,7 @@ func (x *OrderEvent) String() string {
 func (*OrderEvent) ProtoMessage() {}
 
 func (x *OrderEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4708,7 +4761,7 @@ func (x *OrderEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderEvent.ProtoReflect.Descriptor instead.
 func (*OrderEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{56}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *OrderEvent) GetOrder() *Order {
@@ -4728,7 +4781,7 @@ type PhaseEvent struct {
 
 func (x *PhaseEvent) Reset() {
 	*x = PhaseEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4740,7 +4793,7 @@ func (x *PhaseEvent) String() string {
 func (*PhaseEvent) ProtoMessage() {}
 
 func (x *PhaseEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4753,7 +4806,7 @@ func (x *PhaseEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhaseEvent.ProtoReflect.Descriptor instead.
 func (*PhaseEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{57}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *PhaseEvent) GetSymbol() string {
@@ -4778,7 +4831,7 @@ type TakeSnapshotRequest struct {
 
 func (x *TakeSnapshotRequest) Reset() {
 	*x = TakeSnapshotRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4790,7 +4843,7 @@ func (x *TakeSnapshotRequest) String() string {
 func (*TakeSnapshotRequest) ProtoMessage() {}
 
 func (x *TakeSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4803,7 +4856,7 @@ func (x *TakeSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*TakeSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{58}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{59}
 }
 
 type TakeSnapshotResponse struct {
@@ -4817,7 +4870,7 @@ type TakeSnapshotResponse struct {
 
 func (x *TakeSnapshotResponse) Reset() {
 	*x = TakeSnapshotResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4829,7 +4882,7 @@ func (x *TakeSnapshotResponse) String() string {
 func (*TakeSnapshotResponse) ProtoMessage() {}
 
 func (x *TakeSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4842,7 +4895,7 @@ func (x *TakeSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*TakeSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{59}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *TakeSnapshotResponse) GetSequence() int64 {
@@ -5136,22 +5189,20 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\x06amount\x18\x03 \x01(\v2\x12.bcx.type.v1.MoneyR\x06amount\"N\n" +
 	"\x12DebitFundsResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xc2\x01\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xc0\x01\n" +
 	"\x15CreditPositionRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12%\n" +
-	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12\x16\n" +
-	"\x06symbol\x18\x03 \x01(\tR\x06symbol\x12\x1a\n" +
-	"\bquantity\x18\x04 \x01(\tR\bquantity\x12%\n" +
-	"\x0ereceipt_number\x18\x05 \x01(\tR\rreceiptNumber\"R\n" +
+	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12%\n" +
+	"\x0ereceipt_number\x18\x03 \x01(\tR\rreceiptNumber\x12\x18\n" +
+	"\asymbols\x18\x04 \x03(\tR\asymbols\x12\x16\n" +
+	"\x06weight\x18\x05 \x01(\tR\x06weight\"R\n" +
 	"\x16CreditPositionResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xc1\x01\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x8d\x01\n" +
 	"\x14DebitPositionRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12%\n" +
-	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12\x16\n" +
-	"\x06symbol\x18\x03 \x01(\tR\x06symbol\x12\x1a\n" +
-	"\bquantity\x18\x04 \x01(\tR\bquantity\x12%\n" +
-	"\x0ereceipt_number\x18\x05 \x01(\tR\rreceiptNumber\"Q\n" +
+	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12%\n" +
+	"\x0ereceipt_number\x18\x03 \x01(\tR\rreceiptNumber\"Q\n" +
 	"\x15DebitPositionResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xab\x01\n" +
@@ -5173,7 +5224,7 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\bposition\x18\x05 \x01(\v2\x1d.bcx.trading.v1.PositionEventH\x00R\bposition\x122\n" +
 	"\x05order\x18\x06 \x01(\v2\x1a.bcx.trading.v1.OrderEventH\x00R\x05order\x122\n" +
 	"\x05phase\x18\a \x01(\v2\x1a.bcx.trading.v1.PhaseEventH\x00R\x05phaseB\a\n" +
-	"\x05event\"\xa9\x03\n" +
+	"\x05event\"\xee\x03\n" +
 	"\n" +
 	"TradeEvent\x12\x19\n" +
 	"\btrade_id\x18\x01 \x01(\x03R\atradeId\x12\x16\n" +
@@ -5190,18 +5241,22 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"listing_id\x18\n" +
 	" \x01(\x03R\tlistingId\x12\x1d\n" +
 	"\n" +
-	"auction_id\x18\v \x01(\x03R\tauctionId\"\x88\x01\n" +
+	"auction_id\x18\v \x01(\x03R\tauctionId\x12C\n" +
+	"\vallocations\x18\f \x03(\v2!.bcx.trading.v1.ReceiptAllocationR\vallocations\"R\n" +
+	"\x11ReceiptAllocation\x12%\n" +
+	"\x0ereceipt_number\x18\x01 \x01(\tR\rreceiptNumber\x12\x16\n" +
+	"\x06weight\x18\x02 \x01(\tR\x06weight\"\x88\x01\n" +
 	"\n" +
 	"FundsEvent\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12%\n" +
 	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12*\n" +
-	"\x06amount\x18\x03 \x01(\v2\x12.bcx.type.v1.MoneyR\x06amount\"\xba\x01\n" +
+	"\x06amount\x18\x03 \x01(\v2\x12.bcx.type.v1.MoneyR\x06amount\"\xb8\x01\n" +
 	"\rPositionEvent\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12%\n" +
-	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12\x16\n" +
-	"\x06symbol\x18\x03 \x01(\tR\x06symbol\x12\x1a\n" +
-	"\bquantity\x18\x04 \x01(\tR\bquantity\x12%\n" +
-	"\x0ereceipt_number\x18\x05 \x01(\tR\rreceiptNumber\"9\n" +
+	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12%\n" +
+	"\x0ereceipt_number\x18\x03 \x01(\tR\rreceiptNumber\x12\x18\n" +
+	"\asymbols\x18\x04 \x03(\tR\asymbols\x12\x16\n" +
+	"\x06weight\x18\x05 \x01(\tR\x06weight\"9\n" +
 	"\n" +
 	"OrderEvent\x12+\n" +
 	"\x05order\x18\x01 \x01(\v2\x15.bcx.trading.v1.OrderR\x05order\"[\n" +
@@ -5322,7 +5377,7 @@ func file_bcx_trading_v1_trading_proto_rawDescGZIP() []byte {
 }
 
 var file_bcx_trading_v1_trading_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_bcx_trading_v1_trading_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_bcx_trading_v1_trading_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_bcx_trading_v1_trading_proto_goTypes = []any{
 	(OrderType)(0),                     // 0: bcx.trading.v1.OrderType
 	(TimeInForce)(0),                   // 1: bcx.trading.v1.TimeInForce
@@ -5386,41 +5441,42 @@ var file_bcx_trading_v1_trading_proto_goTypes = []any{
 	(*SubscribeEventsRequest)(nil),     // 59: bcx.trading.v1.SubscribeEventsRequest
 	(*SubscribeEventsResponse)(nil),    // 60: bcx.trading.v1.SubscribeEventsResponse
 	(*TradeEvent)(nil),                 // 61: bcx.trading.v1.TradeEvent
-	(*FundsEvent)(nil),                 // 62: bcx.trading.v1.FundsEvent
-	(*PositionEvent)(nil),              // 63: bcx.trading.v1.PositionEvent
-	(*OrderEvent)(nil),                 // 64: bcx.trading.v1.OrderEvent
-	(*PhaseEvent)(nil),                 // 65: bcx.trading.v1.PhaseEvent
-	(*TakeSnapshotRequest)(nil),        // 66: bcx.trading.v1.TakeSnapshotRequest
-	(*TakeSnapshotResponse)(nil),       // 67: bcx.trading.v1.TakeSnapshotResponse
-	(v1.Side)(0),                       // 68: bcx.type.v1.Side
-	(*v1.Money)(nil),                   // 69: bcx.type.v1.Money
-	(*timestamppb.Timestamp)(nil),      // 70: google.protobuf.Timestamp
+	(*ReceiptAllocation)(nil),          // 62: bcx.trading.v1.ReceiptAllocation
+	(*FundsEvent)(nil),                 // 63: bcx.trading.v1.FundsEvent
+	(*PositionEvent)(nil),              // 64: bcx.trading.v1.PositionEvent
+	(*OrderEvent)(nil),                 // 65: bcx.trading.v1.OrderEvent
+	(*PhaseEvent)(nil),                 // 66: bcx.trading.v1.PhaseEvent
+	(*TakeSnapshotRequest)(nil),        // 67: bcx.trading.v1.TakeSnapshotRequest
+	(*TakeSnapshotResponse)(nil),       // 68: bcx.trading.v1.TakeSnapshotResponse
+	(v1.Side)(0),                       // 69: bcx.type.v1.Side
+	(*v1.Money)(nil),                   // 70: bcx.type.v1.Money
+	(*timestamppb.Timestamp)(nil),      // 71: google.protobuf.Timestamp
 }
 var file_bcx_trading_v1_trading_proto_depIdxs = []int32{
-	68,  // 0: bcx.trading.v1.Order.side:type_name -> bcx.type.v1.Side
+	69,  // 0: bcx.trading.v1.Order.side:type_name -> bcx.type.v1.Side
 	0,   // 1: bcx.trading.v1.Order.order_type:type_name -> bcx.trading.v1.OrderType
 	1,   // 2: bcx.trading.v1.Order.time_in_force:type_name -> bcx.trading.v1.TimeInForce
-	69,  // 3: bcx.trading.v1.Order.price:type_name -> bcx.type.v1.Money
+	70,  // 3: bcx.trading.v1.Order.price:type_name -> bcx.type.v1.Money
 	2,   // 4: bcx.trading.v1.Order.self_trade_prevention:type_name -> bcx.trading.v1.SelfTradePrevention
 	3,   // 5: bcx.trading.v1.Order.status:type_name -> bcx.trading.v1.OrderStatus
 	4,   // 6: bcx.trading.v1.Order.reject_reason:type_name -> bcx.trading.v1.RejectReason
-	69,  // 7: bcx.trading.v1.Order.average_price:type_name -> bcx.type.v1.Money
-	70,  // 8: bcx.trading.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	70,  // 9: bcx.trading.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	68,  // 10: bcx.trading.v1.Execution.side:type_name -> bcx.type.v1.Side
-	69,  // 11: bcx.trading.v1.Execution.price:type_name -> bcx.type.v1.Money
-	69,  // 12: bcx.trading.v1.Execution.fee:type_name -> bcx.type.v1.Money
-	70,  // 13: bcx.trading.v1.Execution.executed_at:type_name -> google.protobuf.Timestamp
-	68,  // 14: bcx.trading.v1.PlaceOrderRequest.side:type_name -> bcx.type.v1.Side
+	70,  // 7: bcx.trading.v1.Order.average_price:type_name -> bcx.type.v1.Money
+	71,  // 8: bcx.trading.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	71,  // 9: bcx.trading.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	69,  // 10: bcx.trading.v1.Execution.side:type_name -> bcx.type.v1.Side
+	70,  // 11: bcx.trading.v1.Execution.price:type_name -> bcx.type.v1.Money
+	70,  // 12: bcx.trading.v1.Execution.fee:type_name -> bcx.type.v1.Money
+	71,  // 13: bcx.trading.v1.Execution.executed_at:type_name -> google.protobuf.Timestamp
+	69,  // 14: bcx.trading.v1.PlaceOrderRequest.side:type_name -> bcx.type.v1.Side
 	0,   // 15: bcx.trading.v1.PlaceOrderRequest.order_type:type_name -> bcx.trading.v1.OrderType
 	1,   // 16: bcx.trading.v1.PlaceOrderRequest.time_in_force:type_name -> bcx.trading.v1.TimeInForce
-	69,  // 17: bcx.trading.v1.PlaceOrderRequest.price:type_name -> bcx.type.v1.Money
+	70,  // 17: bcx.trading.v1.PlaceOrderRequest.price:type_name -> bcx.type.v1.Money
 	2,   // 18: bcx.trading.v1.PlaceOrderRequest.self_trade_prevention:type_name -> bcx.trading.v1.SelfTradePrevention
-	69,  // 19: bcx.trading.v1.PlaceOrderRequest.protection_price:type_name -> bcx.type.v1.Money
+	70,  // 19: bcx.trading.v1.PlaceOrderRequest.protection_price:type_name -> bcx.type.v1.Money
 	8,   // 20: bcx.trading.v1.PlaceOrderResponse.order:type_name -> bcx.trading.v1.Order
 	9,   // 21: bcx.trading.v1.PlaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
 	8,   // 22: bcx.trading.v1.CancelOrderResponse.order:type_name -> bcx.trading.v1.Order
-	69,  // 23: bcx.trading.v1.ReplaceOrderRequest.price:type_name -> bcx.type.v1.Money
+	70,  // 23: bcx.trading.v1.ReplaceOrderRequest.price:type_name -> bcx.type.v1.Money
 	8,   // 24: bcx.trading.v1.ReplaceOrderResponse.order:type_name -> bcx.trading.v1.Order
 	9,   // 25: bcx.trading.v1.ReplaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
 	10,  // 26: bcx.trading.v1.OrderEntryRequest.place:type_name -> bcx.trading.v1.PlaceOrderRequest
@@ -5440,102 +5496,103 @@ var file_bcx_trading_v1_trading_proto_depIdxs = []int32{
 	8,   // 40: bcx.trading.v1.StreamExecutionsResponse.order:type_name -> bcx.trading.v1.Order
 	30,  // 41: bcx.trading.v1.GetBalancesResponse.funds:type_name -> bcx.trading.v1.FundsBalance
 	31,  // 42: bcx.trading.v1.GetBalancesResponse.positions:type_name -> bcx.trading.v1.PositionBalance
-	68,  // 43: bcx.trading.v1.Listing.side:type_name -> bcx.type.v1.Side
-	69,  // 44: bcx.trading.v1.Listing.price:type_name -> bcx.type.v1.Money
+	69,  // 43: bcx.trading.v1.Listing.side:type_name -> bcx.type.v1.Side
+	70,  // 44: bcx.trading.v1.Listing.price:type_name -> bcx.type.v1.Money
 	5,   // 45: bcx.trading.v1.Listing.status:type_name -> bcx.trading.v1.ListingStatus
-	70,  // 46: bcx.trading.v1.Listing.expires_at:type_name -> google.protobuf.Timestamp
-	68,  // 47: bcx.trading.v1.PostListingRequest.side:type_name -> bcx.type.v1.Side
-	69,  // 48: bcx.trading.v1.PostListingRequest.price:type_name -> bcx.type.v1.Money
-	70,  // 49: bcx.trading.v1.PostListingRequest.expires_at:type_name -> google.protobuf.Timestamp
+	71,  // 46: bcx.trading.v1.Listing.expires_at:type_name -> google.protobuf.Timestamp
+	69,  // 47: bcx.trading.v1.PostListingRequest.side:type_name -> bcx.type.v1.Side
+	70,  // 48: bcx.trading.v1.PostListingRequest.price:type_name -> bcx.type.v1.Money
+	71,  // 49: bcx.trading.v1.PostListingRequest.expires_at:type_name -> google.protobuf.Timestamp
 	33,  // 50: bcx.trading.v1.PostListingResponse.listing:type_name -> bcx.trading.v1.Listing
 	33,  // 51: bcx.trading.v1.TakeListingResponse.listing:type_name -> bcx.trading.v1.Listing
 	9,   // 52: bcx.trading.v1.TakeListingResponse.executions:type_name -> bcx.trading.v1.Execution
 	33,  // 53: bcx.trading.v1.WithdrawListingResponse.listing:type_name -> bcx.trading.v1.Listing
-	68,  // 54: bcx.trading.v1.SearchListingsRequest.side:type_name -> bcx.type.v1.Side
+	69,  // 54: bcx.trading.v1.SearchListingsRequest.side:type_name -> bcx.type.v1.Side
 	33,  // 55: bcx.trading.v1.SearchListingsResponse.listings:type_name -> bcx.trading.v1.Listing
-	69,  // 56: bcx.trading.v1.Auction.reserve_price:type_name -> bcx.type.v1.Money
-	69,  // 57: bcx.trading.v1.Auction.min_increment:type_name -> bcx.type.v1.Money
-	70,  // 58: bcx.trading.v1.Auction.starts_at:type_name -> google.protobuf.Timestamp
-	70,  // 59: bcx.trading.v1.Auction.ends_at:type_name -> google.protobuf.Timestamp
+	70,  // 56: bcx.trading.v1.Auction.reserve_price:type_name -> bcx.type.v1.Money
+	70,  // 57: bcx.trading.v1.Auction.min_increment:type_name -> bcx.type.v1.Money
+	71,  // 58: bcx.trading.v1.Auction.starts_at:type_name -> google.protobuf.Timestamp
+	71,  // 59: bcx.trading.v1.Auction.ends_at:type_name -> google.protobuf.Timestamp
 	6,   // 60: bcx.trading.v1.Auction.status:type_name -> bcx.trading.v1.AuctionStatus
-	69,  // 61: bcx.trading.v1.Auction.best_bid:type_name -> bcx.type.v1.Money
+	70,  // 61: bcx.trading.v1.Auction.best_bid:type_name -> bcx.type.v1.Money
 	9,   // 62: bcx.trading.v1.Auction.results:type_name -> bcx.trading.v1.Execution
-	69,  // 63: bcx.trading.v1.StartAuctionRequest.reserve_price:type_name -> bcx.type.v1.Money
-	69,  // 64: bcx.trading.v1.StartAuctionRequest.min_increment:type_name -> bcx.type.v1.Money
-	70,  // 65: bcx.trading.v1.StartAuctionRequest.starts_at:type_name -> google.protobuf.Timestamp
-	70,  // 66: bcx.trading.v1.StartAuctionRequest.ends_at:type_name -> google.protobuf.Timestamp
+	70,  // 63: bcx.trading.v1.StartAuctionRequest.reserve_price:type_name -> bcx.type.v1.Money
+	70,  // 64: bcx.trading.v1.StartAuctionRequest.min_increment:type_name -> bcx.type.v1.Money
+	71,  // 65: bcx.trading.v1.StartAuctionRequest.starts_at:type_name -> google.protobuf.Timestamp
+	71,  // 66: bcx.trading.v1.StartAuctionRequest.ends_at:type_name -> google.protobuf.Timestamp
 	42,  // 67: bcx.trading.v1.StartAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
-	69,  // 68: bcx.trading.v1.PlaceAuctionBidRequest.price:type_name -> bcx.type.v1.Money
+	70,  // 68: bcx.trading.v1.PlaceAuctionBidRequest.price:type_name -> bcx.type.v1.Money
 	42,  // 69: bcx.trading.v1.PlaceAuctionBidResponse.auction:type_name -> bcx.trading.v1.Auction
 	42,  // 70: bcx.trading.v1.GetAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
-	69,  // 71: bcx.trading.v1.CreditFundsRequest.amount:type_name -> bcx.type.v1.Money
-	69,  // 72: bcx.trading.v1.DebitFundsRequest.amount:type_name -> bcx.type.v1.Money
+	70,  // 71: bcx.trading.v1.CreditFundsRequest.amount:type_name -> bcx.type.v1.Money
+	70,  // 72: bcx.trading.v1.DebitFundsRequest.amount:type_name -> bcx.type.v1.Money
 	7,   // 73: bcx.trading.v1.SetInstrumentPhaseRequest.phase:type_name -> bcx.trading.v1.InstrumentPhase
 	7,   // 74: bcx.trading.v1.SetInstrumentPhaseResponse.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	70,  // 75: bcx.trading.v1.SubscribeEventsResponse.time:type_name -> google.protobuf.Timestamp
+	71,  // 75: bcx.trading.v1.SubscribeEventsResponse.time:type_name -> google.protobuf.Timestamp
 	61,  // 76: bcx.trading.v1.SubscribeEventsResponse.trade:type_name -> bcx.trading.v1.TradeEvent
-	62,  // 77: bcx.trading.v1.SubscribeEventsResponse.funds:type_name -> bcx.trading.v1.FundsEvent
-	63,  // 78: bcx.trading.v1.SubscribeEventsResponse.position:type_name -> bcx.trading.v1.PositionEvent
-	64,  // 79: bcx.trading.v1.SubscribeEventsResponse.order:type_name -> bcx.trading.v1.OrderEvent
-	65,  // 80: bcx.trading.v1.SubscribeEventsResponse.phase:type_name -> bcx.trading.v1.PhaseEvent
-	69,  // 81: bcx.trading.v1.TradeEvent.price:type_name -> bcx.type.v1.Money
-	68,  // 82: bcx.trading.v1.TradeEvent.aggressor_side:type_name -> bcx.type.v1.Side
-	69,  // 83: bcx.trading.v1.FundsEvent.amount:type_name -> bcx.type.v1.Money
-	8,   // 84: bcx.trading.v1.OrderEvent.order:type_name -> bcx.trading.v1.Order
-	7,   // 85: bcx.trading.v1.PhaseEvent.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	10,  // 86: bcx.trading.v1.TradingService.PlaceOrder:input_type -> bcx.trading.v1.PlaceOrderRequest
-	12,  // 87: bcx.trading.v1.TradingService.CancelOrder:input_type -> bcx.trading.v1.CancelOrderRequest
-	14,  // 88: bcx.trading.v1.TradingService.ReplaceOrder:input_type -> bcx.trading.v1.ReplaceOrderRequest
-	16,  // 89: bcx.trading.v1.TradingService.MassCancel:input_type -> bcx.trading.v1.MassCancelRequest
-	18,  // 90: bcx.trading.v1.TradingService.OrderEntry:input_type -> bcx.trading.v1.OrderEntryRequest
-	21,  // 91: bcx.trading.v1.TradingService.GetOrder:input_type -> bcx.trading.v1.GetOrderRequest
-	23,  // 92: bcx.trading.v1.TradingService.ListOrders:input_type -> bcx.trading.v1.ListOrdersRequest
-	25,  // 93: bcx.trading.v1.TradingService.ListExecutions:input_type -> bcx.trading.v1.ListExecutionsRequest
-	27,  // 94: bcx.trading.v1.TradingService.StreamExecutions:input_type -> bcx.trading.v1.StreamExecutionsRequest
-	29,  // 95: bcx.trading.v1.TradingService.GetBalances:input_type -> bcx.trading.v1.GetBalancesRequest
-	34,  // 96: bcx.trading.v1.TradingService.PostListing:input_type -> bcx.trading.v1.PostListingRequest
-	36,  // 97: bcx.trading.v1.TradingService.TakeListing:input_type -> bcx.trading.v1.TakeListingRequest
-	38,  // 98: bcx.trading.v1.TradingService.WithdrawListing:input_type -> bcx.trading.v1.WithdrawListingRequest
-	40,  // 99: bcx.trading.v1.TradingService.SearchListings:input_type -> bcx.trading.v1.SearchListingsRequest
-	43,  // 100: bcx.trading.v1.TradingService.StartAuction:input_type -> bcx.trading.v1.StartAuctionRequest
-	45,  // 101: bcx.trading.v1.TradingService.PlaceAuctionBid:input_type -> bcx.trading.v1.PlaceAuctionBidRequest
-	47,  // 102: bcx.trading.v1.TradingService.GetAuction:input_type -> bcx.trading.v1.GetAuctionRequest
-	49,  // 103: bcx.trading.v1.CoreService.CreditFunds:input_type -> bcx.trading.v1.CreditFundsRequest
-	51,  // 104: bcx.trading.v1.CoreService.DebitFunds:input_type -> bcx.trading.v1.DebitFundsRequest
-	53,  // 105: bcx.trading.v1.CoreService.CreditPosition:input_type -> bcx.trading.v1.CreditPositionRequest
-	55,  // 106: bcx.trading.v1.CoreService.DebitPosition:input_type -> bcx.trading.v1.DebitPositionRequest
-	57,  // 107: bcx.trading.v1.CoreService.SetInstrumentPhase:input_type -> bcx.trading.v1.SetInstrumentPhaseRequest
-	59,  // 108: bcx.trading.v1.CoreService.SubscribeEvents:input_type -> bcx.trading.v1.SubscribeEventsRequest
-	66,  // 109: bcx.trading.v1.CoreService.TakeSnapshot:input_type -> bcx.trading.v1.TakeSnapshotRequest
-	11,  // 110: bcx.trading.v1.TradingService.PlaceOrder:output_type -> bcx.trading.v1.PlaceOrderResponse
-	13,  // 111: bcx.trading.v1.TradingService.CancelOrder:output_type -> bcx.trading.v1.CancelOrderResponse
-	15,  // 112: bcx.trading.v1.TradingService.ReplaceOrder:output_type -> bcx.trading.v1.ReplaceOrderResponse
-	17,  // 113: bcx.trading.v1.TradingService.MassCancel:output_type -> bcx.trading.v1.MassCancelResponse
-	19,  // 114: bcx.trading.v1.TradingService.OrderEntry:output_type -> bcx.trading.v1.OrderEntryResponse
-	22,  // 115: bcx.trading.v1.TradingService.GetOrder:output_type -> bcx.trading.v1.GetOrderResponse
-	24,  // 116: bcx.trading.v1.TradingService.ListOrders:output_type -> bcx.trading.v1.ListOrdersResponse
-	26,  // 117: bcx.trading.v1.TradingService.ListExecutions:output_type -> bcx.trading.v1.ListExecutionsResponse
-	28,  // 118: bcx.trading.v1.TradingService.StreamExecutions:output_type -> bcx.trading.v1.StreamExecutionsResponse
-	32,  // 119: bcx.trading.v1.TradingService.GetBalances:output_type -> bcx.trading.v1.GetBalancesResponse
-	35,  // 120: bcx.trading.v1.TradingService.PostListing:output_type -> bcx.trading.v1.PostListingResponse
-	37,  // 121: bcx.trading.v1.TradingService.TakeListing:output_type -> bcx.trading.v1.TakeListingResponse
-	39,  // 122: bcx.trading.v1.TradingService.WithdrawListing:output_type -> bcx.trading.v1.WithdrawListingResponse
-	41,  // 123: bcx.trading.v1.TradingService.SearchListings:output_type -> bcx.trading.v1.SearchListingsResponse
-	44,  // 124: bcx.trading.v1.TradingService.StartAuction:output_type -> bcx.trading.v1.StartAuctionResponse
-	46,  // 125: bcx.trading.v1.TradingService.PlaceAuctionBid:output_type -> bcx.trading.v1.PlaceAuctionBidResponse
-	48,  // 126: bcx.trading.v1.TradingService.GetAuction:output_type -> bcx.trading.v1.GetAuctionResponse
-	50,  // 127: bcx.trading.v1.CoreService.CreditFunds:output_type -> bcx.trading.v1.CreditFundsResponse
-	52,  // 128: bcx.trading.v1.CoreService.DebitFunds:output_type -> bcx.trading.v1.DebitFundsResponse
-	54,  // 129: bcx.trading.v1.CoreService.CreditPosition:output_type -> bcx.trading.v1.CreditPositionResponse
-	56,  // 130: bcx.trading.v1.CoreService.DebitPosition:output_type -> bcx.trading.v1.DebitPositionResponse
-	58,  // 131: bcx.trading.v1.CoreService.SetInstrumentPhase:output_type -> bcx.trading.v1.SetInstrumentPhaseResponse
-	60,  // 132: bcx.trading.v1.CoreService.SubscribeEvents:output_type -> bcx.trading.v1.SubscribeEventsResponse
-	67,  // 133: bcx.trading.v1.CoreService.TakeSnapshot:output_type -> bcx.trading.v1.TakeSnapshotResponse
-	110, // [110:134] is the sub-list for method output_type
-	86,  // [86:110] is the sub-list for method input_type
-	86,  // [86:86] is the sub-list for extension type_name
-	86,  // [86:86] is the sub-list for extension extendee
-	0,   // [0:86] is the sub-list for field type_name
+	63,  // 77: bcx.trading.v1.SubscribeEventsResponse.funds:type_name -> bcx.trading.v1.FundsEvent
+	64,  // 78: bcx.trading.v1.SubscribeEventsResponse.position:type_name -> bcx.trading.v1.PositionEvent
+	65,  // 79: bcx.trading.v1.SubscribeEventsResponse.order:type_name -> bcx.trading.v1.OrderEvent
+	66,  // 80: bcx.trading.v1.SubscribeEventsResponse.phase:type_name -> bcx.trading.v1.PhaseEvent
+	70,  // 81: bcx.trading.v1.TradeEvent.price:type_name -> bcx.type.v1.Money
+	69,  // 82: bcx.trading.v1.TradeEvent.aggressor_side:type_name -> bcx.type.v1.Side
+	62,  // 83: bcx.trading.v1.TradeEvent.allocations:type_name -> bcx.trading.v1.ReceiptAllocation
+	70,  // 84: bcx.trading.v1.FundsEvent.amount:type_name -> bcx.type.v1.Money
+	8,   // 85: bcx.trading.v1.OrderEvent.order:type_name -> bcx.trading.v1.Order
+	7,   // 86: bcx.trading.v1.PhaseEvent.phase:type_name -> bcx.trading.v1.InstrumentPhase
+	10,  // 87: bcx.trading.v1.TradingService.PlaceOrder:input_type -> bcx.trading.v1.PlaceOrderRequest
+	12,  // 88: bcx.trading.v1.TradingService.CancelOrder:input_type -> bcx.trading.v1.CancelOrderRequest
+	14,  // 89: bcx.trading.v1.TradingService.ReplaceOrder:input_type -> bcx.trading.v1.ReplaceOrderRequest
+	16,  // 90: bcx.trading.v1.TradingService.MassCancel:input_type -> bcx.trading.v1.MassCancelRequest
+	18,  // 91: bcx.trading.v1.TradingService.OrderEntry:input_type -> bcx.trading.v1.OrderEntryRequest
+	21,  // 92: bcx.trading.v1.TradingService.GetOrder:input_type -> bcx.trading.v1.GetOrderRequest
+	23,  // 93: bcx.trading.v1.TradingService.ListOrders:input_type -> bcx.trading.v1.ListOrdersRequest
+	25,  // 94: bcx.trading.v1.TradingService.ListExecutions:input_type -> bcx.trading.v1.ListExecutionsRequest
+	27,  // 95: bcx.trading.v1.TradingService.StreamExecutions:input_type -> bcx.trading.v1.StreamExecutionsRequest
+	29,  // 96: bcx.trading.v1.TradingService.GetBalances:input_type -> bcx.trading.v1.GetBalancesRequest
+	34,  // 97: bcx.trading.v1.TradingService.PostListing:input_type -> bcx.trading.v1.PostListingRequest
+	36,  // 98: bcx.trading.v1.TradingService.TakeListing:input_type -> bcx.trading.v1.TakeListingRequest
+	38,  // 99: bcx.trading.v1.TradingService.WithdrawListing:input_type -> bcx.trading.v1.WithdrawListingRequest
+	40,  // 100: bcx.trading.v1.TradingService.SearchListings:input_type -> bcx.trading.v1.SearchListingsRequest
+	43,  // 101: bcx.trading.v1.TradingService.StartAuction:input_type -> bcx.trading.v1.StartAuctionRequest
+	45,  // 102: bcx.trading.v1.TradingService.PlaceAuctionBid:input_type -> bcx.trading.v1.PlaceAuctionBidRequest
+	47,  // 103: bcx.trading.v1.TradingService.GetAuction:input_type -> bcx.trading.v1.GetAuctionRequest
+	49,  // 104: bcx.trading.v1.CoreService.CreditFunds:input_type -> bcx.trading.v1.CreditFundsRequest
+	51,  // 105: bcx.trading.v1.CoreService.DebitFunds:input_type -> bcx.trading.v1.DebitFundsRequest
+	53,  // 106: bcx.trading.v1.CoreService.CreditPosition:input_type -> bcx.trading.v1.CreditPositionRequest
+	55,  // 107: bcx.trading.v1.CoreService.DebitPosition:input_type -> bcx.trading.v1.DebitPositionRequest
+	57,  // 108: bcx.trading.v1.CoreService.SetInstrumentPhase:input_type -> bcx.trading.v1.SetInstrumentPhaseRequest
+	59,  // 109: bcx.trading.v1.CoreService.SubscribeEvents:input_type -> bcx.trading.v1.SubscribeEventsRequest
+	67,  // 110: bcx.trading.v1.CoreService.TakeSnapshot:input_type -> bcx.trading.v1.TakeSnapshotRequest
+	11,  // 111: bcx.trading.v1.TradingService.PlaceOrder:output_type -> bcx.trading.v1.PlaceOrderResponse
+	13,  // 112: bcx.trading.v1.TradingService.CancelOrder:output_type -> bcx.trading.v1.CancelOrderResponse
+	15,  // 113: bcx.trading.v1.TradingService.ReplaceOrder:output_type -> bcx.trading.v1.ReplaceOrderResponse
+	17,  // 114: bcx.trading.v1.TradingService.MassCancel:output_type -> bcx.trading.v1.MassCancelResponse
+	19,  // 115: bcx.trading.v1.TradingService.OrderEntry:output_type -> bcx.trading.v1.OrderEntryResponse
+	22,  // 116: bcx.trading.v1.TradingService.GetOrder:output_type -> bcx.trading.v1.GetOrderResponse
+	24,  // 117: bcx.trading.v1.TradingService.ListOrders:output_type -> bcx.trading.v1.ListOrdersResponse
+	26,  // 118: bcx.trading.v1.TradingService.ListExecutions:output_type -> bcx.trading.v1.ListExecutionsResponse
+	28,  // 119: bcx.trading.v1.TradingService.StreamExecutions:output_type -> bcx.trading.v1.StreamExecutionsResponse
+	32,  // 120: bcx.trading.v1.TradingService.GetBalances:output_type -> bcx.trading.v1.GetBalancesResponse
+	35,  // 121: bcx.trading.v1.TradingService.PostListing:output_type -> bcx.trading.v1.PostListingResponse
+	37,  // 122: bcx.trading.v1.TradingService.TakeListing:output_type -> bcx.trading.v1.TakeListingResponse
+	39,  // 123: bcx.trading.v1.TradingService.WithdrawListing:output_type -> bcx.trading.v1.WithdrawListingResponse
+	41,  // 124: bcx.trading.v1.TradingService.SearchListings:output_type -> bcx.trading.v1.SearchListingsResponse
+	44,  // 125: bcx.trading.v1.TradingService.StartAuction:output_type -> bcx.trading.v1.StartAuctionResponse
+	46,  // 126: bcx.trading.v1.TradingService.PlaceAuctionBid:output_type -> bcx.trading.v1.PlaceAuctionBidResponse
+	48,  // 127: bcx.trading.v1.TradingService.GetAuction:output_type -> bcx.trading.v1.GetAuctionResponse
+	50,  // 128: bcx.trading.v1.CoreService.CreditFunds:output_type -> bcx.trading.v1.CreditFundsResponse
+	52,  // 129: bcx.trading.v1.CoreService.DebitFunds:output_type -> bcx.trading.v1.DebitFundsResponse
+	54,  // 130: bcx.trading.v1.CoreService.CreditPosition:output_type -> bcx.trading.v1.CreditPositionResponse
+	56,  // 131: bcx.trading.v1.CoreService.DebitPosition:output_type -> bcx.trading.v1.DebitPositionResponse
+	58,  // 132: bcx.trading.v1.CoreService.SetInstrumentPhase:output_type -> bcx.trading.v1.SetInstrumentPhaseResponse
+	60,  // 133: bcx.trading.v1.CoreService.SubscribeEvents:output_type -> bcx.trading.v1.SubscribeEventsResponse
+	68,  // 134: bcx.trading.v1.CoreService.TakeSnapshot:output_type -> bcx.trading.v1.TakeSnapshotResponse
+	111, // [111:135] is the sub-list for method output_type
+	87,  // [87:111] is the sub-list for method input_type
+	87,  // [87:87] is the sub-list for extension type_name
+	87,  // [87:87] is the sub-list for extension extendee
+	0,   // [0:87] is the sub-list for field type_name
 }
 
 func init() { file_bcx_trading_v1_trading_proto_init() }
@@ -5573,7 +5630,7 @@ func file_bcx_trading_v1_trading_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bcx_trading_v1_trading_proto_rawDesc), len(file_bcx_trading_v1_trading_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   60,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
