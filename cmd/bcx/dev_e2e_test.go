@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
-	"github.com/bcx-exchange/bcx/services/listing"
 	listingv1 "github.com/bcx-exchange/bcx/proto/bcx/listing/v1"
+	"github.com/bcx-exchange/bcx/services/listing"
 )
 
 // buildBinary compiles bcx once per test binary run.
