@@ -58,7 +58,9 @@ func TestInterceptorMapsErrors(t *testing.T) {
 		t.Fatalf("panic: %v", err)
 	}
 
-	err = run(func(context.Context, any) (any, error) { return nil, Precondition("WRONG_PHASE", "instrument is closed") })
+	err = run(func(context.Context, any) (any, error) {
+		return nil, Precondition("WRONG_PHASE", "instrument is closed")
+	})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("precondition: %v", err)
 	}
