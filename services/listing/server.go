@@ -64,7 +64,7 @@ func Policy() auth.Policy {
 		m("GetSessionState"):        auth.Everyone,
 		m("CreateParticipant"):      operator,
 		m("GetParticipant"):         self, // others' look like missing ones
-		m("ListParticipants"):       operator,
+		m("ListParticipants"):       {typev1.Role_ROLE_OPERATOR, typev1.Role_ROLE_SERVICE},
 		m("IssueCredential"):        operator,
 		m("RotateCredential"):       self, // own credentials only, unless operator
 		m("RevokeCredential"):       self,
@@ -428,9 +428,10 @@ func (s *Server) CreateParticipant(ctx context.Context, req *listingv1.CreatePar
 }
 
 // visibleParticipant enforces "another party's object looks like a missing
-// one": non-operators see only themselves.
+// one": participants see only themselves; operators and bcx's own services
+// (which map participant ids to core numbers) see everyone.
 func visibleParticipant(p auth.Principal, id string) error {
-	if p.Role == typev1.Role_ROLE_OPERATOR || p.ParticipantID == id {
+	if p.Is(typev1.Role_ROLE_OPERATOR, typev1.Role_ROLE_SERVICE) || p.ParticipantID == id {
 		return nil
 	}
 	return rpcerr.NotFound("participant", id)

@@ -299,57 +299,6 @@ func (InstructionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{4}
 }
 
-type FeeBasis int32
-
-const (
-	FeeBasis_FEE_BASIS_UNSPECIFIED FeeBasis = 0
-	// A fraction of the trade's value, e.g. "0.0002".
-	FeeBasis_FEE_BASIS_RATE FeeBasis = 1
-	// A fixed amount per lot.
-	FeeBasis_FEE_BASIS_PER_LOT FeeBasis = 2
-)
-
-// Enum value maps for FeeBasis.
-var (
-	FeeBasis_name = map[int32]string{
-		0: "FEE_BASIS_UNSPECIFIED",
-		1: "FEE_BASIS_RATE",
-		2: "FEE_BASIS_PER_LOT",
-	}
-	FeeBasis_value = map[string]int32{
-		"FEE_BASIS_UNSPECIFIED": 0,
-		"FEE_BASIS_RATE":        1,
-		"FEE_BASIS_PER_LOT":     2,
-	}
-)
-
-func (x FeeBasis) Enum() *FeeBasis {
-	p := new(FeeBasis)
-	*p = x
-	return p
-}
-
-func (x FeeBasis) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (FeeBasis) Descriptor() protoreflect.EnumDescriptor {
-	return file_bcx_settlement_v1_settlement_proto_enumTypes[5].Descriptor()
-}
-
-func (FeeBasis) Type() protoreflect.EnumType {
-	return &file_bcx_settlement_v1_settlement_proto_enumTypes[5]
-}
-
-func (x FeeBasis) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use FeeBasis.Descriptor instead.
-func (FeeBasis) EnumDescriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{5}
-}
-
 type AccountBalance struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ledger account name, e.g. "member:M-HUAXIN:available:CNY".
@@ -2586,80 +2535,21 @@ func (x *ListReconciliationReportsResponse) GetNextPageToken() string {
 	return ""
 }
 
-type FeeRule struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Basis FeeBasis               `protobuf:"varint,1,opt,name=basis,proto3,enum=bcx.settlement.v1.FeeBasis" json:"basis,omitempty"`
-	// The rate (a fraction) or the amount per lot (in the instrument's currency).
-	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	// At least this much per trade and side.
-	Minimum       *v1.Money `protobuf:"bytes,3,opt,name=minimum,proto3" json:"minimum,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *FeeRule) Reset() {
-	*x = FeeRule{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *FeeRule) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*FeeRule) ProtoMessage() {}
-
-func (x *FeeRule) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use FeeRule.ProtoReflect.Descriptor instead.
-func (*FeeRule) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{36}
-}
-
-func (x *FeeRule) GetBasis() FeeBasis {
-	if x != nil {
-		return x.Basis
-	}
-	return FeeBasis_FEE_BASIS_UNSPECIFIED
-}
-
-func (x *FeeRule) GetValue() string {
-	if x != nil {
-		return x.Value
-	}
-	return ""
-}
-
-func (x *FeeRule) GetMinimum() *v1.Money {
-	if x != nil {
-		return x.Minimum
-	}
-	return nil
-}
-
+// Fees of one instrument. Settlement stores the schedule and forwards it to the
+// matching core, which computes each trade's fees (so that the buyer's
+// reservation always covers them) and reports them on the trade event.
 type FeeSchedule struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Symbol        string                 `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
-	Buyer         *FeeRule               `protobuf:"bytes,2,opt,name=buyer,proto3" json:"buyer,omitempty"`
-	Seller        *FeeRule               `protobuf:"bytes,3,opt,name=seller,proto3" json:"seller,omitempty"`
+	Buyer         *v1.FeeRule            `protobuf:"bytes,2,opt,name=buyer,proto3" json:"buyer,omitempty"`
+	Seller        *v1.FeeRule            `protobuf:"bytes,3,opt,name=seller,proto3" json:"seller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FeeSchedule) Reset() {
 	*x = FeeSchedule{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2561,7 @@ func (x *FeeSchedule) String() string {
 func (*FeeSchedule) ProtoMessage() {}
 
 func (x *FeeSchedule) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2574,7 @@ func (x *FeeSchedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeeSchedule.ProtoReflect.Descriptor instead.
 func (*FeeSchedule) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{37}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FeeSchedule) GetSymbol() string {
@@ -2694,14 +2584,14 @@ func (x *FeeSchedule) GetSymbol() string {
 	return ""
 }
 
-func (x *FeeSchedule) GetBuyer() *FeeRule {
+func (x *FeeSchedule) GetBuyer() *v1.FeeRule {
 	if x != nil {
 		return x.Buyer
 	}
 	return nil
 }
 
-func (x *FeeSchedule) GetSeller() *FeeRule {
+func (x *FeeSchedule) GetSeller() *v1.FeeRule {
 	if x != nil {
 		return x.Seller
 	}
@@ -2718,7 +2608,7 @@ type SetFeeScheduleRequest struct {
 
 func (x *SetFeeScheduleRequest) Reset() {
 	*x = SetFeeScheduleRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2730,7 +2620,7 @@ func (x *SetFeeScheduleRequest) String() string {
 func (*SetFeeScheduleRequest) ProtoMessage() {}
 
 func (x *SetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2743,7 +2633,7 @@ func (x *SetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFeeScheduleRequest.ProtoReflect.Descriptor instead.
 func (*SetFeeScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{38}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SetFeeScheduleRequest) GetIdempotencyKey() string {
@@ -2769,7 +2659,7 @@ type SetFeeScheduleResponse struct {
 
 func (x *SetFeeScheduleResponse) Reset() {
 	*x = SetFeeScheduleResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +2671,7 @@ func (x *SetFeeScheduleResponse) String() string {
 func (*SetFeeScheduleResponse) ProtoMessage() {}
 
 func (x *SetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +2684,7 @@ func (x *SetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFeeScheduleResponse.ProtoReflect.Descriptor instead.
 func (*SetFeeScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{39}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SetFeeScheduleResponse) GetSchedule() *FeeSchedule {
@@ -2813,7 +2703,7 @@ type GetFeeScheduleRequest struct {
 
 func (x *GetFeeScheduleRequest) Reset() {
 	*x = GetFeeScheduleRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2825,7 +2715,7 @@ func (x *GetFeeScheduleRequest) String() string {
 func (*GetFeeScheduleRequest) ProtoMessage() {}
 
 func (x *GetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2838,7 +2728,7 @@ func (x *GetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFeeScheduleRequest.ProtoReflect.Descriptor instead.
 func (*GetFeeScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{40}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetFeeScheduleRequest) GetSymbol() string {
@@ -2857,7 +2747,7 @@ type GetFeeScheduleResponse struct {
 
 func (x *GetFeeScheduleResponse) Reset() {
 	*x = GetFeeScheduleResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2869,7 +2759,7 @@ func (x *GetFeeScheduleResponse) String() string {
 func (*GetFeeScheduleResponse) ProtoMessage() {}
 
 func (x *GetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2882,7 +2772,7 @@ func (x *GetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFeeScheduleResponse.ProtoReflect.Descriptor instead.
 func (*GetFeeScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{41}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetFeeScheduleResponse) GetSchedule() *FeeSchedule {
@@ -2910,7 +2800,7 @@ type FxRate struct {
 
 func (x *FxRate) Reset() {
 	*x = FxRate{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2922,7 +2812,7 @@ func (x *FxRate) String() string {
 func (*FxRate) ProtoMessage() {}
 
 func (x *FxRate) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2935,7 +2825,7 @@ func (x *FxRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FxRate.ProtoReflect.Descriptor instead.
 func (*FxRate) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{42}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FxRate) GetBaseCurrency() string {
@@ -2990,7 +2880,7 @@ type PublishFxRateRequest struct {
 
 func (x *PublishFxRateRequest) Reset() {
 	*x = PublishFxRateRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3002,7 +2892,7 @@ func (x *PublishFxRateRequest) String() string {
 func (*PublishFxRateRequest) ProtoMessage() {}
 
 func (x *PublishFxRateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3015,7 +2905,7 @@ func (x *PublishFxRateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishFxRateRequest.ProtoReflect.Descriptor instead.
 func (*PublishFxRateRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{43}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PublishFxRateRequest) GetIdempotencyKey() string {
@@ -3041,7 +2931,7 @@ type PublishFxRateResponse struct {
 
 func (x *PublishFxRateResponse) Reset() {
 	*x = PublishFxRateResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3053,7 +2943,7 @@ func (x *PublishFxRateResponse) String() string {
 func (*PublishFxRateResponse) ProtoMessage() {}
 
 func (x *PublishFxRateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3066,7 +2956,7 @@ func (x *PublishFxRateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishFxRateResponse.ProtoReflect.Descriptor instead.
 func (*PublishFxRateResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{44}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PublishFxRateResponse) GetRate() *FxRate {
@@ -3086,7 +2976,7 @@ type ListFxRatesRequest struct {
 
 func (x *ListFxRatesRequest) Reset() {
 	*x = ListFxRatesRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3098,7 +2988,7 @@ func (x *ListFxRatesRequest) String() string {
 func (*ListFxRatesRequest) ProtoMessage() {}
 
 func (x *ListFxRatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3111,7 +3001,7 @@ func (x *ListFxRatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFxRatesRequest.ProtoReflect.Descriptor instead.
 func (*ListFxRatesRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{45}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListFxRatesRequest) GetAt() *timestamppb.Timestamp {
@@ -3130,7 +3020,7 @@ type ListFxRatesResponse struct {
 
 func (x *ListFxRatesResponse) Reset() {
 	*x = ListFxRatesResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3142,7 +3032,7 @@ func (x *ListFxRatesResponse) String() string {
 func (*ListFxRatesResponse) ProtoMessage() {}
 
 func (x *ListFxRatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3155,7 +3045,7 @@ func (x *ListFxRatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFxRatesResponse.ProtoReflect.Descriptor instead.
 func (*ListFxRatesResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{46}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListFxRatesResponse) GetRates() []*FxRate {
@@ -3176,7 +3066,7 @@ type RunSettlementCycleRequest struct {
 
 func (x *RunSettlementCycleRequest) Reset() {
 	*x = RunSettlementCycleRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3188,7 +3078,7 @@ func (x *RunSettlementCycleRequest) String() string {
 func (*RunSettlementCycleRequest) ProtoMessage() {}
 
 func (x *RunSettlementCycleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3201,7 +3091,7 @@ func (x *RunSettlementCycleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSettlementCycleRequest.ProtoReflect.Descriptor instead.
 func (*RunSettlementCycleRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{47}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RunSettlementCycleRequest) GetIdempotencyKey() string {
@@ -3228,7 +3118,7 @@ type RunSettlementCycleResponse struct {
 
 func (x *RunSettlementCycleResponse) Reset() {
 	*x = RunSettlementCycleResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3240,7 +3130,7 @@ func (x *RunSettlementCycleResponse) String() string {
 func (*RunSettlementCycleResponse) ProtoMessage() {}
 
 func (x *RunSettlementCycleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3253,7 +3143,7 @@ func (x *RunSettlementCycleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSettlementCycleResponse.ProtoReflect.Descriptor instead.
 func (*RunSettlementCycleResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{48}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RunSettlementCycleResponse) GetTradesSettled() int64 {
@@ -3278,7 +3168,7 @@ type CheckLedgerRequest struct {
 
 func (x *CheckLedgerRequest) Reset() {
 	*x = CheckLedgerRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3290,7 +3180,7 @@ func (x *CheckLedgerRequest) String() string {
 func (*CheckLedgerRequest) ProtoMessage() {}
 
 func (x *CheckLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3303,7 +3193,7 @@ func (x *CheckLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckLedgerRequest.ProtoReflect.Descriptor instead.
 func (*CheckLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{49}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{48}
 }
 
 type CurrencyTotal struct {
@@ -3318,7 +3208,7 @@ type CurrencyTotal struct {
 
 func (x *CurrencyTotal) Reset() {
 	*x = CurrencyTotal{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3330,7 +3220,7 @@ func (x *CurrencyTotal) String() string {
 func (*CurrencyTotal) ProtoMessage() {}
 
 func (x *CurrencyTotal) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3343,7 +3233,7 @@ func (x *CurrencyTotal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CurrencyTotal.ProtoReflect.Descriptor instead.
 func (*CurrencyTotal) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{50}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CurrencyTotal) GetCurrency() string {
@@ -3385,7 +3275,7 @@ type CheckLedgerResponse struct {
 
 func (x *CheckLedgerResponse) Reset() {
 	*x = CheckLedgerResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3397,7 +3287,7 @@ func (x *CheckLedgerResponse) String() string {
 func (*CheckLedgerResponse) ProtoMessage() {}
 
 func (x *CheckLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3410,7 +3300,7 @@ func (x *CheckLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckLedgerResponse.ProtoReflect.Descriptor instead.
 func (*CheckLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{51}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CheckLedgerResponse) GetTotals() []*CurrencyTotal {
@@ -3606,15 +3496,11 @@ const file_bcx_settlement_v1_settlement_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"\x8e\x01\n" +
 	"!ListReconciliationReportsResponse\x12A\n" +
 	"\areports\x18\x01 \x03(\v2'.bcx.settlement.v1.ReconciliationReportR\areports\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x80\x01\n" +
-	"\aFeeRule\x121\n" +
-	"\x05basis\x18\x01 \x01(\x0e2\x1b.bcx.settlement.v1.FeeBasisR\x05basis\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\x12,\n" +
-	"\aminimum\x18\x03 \x01(\v2\x12.bcx.type.v1.MoneyR\aminimum\"\x8b\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x7f\n" +
 	"\vFeeSchedule\x12\x16\n" +
-	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x120\n" +
-	"\x05buyer\x18\x02 \x01(\v2\x1a.bcx.settlement.v1.FeeRuleR\x05buyer\x122\n" +
-	"\x06seller\x18\x03 \x01(\v2\x1a.bcx.settlement.v1.FeeRuleR\x06seller\"|\n" +
+	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12*\n" +
+	"\x05buyer\x18\x02 \x01(\v2\x14.bcx.type.v1.FeeRuleR\x05buyer\x12,\n" +
+	"\x06seller\x18\x03 \x01(\v2\x14.bcx.type.v1.FeeRuleR\x06seller\"|\n" +
 	"\x15SetFeeScheduleRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12:\n" +
 	"\bschedule\x18\x02 \x01(\v2\x1e.bcx.settlement.v1.FeeScheduleR\bschedule\"T\n" +
@@ -3686,11 +3572,7 @@ const file_bcx_settlement_v1_settlement_proto_rawDesc = "" +
 	"\x1aINSTRUCTION_STATUS_PENDING\x10\x01\x12#\n" +
 	"\x1fINSTRUCTION_STATUS_ACKNOWLEDGED\x10\x02\x12 \n" +
 	"\x1cINSTRUCTION_STATUS_CONFIRMED\x10\x03\x12\x1f\n" +
-	"\x1bINSTRUCTION_STATUS_REJECTED\x10\x04*P\n" +
-	"\bFeeBasis\x12\x19\n" +
-	"\x15FEE_BASIS_UNSPECIFIED\x10\x00\x12\x12\n" +
-	"\x0eFEE_BASIS_RATE\x10\x01\x12\x15\n" +
-	"\x11FEE_BASIS_PER_LOT\x10\x022\x8e\x06\n" +
+	"\x1bINSTRUCTION_STATUS_REJECTED\x10\x042\x8e\x06\n" +
 	"\x11SettlementService\x12q\n" +
 	"\x12GetAccountBalances\x12,.bcx.settlement.v1.GetAccountBalancesRequest\x1a-.bcx.settlement.v1.GetAccountBalancesResponse\x12_\n" +
 	"\fListPostings\x12&.bcx.settlement.v1.ListPostingsRequest\x1a'.bcx.settlement.v1.ListPostingsResponse\x12_\n" +
@@ -3729,172 +3611,169 @@ func file_bcx_settlement_v1_settlement_proto_rawDescGZIP() []byte {
 	return file_bcx_settlement_v1_settlement_proto_rawDescData
 }
 
-var file_bcx_settlement_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_bcx_settlement_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_bcx_settlement_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_bcx_settlement_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_bcx_settlement_v1_settlement_proto_goTypes = []any{
 	(AccountKind)(0),                          // 0: bcx.settlement.v1.AccountKind
 	(WithdrawalStatus)(0),                     // 1: bcx.settlement.v1.WithdrawalStatus
 	(SettlementStatus)(0),                     // 2: bcx.settlement.v1.SettlementStatus
 	(InstructionKind)(0),                      // 3: bcx.settlement.v1.InstructionKind
 	(InstructionStatus)(0),                    // 4: bcx.settlement.v1.InstructionStatus
-	(FeeBasis)(0),                             // 5: bcx.settlement.v1.FeeBasis
-	(*AccountBalance)(nil),                    // 6: bcx.settlement.v1.AccountBalance
-	(*Posting)(nil),                           // 7: bcx.settlement.v1.Posting
-	(*GetAccountBalancesRequest)(nil),         // 8: bcx.settlement.v1.GetAccountBalancesRequest
-	(*GetAccountBalancesResponse)(nil),        // 9: bcx.settlement.v1.GetAccountBalancesResponse
-	(*ListPostingsRequest)(nil),               // 10: bcx.settlement.v1.ListPostingsRequest
-	(*ListPostingsResponse)(nil),              // 11: bcx.settlement.v1.ListPostingsResponse
-	(*GetStatementRequest)(nil),               // 12: bcx.settlement.v1.GetStatementRequest
-	(*GetStatementResponse)(nil),              // 13: bcx.settlement.v1.GetStatementResponse
-	(*RequestWithdrawalRequest)(nil),          // 14: bcx.settlement.v1.RequestWithdrawalRequest
-	(*RequestWithdrawalResponse)(nil),         // 15: bcx.settlement.v1.RequestWithdrawalResponse
-	(*TradeSettlement)(nil),                   // 16: bcx.settlement.v1.TradeSettlement
-	(*GetTradeSettlementRequest)(nil),         // 17: bcx.settlement.v1.GetTradeSettlementRequest
-	(*GetTradeSettlementResponse)(nil),        // 18: bcx.settlement.v1.GetTradeSettlementResponse
-	(*ListTradeSettlementsRequest)(nil),       // 19: bcx.settlement.v1.ListTradeSettlementsRequest
-	(*ListTradeSettlementsResponse)(nil),      // 20: bcx.settlement.v1.ListTradeSettlementsResponse
-	(*SetFxPreferenceRequest)(nil),            // 21: bcx.settlement.v1.SetFxPreferenceRequest
-	(*SetFxPreferenceResponse)(nil),           // 22: bcx.settlement.v1.SetFxPreferenceResponse
-	(*PostDepositNoticeRequest)(nil),          // 23: bcx.settlement.v1.PostDepositNoticeRequest
-	(*PostDepositNoticeResponse)(nil),         // 24: bcx.settlement.v1.PostDepositNoticeResponse
-	(*Instruction)(nil),                       // 25: bcx.settlement.v1.Instruction
-	(*StreamInstructionsRequest)(nil),         // 26: bcx.settlement.v1.StreamInstructionsRequest
-	(*StreamInstructionsResponse)(nil),        // 27: bcx.settlement.v1.StreamInstructionsResponse
-	(*AcknowledgeInstructionRequest)(nil),     // 28: bcx.settlement.v1.AcknowledgeInstructionRequest
-	(*AcknowledgeInstructionResponse)(nil),    // 29: bcx.settlement.v1.AcknowledgeInstructionResponse
-	(*ConfirmInstructionRequest)(nil),         // 30: bcx.settlement.v1.ConfirmInstructionRequest
-	(*ConfirmInstructionResponse)(nil),        // 31: bcx.settlement.v1.ConfirmInstructionResponse
-	(*RejectInstructionRequest)(nil),          // 32: bcx.settlement.v1.RejectInstructionRequest
-	(*RejectInstructionResponse)(nil),         // 33: bcx.settlement.v1.RejectInstructionResponse
-	(*ImportStatementRequest)(nil),            // 34: bcx.settlement.v1.ImportStatementRequest
-	(*ImportStatementResponse)(nil),           // 35: bcx.settlement.v1.ImportStatementResponse
-	(*MatchedEntry)(nil),                      // 36: bcx.settlement.v1.MatchedEntry
-	(*ReconciliationReport)(nil),              // 37: bcx.settlement.v1.ReconciliationReport
-	(*GetReconciliationReportRequest)(nil),    // 38: bcx.settlement.v1.GetReconciliationReportRequest
-	(*GetReconciliationReportResponse)(nil),   // 39: bcx.settlement.v1.GetReconciliationReportResponse
-	(*ListReconciliationReportsRequest)(nil),  // 40: bcx.settlement.v1.ListReconciliationReportsRequest
-	(*ListReconciliationReportsResponse)(nil), // 41: bcx.settlement.v1.ListReconciliationReportsResponse
-	(*FeeRule)(nil),                           // 42: bcx.settlement.v1.FeeRule
-	(*FeeSchedule)(nil),                       // 43: bcx.settlement.v1.FeeSchedule
-	(*SetFeeScheduleRequest)(nil),             // 44: bcx.settlement.v1.SetFeeScheduleRequest
-	(*SetFeeScheduleResponse)(nil),            // 45: bcx.settlement.v1.SetFeeScheduleResponse
-	(*GetFeeScheduleRequest)(nil),             // 46: bcx.settlement.v1.GetFeeScheduleRequest
-	(*GetFeeScheduleResponse)(nil),            // 47: bcx.settlement.v1.GetFeeScheduleResponse
-	(*FxRate)(nil),                            // 48: bcx.settlement.v1.FxRate
-	(*PublishFxRateRequest)(nil),              // 49: bcx.settlement.v1.PublishFxRateRequest
-	(*PublishFxRateResponse)(nil),             // 50: bcx.settlement.v1.PublishFxRateResponse
-	(*ListFxRatesRequest)(nil),                // 51: bcx.settlement.v1.ListFxRatesRequest
-	(*ListFxRatesResponse)(nil),               // 52: bcx.settlement.v1.ListFxRatesResponse
-	(*RunSettlementCycleRequest)(nil),         // 53: bcx.settlement.v1.RunSettlementCycleRequest
-	(*RunSettlementCycleResponse)(nil),        // 54: bcx.settlement.v1.RunSettlementCycleResponse
-	(*CheckLedgerRequest)(nil),                // 55: bcx.settlement.v1.CheckLedgerRequest
-	(*CurrencyTotal)(nil),                     // 56: bcx.settlement.v1.CurrencyTotal
-	(*CheckLedgerResponse)(nil),               // 57: bcx.settlement.v1.CheckLedgerResponse
-	(*v1.Money)(nil),                          // 58: bcx.type.v1.Money
-	(*timestamppb.Timestamp)(nil),             // 59: google.protobuf.Timestamp
+	(*AccountBalance)(nil),                    // 5: bcx.settlement.v1.AccountBalance
+	(*Posting)(nil),                           // 6: bcx.settlement.v1.Posting
+	(*GetAccountBalancesRequest)(nil),         // 7: bcx.settlement.v1.GetAccountBalancesRequest
+	(*GetAccountBalancesResponse)(nil),        // 8: bcx.settlement.v1.GetAccountBalancesResponse
+	(*ListPostingsRequest)(nil),               // 9: bcx.settlement.v1.ListPostingsRequest
+	(*ListPostingsResponse)(nil),              // 10: bcx.settlement.v1.ListPostingsResponse
+	(*GetStatementRequest)(nil),               // 11: bcx.settlement.v1.GetStatementRequest
+	(*GetStatementResponse)(nil),              // 12: bcx.settlement.v1.GetStatementResponse
+	(*RequestWithdrawalRequest)(nil),          // 13: bcx.settlement.v1.RequestWithdrawalRequest
+	(*RequestWithdrawalResponse)(nil),         // 14: bcx.settlement.v1.RequestWithdrawalResponse
+	(*TradeSettlement)(nil),                   // 15: bcx.settlement.v1.TradeSettlement
+	(*GetTradeSettlementRequest)(nil),         // 16: bcx.settlement.v1.GetTradeSettlementRequest
+	(*GetTradeSettlementResponse)(nil),        // 17: bcx.settlement.v1.GetTradeSettlementResponse
+	(*ListTradeSettlementsRequest)(nil),       // 18: bcx.settlement.v1.ListTradeSettlementsRequest
+	(*ListTradeSettlementsResponse)(nil),      // 19: bcx.settlement.v1.ListTradeSettlementsResponse
+	(*SetFxPreferenceRequest)(nil),            // 20: bcx.settlement.v1.SetFxPreferenceRequest
+	(*SetFxPreferenceResponse)(nil),           // 21: bcx.settlement.v1.SetFxPreferenceResponse
+	(*PostDepositNoticeRequest)(nil),          // 22: bcx.settlement.v1.PostDepositNoticeRequest
+	(*PostDepositNoticeResponse)(nil),         // 23: bcx.settlement.v1.PostDepositNoticeResponse
+	(*Instruction)(nil),                       // 24: bcx.settlement.v1.Instruction
+	(*StreamInstructionsRequest)(nil),         // 25: bcx.settlement.v1.StreamInstructionsRequest
+	(*StreamInstructionsResponse)(nil),        // 26: bcx.settlement.v1.StreamInstructionsResponse
+	(*AcknowledgeInstructionRequest)(nil),     // 27: bcx.settlement.v1.AcknowledgeInstructionRequest
+	(*AcknowledgeInstructionResponse)(nil),    // 28: bcx.settlement.v1.AcknowledgeInstructionResponse
+	(*ConfirmInstructionRequest)(nil),         // 29: bcx.settlement.v1.ConfirmInstructionRequest
+	(*ConfirmInstructionResponse)(nil),        // 30: bcx.settlement.v1.ConfirmInstructionResponse
+	(*RejectInstructionRequest)(nil),          // 31: bcx.settlement.v1.RejectInstructionRequest
+	(*RejectInstructionResponse)(nil),         // 32: bcx.settlement.v1.RejectInstructionResponse
+	(*ImportStatementRequest)(nil),            // 33: bcx.settlement.v1.ImportStatementRequest
+	(*ImportStatementResponse)(nil),           // 34: bcx.settlement.v1.ImportStatementResponse
+	(*MatchedEntry)(nil),                      // 35: bcx.settlement.v1.MatchedEntry
+	(*ReconciliationReport)(nil),              // 36: bcx.settlement.v1.ReconciliationReport
+	(*GetReconciliationReportRequest)(nil),    // 37: bcx.settlement.v1.GetReconciliationReportRequest
+	(*GetReconciliationReportResponse)(nil),   // 38: bcx.settlement.v1.GetReconciliationReportResponse
+	(*ListReconciliationReportsRequest)(nil),  // 39: bcx.settlement.v1.ListReconciliationReportsRequest
+	(*ListReconciliationReportsResponse)(nil), // 40: bcx.settlement.v1.ListReconciliationReportsResponse
+	(*FeeSchedule)(nil),                       // 41: bcx.settlement.v1.FeeSchedule
+	(*SetFeeScheduleRequest)(nil),             // 42: bcx.settlement.v1.SetFeeScheduleRequest
+	(*SetFeeScheduleResponse)(nil),            // 43: bcx.settlement.v1.SetFeeScheduleResponse
+	(*GetFeeScheduleRequest)(nil),             // 44: bcx.settlement.v1.GetFeeScheduleRequest
+	(*GetFeeScheduleResponse)(nil),            // 45: bcx.settlement.v1.GetFeeScheduleResponse
+	(*FxRate)(nil),                            // 46: bcx.settlement.v1.FxRate
+	(*PublishFxRateRequest)(nil),              // 47: bcx.settlement.v1.PublishFxRateRequest
+	(*PublishFxRateResponse)(nil),             // 48: bcx.settlement.v1.PublishFxRateResponse
+	(*ListFxRatesRequest)(nil),                // 49: bcx.settlement.v1.ListFxRatesRequest
+	(*ListFxRatesResponse)(nil),               // 50: bcx.settlement.v1.ListFxRatesResponse
+	(*RunSettlementCycleRequest)(nil),         // 51: bcx.settlement.v1.RunSettlementCycleRequest
+	(*RunSettlementCycleResponse)(nil),        // 52: bcx.settlement.v1.RunSettlementCycleResponse
+	(*CheckLedgerRequest)(nil),                // 53: bcx.settlement.v1.CheckLedgerRequest
+	(*CurrencyTotal)(nil),                     // 54: bcx.settlement.v1.CurrencyTotal
+	(*CheckLedgerResponse)(nil),               // 55: bcx.settlement.v1.CheckLedgerResponse
+	(*v1.Money)(nil),                          // 56: bcx.type.v1.Money
+	(*timestamppb.Timestamp)(nil),             // 57: google.protobuf.Timestamp
+	(*v1.FeeRule)(nil),                        // 58: bcx.type.v1.FeeRule
 }
 var file_bcx_settlement_v1_settlement_proto_depIdxs = []int32{
 	0,  // 0: bcx.settlement.v1.AccountBalance.kind:type_name -> bcx.settlement.v1.AccountKind
-	58, // 1: bcx.settlement.v1.AccountBalance.balance:type_name -> bcx.type.v1.Money
-	58, // 2: bcx.settlement.v1.Posting.amount:type_name -> bcx.type.v1.Money
-	59, // 3: bcx.settlement.v1.Posting.booked_at:type_name -> google.protobuf.Timestamp
-	6,  // 4: bcx.settlement.v1.GetAccountBalancesResponse.balances:type_name -> bcx.settlement.v1.AccountBalance
-	7,  // 5: bcx.settlement.v1.ListPostingsResponse.postings:type_name -> bcx.settlement.v1.Posting
-	58, // 6: bcx.settlement.v1.GetStatementResponse.opening_balance:type_name -> bcx.type.v1.Money
-	58, // 7: bcx.settlement.v1.GetStatementResponse.closing_balance:type_name -> bcx.type.v1.Money
-	7,  // 8: bcx.settlement.v1.GetStatementResponse.postings:type_name -> bcx.settlement.v1.Posting
-	58, // 9: bcx.settlement.v1.RequestWithdrawalRequest.amount:type_name -> bcx.type.v1.Money
+	56, // 1: bcx.settlement.v1.AccountBalance.balance:type_name -> bcx.type.v1.Money
+	56, // 2: bcx.settlement.v1.Posting.amount:type_name -> bcx.type.v1.Money
+	57, // 3: bcx.settlement.v1.Posting.booked_at:type_name -> google.protobuf.Timestamp
+	5,  // 4: bcx.settlement.v1.GetAccountBalancesResponse.balances:type_name -> bcx.settlement.v1.AccountBalance
+	6,  // 5: bcx.settlement.v1.ListPostingsResponse.postings:type_name -> bcx.settlement.v1.Posting
+	56, // 6: bcx.settlement.v1.GetStatementResponse.opening_balance:type_name -> bcx.type.v1.Money
+	56, // 7: bcx.settlement.v1.GetStatementResponse.closing_balance:type_name -> bcx.type.v1.Money
+	6,  // 8: bcx.settlement.v1.GetStatementResponse.postings:type_name -> bcx.settlement.v1.Posting
+	56, // 9: bcx.settlement.v1.RequestWithdrawalRequest.amount:type_name -> bcx.type.v1.Money
 	1,  // 10: bcx.settlement.v1.RequestWithdrawalResponse.status:type_name -> bcx.settlement.v1.WithdrawalStatus
-	58, // 11: bcx.settlement.v1.TradeSettlement.price:type_name -> bcx.type.v1.Money
-	58, // 12: bcx.settlement.v1.TradeSettlement.principal:type_name -> bcx.type.v1.Money
-	58, // 13: bcx.settlement.v1.TradeSettlement.buyer_fee:type_name -> bcx.type.v1.Money
-	58, // 14: bcx.settlement.v1.TradeSettlement.seller_fee:type_name -> bcx.type.v1.Money
+	56, // 11: bcx.settlement.v1.TradeSettlement.price:type_name -> bcx.type.v1.Money
+	56, // 12: bcx.settlement.v1.TradeSettlement.principal:type_name -> bcx.type.v1.Money
+	56, // 13: bcx.settlement.v1.TradeSettlement.buyer_fee:type_name -> bcx.type.v1.Money
+	56, // 14: bcx.settlement.v1.TradeSettlement.seller_fee:type_name -> bcx.type.v1.Money
 	2,  // 15: bcx.settlement.v1.TradeSettlement.status:type_name -> bcx.settlement.v1.SettlementStatus
-	58, // 16: bcx.settlement.v1.TradeSettlement.weight_adjustment:type_name -> bcx.type.v1.Money
-	16, // 17: bcx.settlement.v1.GetTradeSettlementResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
+	56, // 16: bcx.settlement.v1.TradeSettlement.weight_adjustment:type_name -> bcx.type.v1.Money
+	15, // 17: bcx.settlement.v1.GetTradeSettlementResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
 	2,  // 18: bcx.settlement.v1.ListTradeSettlementsRequest.status:type_name -> bcx.settlement.v1.SettlementStatus
-	16, // 19: bcx.settlement.v1.ListTradeSettlementsResponse.settlements:type_name -> bcx.settlement.v1.TradeSettlement
-	58, // 20: bcx.settlement.v1.PostDepositNoticeRequest.amount:type_name -> bcx.type.v1.Money
+	15, // 19: bcx.settlement.v1.ListTradeSettlementsResponse.settlements:type_name -> bcx.settlement.v1.TradeSettlement
+	56, // 20: bcx.settlement.v1.PostDepositNoticeRequest.amount:type_name -> bcx.type.v1.Money
 	3,  // 21: bcx.settlement.v1.Instruction.kind:type_name -> bcx.settlement.v1.InstructionKind
-	58, // 22: bcx.settlement.v1.Instruction.amount:type_name -> bcx.type.v1.Money
-	58, // 23: bcx.settlement.v1.Instruction.counter_amount:type_name -> bcx.type.v1.Money
+	56, // 22: bcx.settlement.v1.Instruction.amount:type_name -> bcx.type.v1.Money
+	56, // 23: bcx.settlement.v1.Instruction.counter_amount:type_name -> bcx.type.v1.Money
 	4,  // 24: bcx.settlement.v1.Instruction.status:type_name -> bcx.settlement.v1.InstructionStatus
-	59, // 25: bcx.settlement.v1.Instruction.created_at:type_name -> google.protobuf.Timestamp
-	25, // 26: bcx.settlement.v1.StreamInstructionsResponse.instruction:type_name -> bcx.settlement.v1.Instruction
-	25, // 27: bcx.settlement.v1.AcknowledgeInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
-	25, // 28: bcx.settlement.v1.ConfirmInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
-	25, // 29: bcx.settlement.v1.RejectInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
-	37, // 30: bcx.settlement.v1.ImportStatementResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
-	58, // 31: bcx.settlement.v1.MatchedEntry.amount:type_name -> bcx.type.v1.Money
-	36, // 32: bcx.settlement.v1.ReconciliationReport.matched:type_name -> bcx.settlement.v1.MatchedEntry
-	36, // 33: bcx.settlement.v1.ReconciliationReport.unmatched_bank_entries:type_name -> bcx.settlement.v1.MatchedEntry
-	36, // 34: bcx.settlement.v1.ReconciliationReport.unmatched_ledger_movements:type_name -> bcx.settlement.v1.MatchedEntry
-	36, // 35: bcx.settlement.v1.ReconciliationReport.amount_mismatches:type_name -> bcx.settlement.v1.MatchedEntry
-	58, // 36: bcx.settlement.v1.ReconciliationReport.unexplained_difference:type_name -> bcx.type.v1.Money
-	59, // 37: bcx.settlement.v1.ReconciliationReport.created_at:type_name -> google.protobuf.Timestamp
-	37, // 38: bcx.settlement.v1.GetReconciliationReportResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
-	37, // 39: bcx.settlement.v1.ListReconciliationReportsResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
-	5,  // 40: bcx.settlement.v1.FeeRule.basis:type_name -> bcx.settlement.v1.FeeBasis
-	58, // 41: bcx.settlement.v1.FeeRule.minimum:type_name -> bcx.type.v1.Money
-	42, // 42: bcx.settlement.v1.FeeSchedule.buyer:type_name -> bcx.settlement.v1.FeeRule
-	42, // 43: bcx.settlement.v1.FeeSchedule.seller:type_name -> bcx.settlement.v1.FeeRule
-	43, // 44: bcx.settlement.v1.SetFeeScheduleRequest.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	43, // 45: bcx.settlement.v1.SetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	43, // 46: bcx.settlement.v1.GetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	59, // 47: bcx.settlement.v1.FxRate.valid_from:type_name -> google.protobuf.Timestamp
-	59, // 48: bcx.settlement.v1.FxRate.valid_until:type_name -> google.protobuf.Timestamp
-	48, // 49: bcx.settlement.v1.PublishFxRateRequest.rate:type_name -> bcx.settlement.v1.FxRate
-	48, // 50: bcx.settlement.v1.PublishFxRateResponse.rate:type_name -> bcx.settlement.v1.FxRate
-	59, // 51: bcx.settlement.v1.ListFxRatesRequest.at:type_name -> google.protobuf.Timestamp
-	48, // 52: bcx.settlement.v1.ListFxRatesResponse.rates:type_name -> bcx.settlement.v1.FxRate
-	56, // 53: bcx.settlement.v1.CheckLedgerResponse.totals:type_name -> bcx.settlement.v1.CurrencyTotal
-	8,  // 54: bcx.settlement.v1.SettlementService.GetAccountBalances:input_type -> bcx.settlement.v1.GetAccountBalancesRequest
-	10, // 55: bcx.settlement.v1.SettlementService.ListPostings:input_type -> bcx.settlement.v1.ListPostingsRequest
-	12, // 56: bcx.settlement.v1.SettlementService.GetStatement:input_type -> bcx.settlement.v1.GetStatementRequest
-	14, // 57: bcx.settlement.v1.SettlementService.RequestWithdrawal:input_type -> bcx.settlement.v1.RequestWithdrawalRequest
-	17, // 58: bcx.settlement.v1.SettlementService.GetTradeSettlement:input_type -> bcx.settlement.v1.GetTradeSettlementRequest
-	19, // 59: bcx.settlement.v1.SettlementService.ListTradeSettlements:input_type -> bcx.settlement.v1.ListTradeSettlementsRequest
-	21, // 60: bcx.settlement.v1.SettlementService.SetFxPreference:input_type -> bcx.settlement.v1.SetFxPreferenceRequest
-	23, // 61: bcx.settlement.v1.BankService.PostDepositNotice:input_type -> bcx.settlement.v1.PostDepositNoticeRequest
-	26, // 62: bcx.settlement.v1.BankService.StreamInstructions:input_type -> bcx.settlement.v1.StreamInstructionsRequest
-	28, // 63: bcx.settlement.v1.BankService.AcknowledgeInstruction:input_type -> bcx.settlement.v1.AcknowledgeInstructionRequest
-	30, // 64: bcx.settlement.v1.BankService.ConfirmInstruction:input_type -> bcx.settlement.v1.ConfirmInstructionRequest
-	32, // 65: bcx.settlement.v1.BankService.RejectInstruction:input_type -> bcx.settlement.v1.RejectInstructionRequest
-	34, // 66: bcx.settlement.v1.BankService.ImportStatement:input_type -> bcx.settlement.v1.ImportStatementRequest
-	38, // 67: bcx.settlement.v1.BankService.GetReconciliationReport:input_type -> bcx.settlement.v1.GetReconciliationReportRequest
-	40, // 68: bcx.settlement.v1.BankService.ListReconciliationReports:input_type -> bcx.settlement.v1.ListReconciliationReportsRequest
-	44, // 69: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:input_type -> bcx.settlement.v1.SetFeeScheduleRequest
-	46, // 70: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:input_type -> bcx.settlement.v1.GetFeeScheduleRequest
-	49, // 71: bcx.settlement.v1.SettlementAdminService.PublishFxRate:input_type -> bcx.settlement.v1.PublishFxRateRequest
-	51, // 72: bcx.settlement.v1.SettlementAdminService.ListFxRates:input_type -> bcx.settlement.v1.ListFxRatesRequest
-	53, // 73: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:input_type -> bcx.settlement.v1.RunSettlementCycleRequest
-	55, // 74: bcx.settlement.v1.SettlementAdminService.CheckLedger:input_type -> bcx.settlement.v1.CheckLedgerRequest
-	9,  // 75: bcx.settlement.v1.SettlementService.GetAccountBalances:output_type -> bcx.settlement.v1.GetAccountBalancesResponse
-	11, // 76: bcx.settlement.v1.SettlementService.ListPostings:output_type -> bcx.settlement.v1.ListPostingsResponse
-	13, // 77: bcx.settlement.v1.SettlementService.GetStatement:output_type -> bcx.settlement.v1.GetStatementResponse
-	15, // 78: bcx.settlement.v1.SettlementService.RequestWithdrawal:output_type -> bcx.settlement.v1.RequestWithdrawalResponse
-	18, // 79: bcx.settlement.v1.SettlementService.GetTradeSettlement:output_type -> bcx.settlement.v1.GetTradeSettlementResponse
-	20, // 80: bcx.settlement.v1.SettlementService.ListTradeSettlements:output_type -> bcx.settlement.v1.ListTradeSettlementsResponse
-	22, // 81: bcx.settlement.v1.SettlementService.SetFxPreference:output_type -> bcx.settlement.v1.SetFxPreferenceResponse
-	24, // 82: bcx.settlement.v1.BankService.PostDepositNotice:output_type -> bcx.settlement.v1.PostDepositNoticeResponse
-	27, // 83: bcx.settlement.v1.BankService.StreamInstructions:output_type -> bcx.settlement.v1.StreamInstructionsResponse
-	29, // 84: bcx.settlement.v1.BankService.AcknowledgeInstruction:output_type -> bcx.settlement.v1.AcknowledgeInstructionResponse
-	31, // 85: bcx.settlement.v1.BankService.ConfirmInstruction:output_type -> bcx.settlement.v1.ConfirmInstructionResponse
-	33, // 86: bcx.settlement.v1.BankService.RejectInstruction:output_type -> bcx.settlement.v1.RejectInstructionResponse
-	35, // 87: bcx.settlement.v1.BankService.ImportStatement:output_type -> bcx.settlement.v1.ImportStatementResponse
-	39, // 88: bcx.settlement.v1.BankService.GetReconciliationReport:output_type -> bcx.settlement.v1.GetReconciliationReportResponse
-	41, // 89: bcx.settlement.v1.BankService.ListReconciliationReports:output_type -> bcx.settlement.v1.ListReconciliationReportsResponse
-	45, // 90: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:output_type -> bcx.settlement.v1.SetFeeScheduleResponse
-	47, // 91: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:output_type -> bcx.settlement.v1.GetFeeScheduleResponse
-	50, // 92: bcx.settlement.v1.SettlementAdminService.PublishFxRate:output_type -> bcx.settlement.v1.PublishFxRateResponse
-	52, // 93: bcx.settlement.v1.SettlementAdminService.ListFxRates:output_type -> bcx.settlement.v1.ListFxRatesResponse
-	54, // 94: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:output_type -> bcx.settlement.v1.RunSettlementCycleResponse
-	57, // 95: bcx.settlement.v1.SettlementAdminService.CheckLedger:output_type -> bcx.settlement.v1.CheckLedgerResponse
-	75, // [75:96] is the sub-list for method output_type
-	54, // [54:75] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	57, // 25: bcx.settlement.v1.Instruction.created_at:type_name -> google.protobuf.Timestamp
+	24, // 26: bcx.settlement.v1.StreamInstructionsResponse.instruction:type_name -> bcx.settlement.v1.Instruction
+	24, // 27: bcx.settlement.v1.AcknowledgeInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
+	24, // 28: bcx.settlement.v1.ConfirmInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
+	24, // 29: bcx.settlement.v1.RejectInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
+	36, // 30: bcx.settlement.v1.ImportStatementResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
+	56, // 31: bcx.settlement.v1.MatchedEntry.amount:type_name -> bcx.type.v1.Money
+	35, // 32: bcx.settlement.v1.ReconciliationReport.matched:type_name -> bcx.settlement.v1.MatchedEntry
+	35, // 33: bcx.settlement.v1.ReconciliationReport.unmatched_bank_entries:type_name -> bcx.settlement.v1.MatchedEntry
+	35, // 34: bcx.settlement.v1.ReconciliationReport.unmatched_ledger_movements:type_name -> bcx.settlement.v1.MatchedEntry
+	35, // 35: bcx.settlement.v1.ReconciliationReport.amount_mismatches:type_name -> bcx.settlement.v1.MatchedEntry
+	56, // 36: bcx.settlement.v1.ReconciliationReport.unexplained_difference:type_name -> bcx.type.v1.Money
+	57, // 37: bcx.settlement.v1.ReconciliationReport.created_at:type_name -> google.protobuf.Timestamp
+	36, // 38: bcx.settlement.v1.GetReconciliationReportResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
+	36, // 39: bcx.settlement.v1.ListReconciliationReportsResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
+	58, // 40: bcx.settlement.v1.FeeSchedule.buyer:type_name -> bcx.type.v1.FeeRule
+	58, // 41: bcx.settlement.v1.FeeSchedule.seller:type_name -> bcx.type.v1.FeeRule
+	41, // 42: bcx.settlement.v1.SetFeeScheduleRequest.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	41, // 43: bcx.settlement.v1.SetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	41, // 44: bcx.settlement.v1.GetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	57, // 45: bcx.settlement.v1.FxRate.valid_from:type_name -> google.protobuf.Timestamp
+	57, // 46: bcx.settlement.v1.FxRate.valid_until:type_name -> google.protobuf.Timestamp
+	46, // 47: bcx.settlement.v1.PublishFxRateRequest.rate:type_name -> bcx.settlement.v1.FxRate
+	46, // 48: bcx.settlement.v1.PublishFxRateResponse.rate:type_name -> bcx.settlement.v1.FxRate
+	57, // 49: bcx.settlement.v1.ListFxRatesRequest.at:type_name -> google.protobuf.Timestamp
+	46, // 50: bcx.settlement.v1.ListFxRatesResponse.rates:type_name -> bcx.settlement.v1.FxRate
+	54, // 51: bcx.settlement.v1.CheckLedgerResponse.totals:type_name -> bcx.settlement.v1.CurrencyTotal
+	7,  // 52: bcx.settlement.v1.SettlementService.GetAccountBalances:input_type -> bcx.settlement.v1.GetAccountBalancesRequest
+	9,  // 53: bcx.settlement.v1.SettlementService.ListPostings:input_type -> bcx.settlement.v1.ListPostingsRequest
+	11, // 54: bcx.settlement.v1.SettlementService.GetStatement:input_type -> bcx.settlement.v1.GetStatementRequest
+	13, // 55: bcx.settlement.v1.SettlementService.RequestWithdrawal:input_type -> bcx.settlement.v1.RequestWithdrawalRequest
+	16, // 56: bcx.settlement.v1.SettlementService.GetTradeSettlement:input_type -> bcx.settlement.v1.GetTradeSettlementRequest
+	18, // 57: bcx.settlement.v1.SettlementService.ListTradeSettlements:input_type -> bcx.settlement.v1.ListTradeSettlementsRequest
+	20, // 58: bcx.settlement.v1.SettlementService.SetFxPreference:input_type -> bcx.settlement.v1.SetFxPreferenceRequest
+	22, // 59: bcx.settlement.v1.BankService.PostDepositNotice:input_type -> bcx.settlement.v1.PostDepositNoticeRequest
+	25, // 60: bcx.settlement.v1.BankService.StreamInstructions:input_type -> bcx.settlement.v1.StreamInstructionsRequest
+	27, // 61: bcx.settlement.v1.BankService.AcknowledgeInstruction:input_type -> bcx.settlement.v1.AcknowledgeInstructionRequest
+	29, // 62: bcx.settlement.v1.BankService.ConfirmInstruction:input_type -> bcx.settlement.v1.ConfirmInstructionRequest
+	31, // 63: bcx.settlement.v1.BankService.RejectInstruction:input_type -> bcx.settlement.v1.RejectInstructionRequest
+	33, // 64: bcx.settlement.v1.BankService.ImportStatement:input_type -> bcx.settlement.v1.ImportStatementRequest
+	37, // 65: bcx.settlement.v1.BankService.GetReconciliationReport:input_type -> bcx.settlement.v1.GetReconciliationReportRequest
+	39, // 66: bcx.settlement.v1.BankService.ListReconciliationReports:input_type -> bcx.settlement.v1.ListReconciliationReportsRequest
+	42, // 67: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:input_type -> bcx.settlement.v1.SetFeeScheduleRequest
+	44, // 68: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:input_type -> bcx.settlement.v1.GetFeeScheduleRequest
+	47, // 69: bcx.settlement.v1.SettlementAdminService.PublishFxRate:input_type -> bcx.settlement.v1.PublishFxRateRequest
+	49, // 70: bcx.settlement.v1.SettlementAdminService.ListFxRates:input_type -> bcx.settlement.v1.ListFxRatesRequest
+	51, // 71: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:input_type -> bcx.settlement.v1.RunSettlementCycleRequest
+	53, // 72: bcx.settlement.v1.SettlementAdminService.CheckLedger:input_type -> bcx.settlement.v1.CheckLedgerRequest
+	8,  // 73: bcx.settlement.v1.SettlementService.GetAccountBalances:output_type -> bcx.settlement.v1.GetAccountBalancesResponse
+	10, // 74: bcx.settlement.v1.SettlementService.ListPostings:output_type -> bcx.settlement.v1.ListPostingsResponse
+	12, // 75: bcx.settlement.v1.SettlementService.GetStatement:output_type -> bcx.settlement.v1.GetStatementResponse
+	14, // 76: bcx.settlement.v1.SettlementService.RequestWithdrawal:output_type -> bcx.settlement.v1.RequestWithdrawalResponse
+	17, // 77: bcx.settlement.v1.SettlementService.GetTradeSettlement:output_type -> bcx.settlement.v1.GetTradeSettlementResponse
+	19, // 78: bcx.settlement.v1.SettlementService.ListTradeSettlements:output_type -> bcx.settlement.v1.ListTradeSettlementsResponse
+	21, // 79: bcx.settlement.v1.SettlementService.SetFxPreference:output_type -> bcx.settlement.v1.SetFxPreferenceResponse
+	23, // 80: bcx.settlement.v1.BankService.PostDepositNotice:output_type -> bcx.settlement.v1.PostDepositNoticeResponse
+	26, // 81: bcx.settlement.v1.BankService.StreamInstructions:output_type -> bcx.settlement.v1.StreamInstructionsResponse
+	28, // 82: bcx.settlement.v1.BankService.AcknowledgeInstruction:output_type -> bcx.settlement.v1.AcknowledgeInstructionResponse
+	30, // 83: bcx.settlement.v1.BankService.ConfirmInstruction:output_type -> bcx.settlement.v1.ConfirmInstructionResponse
+	32, // 84: bcx.settlement.v1.BankService.RejectInstruction:output_type -> bcx.settlement.v1.RejectInstructionResponse
+	34, // 85: bcx.settlement.v1.BankService.ImportStatement:output_type -> bcx.settlement.v1.ImportStatementResponse
+	38, // 86: bcx.settlement.v1.BankService.GetReconciliationReport:output_type -> bcx.settlement.v1.GetReconciliationReportResponse
+	40, // 87: bcx.settlement.v1.BankService.ListReconciliationReports:output_type -> bcx.settlement.v1.ListReconciliationReportsResponse
+	43, // 88: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:output_type -> bcx.settlement.v1.SetFeeScheduleResponse
+	45, // 89: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:output_type -> bcx.settlement.v1.GetFeeScheduleResponse
+	48, // 90: bcx.settlement.v1.SettlementAdminService.PublishFxRate:output_type -> bcx.settlement.v1.PublishFxRateResponse
+	50, // 91: bcx.settlement.v1.SettlementAdminService.ListFxRates:output_type -> bcx.settlement.v1.ListFxRatesResponse
+	52, // 92: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:output_type -> bcx.settlement.v1.RunSettlementCycleResponse
+	55, // 93: bcx.settlement.v1.SettlementAdminService.CheckLedger:output_type -> bcx.settlement.v1.CheckLedgerResponse
+	73, // [73:94] is the sub-list for method output_type
+	52, // [52:73] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_bcx_settlement_v1_settlement_proto_init() }
@@ -3907,8 +3786,8 @@ func file_bcx_settlement_v1_settlement_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bcx_settlement_v1_settlement_proto_rawDesc), len(file_bcx_settlement_v1_settlement_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   52,
+			NumEnums:      5,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

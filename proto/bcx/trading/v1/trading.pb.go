@@ -4417,7 +4417,13 @@ type TradeEvent struct {
 	AuctionId int64 `protobuf:"varint,11,opt,name=auction_id,json=auctionId,proto3" json:"auction_id,omitempty"`
 	// Which of the seller's receipts deliver the traded weight, chosen by the
 	// core (oldest deposit first); the receipts service transfers exactly these.
-	Allocations   []*ReceiptAllocation `protobuf:"bytes,12,rep,name=allocations,proto3" json:"allocations,omitempty"`
+	Allocations []*ReceiptAllocation `protobuf:"bytes,12,rep,name=allocations,proto3" json:"allocations,omitempty"`
+	// Fees computed by the core from the instrument's fee schedule, in the
+	// instrument's currency; settlement books exactly these.
+	BuyerFee  *v1.Money `protobuf:"bytes,13,opt,name=buyer_fee,json=buyerFee,proto3" json:"buyer_fee,omitempty"`
+	SellerFee *v1.Money `protobuf:"bytes,14,opt,name=seller_fee,json=sellerFee,proto3" json:"seller_fee,omitempty"`
+	// Whole lots traded (quantity is their weight).
+	Lots          int64 `protobuf:"varint,15,opt,name=lots,proto3" json:"lots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4534,6 +4540,27 @@ func (x *TradeEvent) GetAllocations() []*ReceiptAllocation {
 		return x.Allocations
 	}
 	return nil
+}
+
+func (x *TradeEvent) GetBuyerFee() *v1.Money {
+	if x != nil {
+		return x.BuyerFee
+	}
+	return nil
+}
+
+func (x *TradeEvent) GetSellerFee() *v1.Money {
+	if x != nil {
+		return x.SellerFee
+	}
+	return nil
+}
+
+func (x *TradeEvent) GetLots() int64 {
+	if x != nil {
+		return x.Lots
+	}
+	return 0
 }
 
 type ReceiptAllocation struct {
@@ -4823,6 +4850,118 @@ func (x *PhaseEvent) GetPhase() InstrumentPhase {
 	return InstrumentPhase_INSTRUMENT_PHASE_UNSPECIFIED
 }
 
+type SetFeeScheduleRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	IdempotencyKey string                 `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	Symbol         string                 `protobuf:"bytes,2,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	Buyer          *v1.FeeRule            `protobuf:"bytes,3,opt,name=buyer,proto3" json:"buyer,omitempty"`
+	Seller         *v1.FeeRule            `protobuf:"bytes,4,opt,name=seller,proto3" json:"seller,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SetFeeScheduleRequest) Reset() {
+	*x = SetFeeScheduleRequest{}
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFeeScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFeeScheduleRequest) ProtoMessage() {}
+
+func (x *SetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFeeScheduleRequest.ProtoReflect.Descriptor instead.
+func (*SetFeeScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *SetFeeScheduleRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *SetFeeScheduleRequest) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *SetFeeScheduleRequest) GetBuyer() *v1.FeeRule {
+	if x != nil {
+		return x.Buyer
+	}
+	return nil
+}
+
+func (x *SetFeeScheduleRequest) GetSeller() *v1.FeeRule {
+	if x != nil {
+		return x.Seller
+	}
+	return nil
+}
+
+type SetFeeScheduleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequence      int64                  `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetFeeScheduleResponse) Reset() {
+	*x = SetFeeScheduleResponse{}
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFeeScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFeeScheduleResponse) ProtoMessage() {}
+
+func (x *SetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFeeScheduleResponse.ProtoReflect.Descriptor instead.
+func (*SetFeeScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *SetFeeScheduleResponse) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 type TakeSnapshotRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4831,7 +4970,7 @@ type TakeSnapshotRequest struct {
 
 func (x *TakeSnapshotRequest) Reset() {
 	*x = TakeSnapshotRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4843,7 +4982,7 @@ func (x *TakeSnapshotRequest) String() string {
 func (*TakeSnapshotRequest) ProtoMessage() {}
 
 func (x *TakeSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4856,7 +4995,7 @@ func (x *TakeSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*TakeSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{59}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{61}
 }
 
 type TakeSnapshotResponse struct {
@@ -4870,7 +5009,7 @@ type TakeSnapshotResponse struct {
 
 func (x *TakeSnapshotResponse) Reset() {
 	*x = TakeSnapshotResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4882,7 +5021,7 @@ func (x *TakeSnapshotResponse) String() string {
 func (*TakeSnapshotResponse) ProtoMessage() {}
 
 func (x *TakeSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4895,7 +5034,7 @@ func (x *TakeSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*TakeSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{60}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *TakeSnapshotResponse) GetSequence() int64 {
@@ -5224,7 +5363,7 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\bposition\x18\x05 \x01(\v2\x1d.bcx.trading.v1.PositionEventH\x00R\bposition\x122\n" +
 	"\x05order\x18\x06 \x01(\v2\x1a.bcx.trading.v1.OrderEventH\x00R\x05order\x122\n" +
 	"\x05phase\x18\a \x01(\v2\x1a.bcx.trading.v1.PhaseEventH\x00R\x05phaseB\a\n" +
-	"\x05event\"\xee\x03\n" +
+	"\x05event\"\xe6\x04\n" +
 	"\n" +
 	"TradeEvent\x12\x19\n" +
 	"\btrade_id\x18\x01 \x01(\x03R\atradeId\x12\x16\n" +
@@ -5242,7 +5381,11 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	" \x01(\x03R\tlistingId\x12\x1d\n" +
 	"\n" +
 	"auction_id\x18\v \x01(\x03R\tauctionId\x12C\n" +
-	"\vallocations\x18\f \x03(\v2!.bcx.trading.v1.ReceiptAllocationR\vallocations\"R\n" +
+	"\vallocations\x18\f \x03(\v2!.bcx.trading.v1.ReceiptAllocationR\vallocations\x12/\n" +
+	"\tbuyer_fee\x18\r \x01(\v2\x12.bcx.type.v1.MoneyR\bbuyerFee\x121\n" +
+	"\n" +
+	"seller_fee\x18\x0e \x01(\v2\x12.bcx.type.v1.MoneyR\tsellerFee\x12\x12\n" +
+	"\x04lots\x18\x0f \x01(\x03R\x04lots\"R\n" +
 	"\x11ReceiptAllocation\x12%\n" +
 	"\x0ereceipt_number\x18\x01 \x01(\tR\rreceiptNumber\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\tR\x06weight\"\x88\x01\n" +
@@ -5263,7 +5406,14 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\n" +
 	"PhaseEvent\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x125\n" +
-	"\x05phase\x18\x02 \x01(\x0e2\x1f.bcx.trading.v1.InstrumentPhaseR\x05phase\"\x15\n" +
+	"\x05phase\x18\x02 \x01(\x0e2\x1f.bcx.trading.v1.InstrumentPhaseR\x05phase\"\xb2\x01\n" +
+	"\x15SetFeeScheduleRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x16\n" +
+	"\x06symbol\x18\x02 \x01(\tR\x06symbol\x12*\n" +
+	"\x05buyer\x18\x03 \x01(\v2\x14.bcx.type.v1.FeeRuleR\x05buyer\x12,\n" +
+	"\x06seller\x18\x04 \x01(\v2\x14.bcx.type.v1.FeeRuleR\x06seller\"4\n" +
+	"\x16SetFeeScheduleResponse\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x03R\bsequence\"\x15\n" +
 	"\x13TakeSnapshotRequest\"Q\n" +
 	"\x14TakeSnapshotResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1d\n" +
@@ -5352,7 +5502,7 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\fStartAuction\x12#.bcx.trading.v1.StartAuctionRequest\x1a$.bcx.trading.v1.StartAuctionResponse\x12b\n" +
 	"\x0fPlaceAuctionBid\x12&.bcx.trading.v1.PlaceAuctionBidRequest\x1a'.bcx.trading.v1.PlaceAuctionBidResponse\x12S\n" +
 	"\n" +
-	"GetAuction\x12!.bcx.trading.v1.GetAuctionRequest\x1a\".bcx.trading.v1.GetAuctionResponse2\xa7\x05\n" +
+	"GetAuction\x12!.bcx.trading.v1.GetAuctionRequest\x1a\".bcx.trading.v1.GetAuctionResponse2\x88\x06\n" +
 	"\vCoreService\x12V\n" +
 	"\vCreditFunds\x12\".bcx.trading.v1.CreditFundsRequest\x1a#.bcx.trading.v1.CreditFundsResponse\x12S\n" +
 	"\n" +
@@ -5360,7 +5510,8 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\x0eCreditPosition\x12%.bcx.trading.v1.CreditPositionRequest\x1a&.bcx.trading.v1.CreditPositionResponse\x12\\\n" +
 	"\rDebitPosition\x12$.bcx.trading.v1.DebitPositionRequest\x1a%.bcx.trading.v1.DebitPositionResponse\x12k\n" +
 	"\x12SetInstrumentPhase\x12).bcx.trading.v1.SetInstrumentPhaseRequest\x1a*.bcx.trading.v1.SetInstrumentPhaseResponse\x12d\n" +
-	"\x0fSubscribeEvents\x12&.bcx.trading.v1.SubscribeEventsRequest\x1a'.bcx.trading.v1.SubscribeEventsResponse0\x01\x12Y\n" +
+	"\x0fSubscribeEvents\x12&.bcx.trading.v1.SubscribeEventsRequest\x1a'.bcx.trading.v1.SubscribeEventsResponse0\x01\x12_\n" +
+	"\x0eSetFeeSchedule\x12%.bcx.trading.v1.SetFeeScheduleRequest\x1a&.bcx.trading.v1.SetFeeScheduleResponse\x12Y\n" +
 	"\fTakeSnapshot\x12#.bcx.trading.v1.TakeSnapshotRequest\x1a$.bcx.trading.v1.TakeSnapshotResponseB\xb8\x01\n" +
 	"\x12com.bcx.trading.v1B\fTradingProtoP\x01Z:github.com/bcx-exchange/bcx/proto/bcx/trading/v1;tradingv1\xa2\x02\x03BTX\xaa\x02\x0eBcx.Trading.V1\xca\x02\x0eBcx\\Trading\\V1\xe2\x02\x1aBcx\\Trading\\V1\\GPBMetadata\xea\x02\x10Bcx::Trading::V1b\x06proto3"
 
@@ -5377,7 +5528,7 @@ func file_bcx_trading_v1_trading_proto_rawDescGZIP() []byte {
 }
 
 var file_bcx_trading_v1_trading_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_bcx_trading_v1_trading_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_bcx_trading_v1_trading_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_bcx_trading_v1_trading_proto_goTypes = []any{
 	(OrderType)(0),                     // 0: bcx.trading.v1.OrderType
 	(TimeInForce)(0),                   // 1: bcx.trading.v1.TimeInForce
@@ -5446,37 +5597,40 @@ var file_bcx_trading_v1_trading_proto_goTypes = []any{
 	(*PositionEvent)(nil),              // 64: bcx.trading.v1.PositionEvent
 	(*OrderEvent)(nil),                 // 65: bcx.trading.v1.OrderEvent
 	(*PhaseEvent)(nil),                 // 66: bcx.trading.v1.PhaseEvent
-	(*TakeSnapshotRequest)(nil),        // 67: bcx.trading.v1.TakeSnapshotRequest
-	(*TakeSnapshotResponse)(nil),       // 68: bcx.trading.v1.TakeSnapshotResponse
-	(v1.Side)(0),                       // 69: bcx.type.v1.Side
-	(*v1.Money)(nil),                   // 70: bcx.type.v1.Money
-	(*timestamppb.Timestamp)(nil),      // 71: google.protobuf.Timestamp
+	(*SetFeeScheduleRequest)(nil),      // 67: bcx.trading.v1.SetFeeScheduleRequest
+	(*SetFeeScheduleResponse)(nil),     // 68: bcx.trading.v1.SetFeeScheduleResponse
+	(*TakeSnapshotRequest)(nil),        // 69: bcx.trading.v1.TakeSnapshotRequest
+	(*TakeSnapshotResponse)(nil),       // 70: bcx.trading.v1.TakeSnapshotResponse
+	(v1.Side)(0),                       // 71: bcx.type.v1.Side
+	(*v1.Money)(nil),                   // 72: bcx.type.v1.Money
+	(*timestamppb.Timestamp)(nil),      // 73: google.protobuf.Timestamp
+	(*v1.FeeRule)(nil),                 // 74: bcx.type.v1.FeeRule
 }
 var file_bcx_trading_v1_trading_proto_depIdxs = []int32{
-	69,  // 0: bcx.trading.v1.Order.side:type_name -> bcx.type.v1.Side
+	71,  // 0: bcx.trading.v1.Order.side:type_name -> bcx.type.v1.Side
 	0,   // 1: bcx.trading.v1.Order.order_type:type_name -> bcx.trading.v1.OrderType
 	1,   // 2: bcx.trading.v1.Order.time_in_force:type_name -> bcx.trading.v1.TimeInForce
-	70,  // 3: bcx.trading.v1.Order.price:type_name -> bcx.type.v1.Money
+	72,  // 3: bcx.trading.v1.Order.price:type_name -> bcx.type.v1.Money
 	2,   // 4: bcx.trading.v1.Order.self_trade_prevention:type_name -> bcx.trading.v1.SelfTradePrevention
 	3,   // 5: bcx.trading.v1.Order.status:type_name -> bcx.trading.v1.OrderStatus
 	4,   // 6: bcx.trading.v1.Order.reject_reason:type_name -> bcx.trading.v1.RejectReason
-	70,  // 7: bcx.trading.v1.Order.average_price:type_name -> bcx.type.v1.Money
-	71,  // 8: bcx.trading.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	71,  // 9: bcx.trading.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	69,  // 10: bcx.trading.v1.Execution.side:type_name -> bcx.type.v1.Side
-	70,  // 11: bcx.trading.v1.Execution.price:type_name -> bcx.type.v1.Money
-	70,  // 12: bcx.trading.v1.Execution.fee:type_name -> bcx.type.v1.Money
-	71,  // 13: bcx.trading.v1.Execution.executed_at:type_name -> google.protobuf.Timestamp
-	69,  // 14: bcx.trading.v1.PlaceOrderRequest.side:type_name -> bcx.type.v1.Side
+	72,  // 7: bcx.trading.v1.Order.average_price:type_name -> bcx.type.v1.Money
+	73,  // 8: bcx.trading.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	73,  // 9: bcx.trading.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	71,  // 10: bcx.trading.v1.Execution.side:type_name -> bcx.type.v1.Side
+	72,  // 11: bcx.trading.v1.Execution.price:type_name -> bcx.type.v1.Money
+	72,  // 12: bcx.trading.v1.Execution.fee:type_name -> bcx.type.v1.Money
+	73,  // 13: bcx.trading.v1.Execution.executed_at:type_name -> google.protobuf.Timestamp
+	71,  // 14: bcx.trading.v1.PlaceOrderRequest.side:type_name -> bcx.type.v1.Side
 	0,   // 15: bcx.trading.v1.PlaceOrderRequest.order_type:type_name -> bcx.trading.v1.OrderType
 	1,   // 16: bcx.trading.v1.PlaceOrderRequest.time_in_force:type_name -> bcx.trading.v1.TimeInForce
-	70,  // 17: bcx.trading.v1.PlaceOrderRequest.price:type_name -> bcx.type.v1.Money
+	72,  // 17: bcx.trading.v1.PlaceOrderRequest.price:type_name -> bcx.type.v1.Money
 	2,   // 18: bcx.trading.v1.PlaceOrderRequest.self_trade_prevention:type_name -> bcx.trading.v1.SelfTradePrevention
-	70,  // 19: bcx.trading.v1.PlaceOrderRequest.protection_price:type_name -> bcx.type.v1.Money
+	72,  // 19: bcx.trading.v1.PlaceOrderRequest.protection_price:type_name -> bcx.type.v1.Money
 	8,   // 20: bcx.trading.v1.PlaceOrderResponse.order:type_name -> bcx.trading.v1.Order
 	9,   // 21: bcx.trading.v1.PlaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
 	8,   // 22: bcx.trading.v1.CancelOrderResponse.order:type_name -> bcx.trading.v1.Order
-	70,  // 23: bcx.trading.v1.ReplaceOrderRequest.price:type_name -> bcx.type.v1.Money
+	72,  // 23: bcx.trading.v1.ReplaceOrderRequest.price:type_name -> bcx.type.v1.Money
 	8,   // 24: bcx.trading.v1.ReplaceOrderResponse.order:type_name -> bcx.trading.v1.Order
 	9,   // 25: bcx.trading.v1.ReplaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
 	10,  // 26: bcx.trading.v1.OrderEntryRequest.place:type_name -> bcx.trading.v1.PlaceOrderRequest
@@ -5496,103 +5650,109 @@ var file_bcx_trading_v1_trading_proto_depIdxs = []int32{
 	8,   // 40: bcx.trading.v1.StreamExecutionsResponse.order:type_name -> bcx.trading.v1.Order
 	30,  // 41: bcx.trading.v1.GetBalancesResponse.funds:type_name -> bcx.trading.v1.FundsBalance
 	31,  // 42: bcx.trading.v1.GetBalancesResponse.positions:type_name -> bcx.trading.v1.PositionBalance
-	69,  // 43: bcx.trading.v1.Listing.side:type_name -> bcx.type.v1.Side
-	70,  // 44: bcx.trading.v1.Listing.price:type_name -> bcx.type.v1.Money
+	71,  // 43: bcx.trading.v1.Listing.side:type_name -> bcx.type.v1.Side
+	72,  // 44: bcx.trading.v1.Listing.price:type_name -> bcx.type.v1.Money
 	5,   // 45: bcx.trading.v1.Listing.status:type_name -> bcx.trading.v1.ListingStatus
-	71,  // 46: bcx.trading.v1.Listing.expires_at:type_name -> google.protobuf.Timestamp
-	69,  // 47: bcx.trading.v1.PostListingRequest.side:type_name -> bcx.type.v1.Side
-	70,  // 48: bcx.trading.v1.PostListingRequest.price:type_name -> bcx.type.v1.Money
-	71,  // 49: bcx.trading.v1.PostListingRequest.expires_at:type_name -> google.protobuf.Timestamp
+	73,  // 46: bcx.trading.v1.Listing.expires_at:type_name -> google.protobuf.Timestamp
+	71,  // 47: bcx.trading.v1.PostListingRequest.side:type_name -> bcx.type.v1.Side
+	72,  // 48: bcx.trading.v1.PostListingRequest.price:type_name -> bcx.type.v1.Money
+	73,  // 49: bcx.trading.v1.PostListingRequest.expires_at:type_name -> google.protobuf.Timestamp
 	33,  // 50: bcx.trading.v1.PostListingResponse.listing:type_name -> bcx.trading.v1.Listing
 	33,  // 51: bcx.trading.v1.TakeListingResponse.listing:type_name -> bcx.trading.v1.Listing
 	9,   // 52: bcx.trading.v1.TakeListingResponse.executions:type_name -> bcx.trading.v1.Execution
 	33,  // 53: bcx.trading.v1.WithdrawListingResponse.listing:type_name -> bcx.trading.v1.Listing
-	69,  // 54: bcx.trading.v1.SearchListingsRequest.side:type_name -> bcx.type.v1.Side
+	71,  // 54: bcx.trading.v1.SearchListingsRequest.side:type_name -> bcx.type.v1.Side
 	33,  // 55: bcx.trading.v1.SearchListingsResponse.listings:type_name -> bcx.trading.v1.Listing
-	70,  // 56: bcx.trading.v1.Auction.reserve_price:type_name -> bcx.type.v1.Money
-	70,  // 57: bcx.trading.v1.Auction.min_increment:type_name -> bcx.type.v1.Money
-	71,  // 58: bcx.trading.v1.Auction.starts_at:type_name -> google.protobuf.Timestamp
-	71,  // 59: bcx.trading.v1.Auction.ends_at:type_name -> google.protobuf.Timestamp
+	72,  // 56: bcx.trading.v1.Auction.reserve_price:type_name -> bcx.type.v1.Money
+	72,  // 57: bcx.trading.v1.Auction.min_increment:type_name -> bcx.type.v1.Money
+	73,  // 58: bcx.trading.v1.Auction.starts_at:type_name -> google.protobuf.Timestamp
+	73,  // 59: bcx.trading.v1.Auction.ends_at:type_name -> google.protobuf.Timestamp
 	6,   // 60: bcx.trading.v1.Auction.status:type_name -> bcx.trading.v1.AuctionStatus
-	70,  // 61: bcx.trading.v1.Auction.best_bid:type_name -> bcx.type.v1.Money
+	72,  // 61: bcx.trading.v1.Auction.best_bid:type_name -> bcx.type.v1.Money
 	9,   // 62: bcx.trading.v1.Auction.results:type_name -> bcx.trading.v1.Execution
-	70,  // 63: bcx.trading.v1.StartAuctionRequest.reserve_price:type_name -> bcx.type.v1.Money
-	70,  // 64: bcx.trading.v1.StartAuctionRequest.min_increment:type_name -> bcx.type.v1.Money
-	71,  // 65: bcx.trading.v1.StartAuctionRequest.starts_at:type_name -> google.protobuf.Timestamp
-	71,  // 66: bcx.trading.v1.StartAuctionRequest.ends_at:type_name -> google.protobuf.Timestamp
+	72,  // 63: bcx.trading.v1.StartAuctionRequest.reserve_price:type_name -> bcx.type.v1.Money
+	72,  // 64: bcx.trading.v1.StartAuctionRequest.min_increment:type_name -> bcx.type.v1.Money
+	73,  // 65: bcx.trading.v1.StartAuctionRequest.starts_at:type_name -> google.protobuf.Timestamp
+	73,  // 66: bcx.trading.v1.StartAuctionRequest.ends_at:type_name -> google.protobuf.Timestamp
 	42,  // 67: bcx.trading.v1.StartAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
-	70,  // 68: bcx.trading.v1.PlaceAuctionBidRequest.price:type_name -> bcx.type.v1.Money
+	72,  // 68: bcx.trading.v1.PlaceAuctionBidRequest.price:type_name -> bcx.type.v1.Money
 	42,  // 69: bcx.trading.v1.PlaceAuctionBidResponse.auction:type_name -> bcx.trading.v1.Auction
 	42,  // 70: bcx.trading.v1.GetAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
-	70,  // 71: bcx.trading.v1.CreditFundsRequest.amount:type_name -> bcx.type.v1.Money
-	70,  // 72: bcx.trading.v1.DebitFundsRequest.amount:type_name -> bcx.type.v1.Money
+	72,  // 71: bcx.trading.v1.CreditFundsRequest.amount:type_name -> bcx.type.v1.Money
+	72,  // 72: bcx.trading.v1.DebitFundsRequest.amount:type_name -> bcx.type.v1.Money
 	7,   // 73: bcx.trading.v1.SetInstrumentPhaseRequest.phase:type_name -> bcx.trading.v1.InstrumentPhase
 	7,   // 74: bcx.trading.v1.SetInstrumentPhaseResponse.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	71,  // 75: bcx.trading.v1.SubscribeEventsResponse.time:type_name -> google.protobuf.Timestamp
+	73,  // 75: bcx.trading.v1.SubscribeEventsResponse.time:type_name -> google.protobuf.Timestamp
 	61,  // 76: bcx.trading.v1.SubscribeEventsResponse.trade:type_name -> bcx.trading.v1.TradeEvent
 	63,  // 77: bcx.trading.v1.SubscribeEventsResponse.funds:type_name -> bcx.trading.v1.FundsEvent
 	64,  // 78: bcx.trading.v1.SubscribeEventsResponse.position:type_name -> bcx.trading.v1.PositionEvent
 	65,  // 79: bcx.trading.v1.SubscribeEventsResponse.order:type_name -> bcx.trading.v1.OrderEvent
 	66,  // 80: bcx.trading.v1.SubscribeEventsResponse.phase:type_name -> bcx.trading.v1.PhaseEvent
-	70,  // 81: bcx.trading.v1.TradeEvent.price:type_name -> bcx.type.v1.Money
-	69,  // 82: bcx.trading.v1.TradeEvent.aggressor_side:type_name -> bcx.type.v1.Side
+	72,  // 81: bcx.trading.v1.TradeEvent.price:type_name -> bcx.type.v1.Money
+	71,  // 82: bcx.trading.v1.TradeEvent.aggressor_side:type_name -> bcx.type.v1.Side
 	62,  // 83: bcx.trading.v1.TradeEvent.allocations:type_name -> bcx.trading.v1.ReceiptAllocation
-	70,  // 84: bcx.trading.v1.FundsEvent.amount:type_name -> bcx.type.v1.Money
-	8,   // 85: bcx.trading.v1.OrderEvent.order:type_name -> bcx.trading.v1.Order
-	7,   // 86: bcx.trading.v1.PhaseEvent.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	10,  // 87: bcx.trading.v1.TradingService.PlaceOrder:input_type -> bcx.trading.v1.PlaceOrderRequest
-	12,  // 88: bcx.trading.v1.TradingService.CancelOrder:input_type -> bcx.trading.v1.CancelOrderRequest
-	14,  // 89: bcx.trading.v1.TradingService.ReplaceOrder:input_type -> bcx.trading.v1.ReplaceOrderRequest
-	16,  // 90: bcx.trading.v1.TradingService.MassCancel:input_type -> bcx.trading.v1.MassCancelRequest
-	18,  // 91: bcx.trading.v1.TradingService.OrderEntry:input_type -> bcx.trading.v1.OrderEntryRequest
-	21,  // 92: bcx.trading.v1.TradingService.GetOrder:input_type -> bcx.trading.v1.GetOrderRequest
-	23,  // 93: bcx.trading.v1.TradingService.ListOrders:input_type -> bcx.trading.v1.ListOrdersRequest
-	25,  // 94: bcx.trading.v1.TradingService.ListExecutions:input_type -> bcx.trading.v1.ListExecutionsRequest
-	27,  // 95: bcx.trading.v1.TradingService.StreamExecutions:input_type -> bcx.trading.v1.StreamExecutionsRequest
-	29,  // 96: bcx.trading.v1.TradingService.GetBalances:input_type -> bcx.trading.v1.GetBalancesRequest
-	34,  // 97: bcx.trading.v1.TradingService.PostListing:input_type -> bcx.trading.v1.PostListingRequest
-	36,  // 98: bcx.trading.v1.TradingService.TakeListing:input_type -> bcx.trading.v1.TakeListingRequest
-	38,  // 99: bcx.trading.v1.TradingService.WithdrawListing:input_type -> bcx.trading.v1.WithdrawListingRequest
-	40,  // 100: bcx.trading.v1.TradingService.SearchListings:input_type -> bcx.trading.v1.SearchListingsRequest
-	43,  // 101: bcx.trading.v1.TradingService.StartAuction:input_type -> bcx.trading.v1.StartAuctionRequest
-	45,  // 102: bcx.trading.v1.TradingService.PlaceAuctionBid:input_type -> bcx.trading.v1.PlaceAuctionBidRequest
-	47,  // 103: bcx.trading.v1.TradingService.GetAuction:input_type -> bcx.trading.v1.GetAuctionRequest
-	49,  // 104: bcx.trading.v1.CoreService.CreditFunds:input_type -> bcx.trading.v1.CreditFundsRequest
-	51,  // 105: bcx.trading.v1.CoreService.DebitFunds:input_type -> bcx.trading.v1.DebitFundsRequest
-	53,  // 106: bcx.trading.v1.CoreService.CreditPosition:input_type -> bcx.trading.v1.CreditPositionRequest
-	55,  // 107: bcx.trading.v1.CoreService.DebitPosition:input_type -> bcx.trading.v1.DebitPositionRequest
-	57,  // 108: bcx.trading.v1.CoreService.SetInstrumentPhase:input_type -> bcx.trading.v1.SetInstrumentPhaseRequest
-	59,  // 109: bcx.trading.v1.CoreService.SubscribeEvents:input_type -> bcx.trading.v1.SubscribeEventsRequest
-	67,  // 110: bcx.trading.v1.CoreService.TakeSnapshot:input_type -> bcx.trading.v1.TakeSnapshotRequest
-	11,  // 111: bcx.trading.v1.TradingService.PlaceOrder:output_type -> bcx.trading.v1.PlaceOrderResponse
-	13,  // 112: bcx.trading.v1.TradingService.CancelOrder:output_type -> bcx.trading.v1.CancelOrderResponse
-	15,  // 113: bcx.trading.v1.TradingService.ReplaceOrder:output_type -> bcx.trading.v1.ReplaceOrderResponse
-	17,  // 114: bcx.trading.v1.TradingService.MassCancel:output_type -> bcx.trading.v1.MassCancelResponse
-	19,  // 115: bcx.trading.v1.TradingService.OrderEntry:output_type -> bcx.trading.v1.OrderEntryResponse
-	22,  // 116: bcx.trading.v1.TradingService.GetOrder:output_type -> bcx.trading.v1.GetOrderResponse
-	24,  // 117: bcx.trading.v1.TradingService.ListOrders:output_type -> bcx.trading.v1.ListOrdersResponse
-	26,  // 118: bcx.trading.v1.TradingService.ListExecutions:output_type -> bcx.trading.v1.ListExecutionsResponse
-	28,  // 119: bcx.trading.v1.TradingService.StreamExecutions:output_type -> bcx.trading.v1.StreamExecutionsResponse
-	32,  // 120: bcx.trading.v1.TradingService.GetBalances:output_type -> bcx.trading.v1.GetBalancesResponse
-	35,  // 121: bcx.trading.v1.TradingService.PostListing:output_type -> bcx.trading.v1.PostListingResponse
-	37,  // 122: bcx.trading.v1.TradingService.TakeListing:output_type -> bcx.trading.v1.TakeListingResponse
-	39,  // 123: bcx.trading.v1.TradingService.WithdrawListing:output_type -> bcx.trading.v1.WithdrawListingResponse
-	41,  // 124: bcx.trading.v1.TradingService.SearchListings:output_type -> bcx.trading.v1.SearchListingsResponse
-	44,  // 125: bcx.trading.v1.TradingService.StartAuction:output_type -> bcx.trading.v1.StartAuctionResponse
-	46,  // 126: bcx.trading.v1.TradingService.PlaceAuctionBid:output_type -> bcx.trading.v1.PlaceAuctionBidResponse
-	48,  // 127: bcx.trading.v1.TradingService.GetAuction:output_type -> bcx.trading.v1.GetAuctionResponse
-	50,  // 128: bcx.trading.v1.CoreService.CreditFunds:output_type -> bcx.trading.v1.CreditFundsResponse
-	52,  // 129: bcx.trading.v1.CoreService.DebitFunds:output_type -> bcx.trading.v1.DebitFundsResponse
-	54,  // 130: bcx.trading.v1.CoreService.CreditPosition:output_type -> bcx.trading.v1.CreditPositionResponse
-	56,  // 131: bcx.trading.v1.CoreService.DebitPosition:output_type -> bcx.trading.v1.DebitPositionResponse
-	58,  // 132: bcx.trading.v1.CoreService.SetInstrumentPhase:output_type -> bcx.trading.v1.SetInstrumentPhaseResponse
-	60,  // 133: bcx.trading.v1.CoreService.SubscribeEvents:output_type -> bcx.trading.v1.SubscribeEventsResponse
-	68,  // 134: bcx.trading.v1.CoreService.TakeSnapshot:output_type -> bcx.trading.v1.TakeSnapshotResponse
-	111, // [111:135] is the sub-list for method output_type
-	87,  // [87:111] is the sub-list for method input_type
-	87,  // [87:87] is the sub-list for extension type_name
-	87,  // [87:87] is the sub-list for extension extendee
-	0,   // [0:87] is the sub-list for field type_name
+	72,  // 84: bcx.trading.v1.TradeEvent.buyer_fee:type_name -> bcx.type.v1.Money
+	72,  // 85: bcx.trading.v1.TradeEvent.seller_fee:type_name -> bcx.type.v1.Money
+	72,  // 86: bcx.trading.v1.FundsEvent.amount:type_name -> bcx.type.v1.Money
+	8,   // 87: bcx.trading.v1.OrderEvent.order:type_name -> bcx.trading.v1.Order
+	7,   // 88: bcx.trading.v1.PhaseEvent.phase:type_name -> bcx.trading.v1.InstrumentPhase
+	74,  // 89: bcx.trading.v1.SetFeeScheduleRequest.buyer:type_name -> bcx.type.v1.FeeRule
+	74,  // 90: bcx.trading.v1.SetFeeScheduleRequest.seller:type_name -> bcx.type.v1.FeeRule
+	10,  // 91: bcx.trading.v1.TradingService.PlaceOrder:input_type -> bcx.trading.v1.PlaceOrderRequest
+	12,  // 92: bcx.trading.v1.TradingService.CancelOrder:input_type -> bcx.trading.v1.CancelOrderRequest
+	14,  // 93: bcx.trading.v1.TradingService.ReplaceOrder:input_type -> bcx.trading.v1.ReplaceOrderRequest
+	16,  // 94: bcx.trading.v1.TradingService.MassCancel:input_type -> bcx.trading.v1.MassCancelRequest
+	18,  // 95: bcx.trading.v1.TradingService.OrderEntry:input_type -> bcx.trading.v1.OrderEntryRequest
+	21,  // 96: bcx.trading.v1.TradingService.GetOrder:input_type -> bcx.trading.v1.GetOrderRequest
+	23,  // 97: bcx.trading.v1.TradingService.ListOrders:input_type -> bcx.trading.v1.ListOrdersRequest
+	25,  // 98: bcx.trading.v1.TradingService.ListExecutions:input_type -> bcx.trading.v1.ListExecutionsRequest
+	27,  // 99: bcx.trading.v1.TradingService.StreamExecutions:input_type -> bcx.trading.v1.StreamExecutionsRequest
+	29,  // 100: bcx.trading.v1.TradingService.GetBalances:input_type -> bcx.trading.v1.GetBalancesRequest
+	34,  // 101: bcx.trading.v1.TradingService.PostListing:input_type -> bcx.trading.v1.PostListingRequest
+	36,  // 102: bcx.trading.v1.TradingService.TakeListing:input_type -> bcx.trading.v1.TakeListingRequest
+	38,  // 103: bcx.trading.v1.TradingService.WithdrawListing:input_type -> bcx.trading.v1.WithdrawListingRequest
+	40,  // 104: bcx.trading.v1.TradingService.SearchListings:input_type -> bcx.trading.v1.SearchListingsRequest
+	43,  // 105: bcx.trading.v1.TradingService.StartAuction:input_type -> bcx.trading.v1.StartAuctionRequest
+	45,  // 106: bcx.trading.v1.TradingService.PlaceAuctionBid:input_type -> bcx.trading.v1.PlaceAuctionBidRequest
+	47,  // 107: bcx.trading.v1.TradingService.GetAuction:input_type -> bcx.trading.v1.GetAuctionRequest
+	49,  // 108: bcx.trading.v1.CoreService.CreditFunds:input_type -> bcx.trading.v1.CreditFundsRequest
+	51,  // 109: bcx.trading.v1.CoreService.DebitFunds:input_type -> bcx.trading.v1.DebitFundsRequest
+	53,  // 110: bcx.trading.v1.CoreService.CreditPosition:input_type -> bcx.trading.v1.CreditPositionRequest
+	55,  // 111: bcx.trading.v1.CoreService.DebitPosition:input_type -> bcx.trading.v1.DebitPositionRequest
+	57,  // 112: bcx.trading.v1.CoreService.SetInstrumentPhase:input_type -> bcx.trading.v1.SetInstrumentPhaseRequest
+	59,  // 113: bcx.trading.v1.CoreService.SubscribeEvents:input_type -> bcx.trading.v1.SubscribeEventsRequest
+	67,  // 114: bcx.trading.v1.CoreService.SetFeeSchedule:input_type -> bcx.trading.v1.SetFeeScheduleRequest
+	69,  // 115: bcx.trading.v1.CoreService.TakeSnapshot:input_type -> bcx.trading.v1.TakeSnapshotRequest
+	11,  // 116: bcx.trading.v1.TradingService.PlaceOrder:output_type -> bcx.trading.v1.PlaceOrderResponse
+	13,  // 117: bcx.trading.v1.TradingService.CancelOrder:output_type -> bcx.trading.v1.CancelOrderResponse
+	15,  // 118: bcx.trading.v1.TradingService.ReplaceOrder:output_type -> bcx.trading.v1.ReplaceOrderResponse
+	17,  // 119: bcx.trading.v1.TradingService.MassCancel:output_type -> bcx.trading.v1.MassCancelResponse
+	19,  // 120: bcx.trading.v1.TradingService.OrderEntry:output_type -> bcx.trading.v1.OrderEntryResponse
+	22,  // 121: bcx.trading.v1.TradingService.GetOrder:output_type -> bcx.trading.v1.GetOrderResponse
+	24,  // 122: bcx.trading.v1.TradingService.ListOrders:output_type -> bcx.trading.v1.ListOrdersResponse
+	26,  // 123: bcx.trading.v1.TradingService.ListExecutions:output_type -> bcx.trading.v1.ListExecutionsResponse
+	28,  // 124: bcx.trading.v1.TradingService.StreamExecutions:output_type -> bcx.trading.v1.StreamExecutionsResponse
+	32,  // 125: bcx.trading.v1.TradingService.GetBalances:output_type -> bcx.trading.v1.GetBalancesResponse
+	35,  // 126: bcx.trading.v1.TradingService.PostListing:output_type -> bcx.trading.v1.PostListingResponse
+	37,  // 127: bcx.trading.v1.TradingService.TakeListing:output_type -> bcx.trading.v1.TakeListingResponse
+	39,  // 128: bcx.trading.v1.TradingService.WithdrawListing:output_type -> bcx.trading.v1.WithdrawListingResponse
+	41,  // 129: bcx.trading.v1.TradingService.SearchListings:output_type -> bcx.trading.v1.SearchListingsResponse
+	44,  // 130: bcx.trading.v1.TradingService.StartAuction:output_type -> bcx.trading.v1.StartAuctionResponse
+	46,  // 131: bcx.trading.v1.TradingService.PlaceAuctionBid:output_type -> bcx.trading.v1.PlaceAuctionBidResponse
+	48,  // 132: bcx.trading.v1.TradingService.GetAuction:output_type -> bcx.trading.v1.GetAuctionResponse
+	50,  // 133: bcx.trading.v1.CoreService.CreditFunds:output_type -> bcx.trading.v1.CreditFundsResponse
+	52,  // 134: bcx.trading.v1.CoreService.DebitFunds:output_type -> bcx.trading.v1.DebitFundsResponse
+	54,  // 135: bcx.trading.v1.CoreService.CreditPosition:output_type -> bcx.trading.v1.CreditPositionResponse
+	56,  // 136: bcx.trading.v1.CoreService.DebitPosition:output_type -> bcx.trading.v1.DebitPositionResponse
+	58,  // 137: bcx.trading.v1.CoreService.SetInstrumentPhase:output_type -> bcx.trading.v1.SetInstrumentPhaseResponse
+	60,  // 138: bcx.trading.v1.CoreService.SubscribeEvents:output_type -> bcx.trading.v1.SubscribeEventsResponse
+	68,  // 139: bcx.trading.v1.CoreService.SetFeeSchedule:output_type -> bcx.trading.v1.SetFeeScheduleResponse
+	70,  // 140: bcx.trading.v1.CoreService.TakeSnapshot:output_type -> bcx.trading.v1.TakeSnapshotResponse
+	116, // [116:141] is the sub-list for method output_type
+	91,  // [91:116] is the sub-list for method input_type
+	91,  // [91:91] is the sub-list for extension type_name
+	91,  // [91:91] is the sub-list for extension extendee
+	0,   // [0:91] is the sub-list for field type_name
 }
 
 func init() { file_bcx_trading_v1_trading_proto_init() }
@@ -5630,7 +5790,7 @@ func file_bcx_trading_v1_trading_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bcx_trading_v1_trading_proto_rawDesc), len(file_bcx_trading_v1_trading_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   61,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

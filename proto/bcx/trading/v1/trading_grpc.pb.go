@@ -769,6 +769,7 @@ const (
 	CoreService_DebitPosition_FullMethodName      = "/bcx.trading.v1.CoreService/DebitPosition"
 	CoreService_SetInstrumentPhase_FullMethodName = "/bcx.trading.v1.CoreService/SetInstrumentPhase"
 	CoreService_SubscribeEvents_FullMethodName    = "/bcx.trading.v1.CoreService/SubscribeEvents"
+	CoreService_SetFeeSchedule_FullMethodName     = "/bcx.trading.v1.CoreService/SetFeeSchedule"
 	CoreService_TakeSnapshot_FullMethodName       = "/bcx.trading.v1.CoreService/TakeSnapshot"
 )
 
@@ -791,6 +792,9 @@ type CoreServiceClient interface {
 	SetInstrumentPhase(ctx context.Context, in *SetInstrumentPhaseRequest, opts ...grpc.CallOption) (*SetInstrumentPhaseResponse, error)
 	// Every durable event from a sequence number on, in order, then live.
 	SubscribeEvents(ctx context.Context, in *SubscribeEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeEventsResponse], error)
+	// Fees the core charges on the instrument's trades from now on (orders entered
+	// earlier keep the schedule they were reserved under). Sent by settlement.
+	SetFeeSchedule(ctx context.Context, in *SetFeeScheduleRequest, opts ...grpc.CallOption) (*SetFeeScheduleResponse, error)
 	// Writes a snapshot of the core now.
 	TakeSnapshot(ctx context.Context, in *TakeSnapshotRequest, opts ...grpc.CallOption) (*TakeSnapshotResponse, error)
 }
@@ -872,6 +876,16 @@ func (c *coreServiceClient) SubscribeEvents(ctx context.Context, in *SubscribeEv
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CoreService_SubscribeEventsClient = grpc.ServerStreamingClient[SubscribeEventsResponse]
 
+func (c *coreServiceClient) SetFeeSchedule(ctx context.Context, in *SetFeeScheduleRequest, opts ...grpc.CallOption) (*SetFeeScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetFeeScheduleResponse)
+	err := c.cc.Invoke(ctx, CoreService_SetFeeSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coreServiceClient) TakeSnapshot(ctx context.Context, in *TakeSnapshotRequest, opts ...grpc.CallOption) (*TakeSnapshotResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(TakeSnapshotResponse)
@@ -901,6 +915,9 @@ type CoreServiceServer interface {
 	SetInstrumentPhase(context.Context, *SetInstrumentPhaseRequest) (*SetInstrumentPhaseResponse, error)
 	// Every durable event from a sequence number on, in order, then live.
 	SubscribeEvents(*SubscribeEventsRequest, grpc.ServerStreamingServer[SubscribeEventsResponse]) error
+	// Fees the core charges on the instrument's trades from now on (orders entered
+	// earlier keep the schedule they were reserved under). Sent by settlement.
+	SetFeeSchedule(context.Context, *SetFeeScheduleRequest) (*SetFeeScheduleResponse, error)
 	// Writes a snapshot of the core now.
 	TakeSnapshot(context.Context, *TakeSnapshotRequest) (*TakeSnapshotResponse, error)
 	mustEmbedUnimplementedCoreServiceServer()
@@ -930,6 +947,9 @@ func (UnimplementedCoreServiceServer) SetInstrumentPhase(context.Context, *SetIn
 }
 func (UnimplementedCoreServiceServer) SubscribeEvents(*SubscribeEventsRequest, grpc.ServerStreamingServer[SubscribeEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method SubscribeEvents not implemented")
+}
+func (UnimplementedCoreServiceServer) SetFeeSchedule(context.Context, *SetFeeScheduleRequest) (*SetFeeScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetFeeSchedule not implemented")
 }
 func (UnimplementedCoreServiceServer) TakeSnapshot(context.Context, *TakeSnapshotRequest) (*TakeSnapshotResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TakeSnapshot not implemented")
@@ -1056,6 +1076,24 @@ func _CoreService_SubscribeEvents_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CoreService_SubscribeEventsServer = grpc.ServerStreamingServer[SubscribeEventsResponse]
 
+func _CoreService_SetFeeSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetFeeScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServiceServer).SetFeeSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreService_SetFeeSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServiceServer).SetFeeSchedule(ctx, req.(*SetFeeScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CoreService_TakeSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TakeSnapshotRequest)
 	if err := dec(in); err != nil {
@@ -1100,6 +1138,10 @@ var CoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetInstrumentPhase",
 			Handler:    _CoreService_SetInstrumentPhase_Handler,
+		},
+		{
+			MethodName: "SetFeeSchedule",
+			Handler:    _CoreService_SetFeeSchedule_Handler,
 		},
 		{
 			MethodName: "TakeSnapshot",

@@ -252,6 +252,57 @@ func (Side) EnumDescriptor() ([]byte, []int) {
 	return file_bcx_type_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
+type FeeBasis int32
+
+const (
+	FeeBasis_FEE_BASIS_UNSPECIFIED FeeBasis = 0
+	// A fraction of the trade's value, e.g. "0.0002".
+	FeeBasis_FEE_BASIS_RATE FeeBasis = 1
+	// A fixed amount per lot.
+	FeeBasis_FEE_BASIS_PER_LOT FeeBasis = 2
+)
+
+// Enum value maps for FeeBasis.
+var (
+	FeeBasis_name = map[int32]string{
+		0: "FEE_BASIS_UNSPECIFIED",
+		1: "FEE_BASIS_RATE",
+		2: "FEE_BASIS_PER_LOT",
+	}
+	FeeBasis_value = map[string]int32{
+		"FEE_BASIS_UNSPECIFIED": 0,
+		"FEE_BASIS_RATE":        1,
+		"FEE_BASIS_PER_LOT":     2,
+	}
+)
+
+func (x FeeBasis) Enum() *FeeBasis {
+	p := new(FeeBasis)
+	*p = x
+	return p
+}
+
+func (x FeeBasis) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FeeBasis) Descriptor() protoreflect.EnumDescriptor {
+	return file_bcx_type_v1_types_proto_enumTypes[4].Descriptor()
+}
+
+func (FeeBasis) Type() protoreflect.EnumType {
+	return &file_bcx_type_v1_types_proto_enumTypes[4]
+}
+
+func (x FeeBasis) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FeeBasis.Descriptor instead.
+func (FeeBasis) EnumDescriptor() ([]byte, []int) {
+	return file_bcx_type_v1_types_proto_rawDescGZIP(), []int{4}
+}
+
 // An amount of money: a decimal string in a currency.
 type Money struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -307,6 +358,69 @@ func (x *Money) GetAmount() string {
 	return ""
 }
 
+// A fee for one side of a trade.
+type FeeRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Basis FeeBasis               `protobuf:"varint,1,opt,name=basis,proto3,enum=bcx.type.v1.FeeBasis" json:"basis,omitempty"`
+	// The rate (a fraction) or the amount per lot (in the instrument's currency).
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// At least this much per trade and side.
+	Minimum       *Money `protobuf:"bytes,3,opt,name=minimum,proto3" json:"minimum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeeRule) Reset() {
+	*x = FeeRule{}
+	mi := &file_bcx_type_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeeRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeeRule) ProtoMessage() {}
+
+func (x *FeeRule) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_type_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeeRule.ProtoReflect.Descriptor instead.
+func (*FeeRule) Descriptor() ([]byte, []int) {
+	return file_bcx_type_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FeeRule) GetBasis() FeeBasis {
+	if x != nil {
+		return x.Basis
+	}
+	return FeeBasis_FEE_BASIS_UNSPECIFIED
+}
+
+func (x *FeeRule) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *FeeRule) GetMinimum() *Money {
+	if x != nil {
+		return x.Minimum
+	}
+	return nil
+}
+
 var File_bcx_type_v1_types_proto protoreflect.FileDescriptor
 
 const file_bcx_type_v1_types_proto_rawDesc = "" +
@@ -314,7 +428,11 @@ const file_bcx_type_v1_types_proto_rawDesc = "" +
 	"\x17bcx/type/v1/types.proto\x12\vbcx.type.v1\";\n" +
 	"\x05Money\x12\x1a\n" +
 	"\bcurrency\x18\x01 \x01(\tR\bcurrency\x12\x16\n" +
-	"\x06amount\x18\x02 \x01(\tR\x06amount*~\n" +
+	"\x06amount\x18\x02 \x01(\tR\x06amount\"z\n" +
+	"\aFeeRule\x12+\n" +
+	"\x05basis\x18\x01 \x01(\x0e2\x15.bcx.type.v1.FeeBasisR\x05basis\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12,\n" +
+	"\aminimum\x18\x03 \x01(\v2\x12.bcx.type.v1.MoneyR\aminimum*~\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MEMBER\x10\x01\x12\x12\n" +
@@ -335,7 +453,11 @@ const file_bcx_type_v1_types_proto_rawDesc = "" +
 	"\x04Side\x12\x14\n" +
 	"\x10SIDE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bSIDE_BUY\x10\x01\x12\r\n" +
-	"\tSIDE_SELL\x10\x02B\xa1\x01\n" +
+	"\tSIDE_SELL\x10\x02*P\n" +
+	"\bFeeBasis\x12\x19\n" +
+	"\x15FEE_BASIS_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eFEE_BASIS_RATE\x10\x01\x12\x15\n" +
+	"\x11FEE_BASIS_PER_LOT\x10\x02B\xa1\x01\n" +
 	"\x0fcom.bcx.type.v1B\n" +
 	"TypesProtoP\x01Z4github.com/bcx-exchange/bcx/proto/bcx/type/v1;typev1\xa2\x02\x03BTX\xaa\x02\vBcx.Type.V1\xca\x02\vBcx\\Type\\V1\xe2\x02\x17Bcx\\Type\\V1\\GPBMetadata\xea\x02\rBcx::Type::V1b\x06proto3"
 
@@ -351,21 +473,25 @@ func file_bcx_type_v1_types_proto_rawDescGZIP() []byte {
 	return file_bcx_type_v1_types_proto_rawDescData
 }
 
-var file_bcx_type_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bcx_type_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_bcx_type_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_bcx_type_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_bcx_type_v1_types_proto_goTypes = []any{
 	(Role)(0),          // 0: bcx.type.v1.Role
 	(CustomsStatus)(0), // 1: bcx.type.v1.CustomsStatus
 	(TradingMode)(0),   // 2: bcx.type.v1.TradingMode
 	(Side)(0),          // 3: bcx.type.v1.Side
-	(*Money)(nil),      // 4: bcx.type.v1.Money
+	(FeeBasis)(0),      // 4: bcx.type.v1.FeeBasis
+	(*Money)(nil),      // 5: bcx.type.v1.Money
+	(*FeeRule)(nil),    // 6: bcx.type.v1.FeeRule
 }
 var file_bcx_type_v1_types_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	4, // 0: bcx.type.v1.FeeRule.basis:type_name -> bcx.type.v1.FeeBasis
+	5, // 1: bcx.type.v1.FeeRule.minimum:type_name -> bcx.type.v1.Money
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_bcx_type_v1_types_proto_init() }
@@ -378,8 +504,8 @@ func file_bcx_type_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bcx_type_v1_types_proto_rawDesc), len(file_bcx_type_v1_types_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   1,
+			NumEnums:      5,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
