@@ -160,7 +160,7 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatalf("commodity created before restart: %v", err)
 	}
 	parts, err := operator.ListParticipants(ctx, &listingv1.ListParticipantsRequest{})
-	if err != nil || len(parts.Participants) != 5 {
+	if err != nil || len(parts.Participants) != 6 {
 		t.Fatalf("participants after restart = %v, %v", parts, err)
 	}
 }

@@ -17,6 +17,9 @@ const (
 	DemoBank      = "BANK-QDCB"
 	DemoMemberA   = "M-ALPHA"
 	DemoMemberB   = "M-BETA"
+	// InternalService is the participant bcx's own services act as when they
+	// call each other (settlement crediting the core, receipts depositing lots).
+	InternalService = "SVC-BCX"
 )
 
 // DevCredential is one token written to dev-credentials.json.
@@ -88,6 +91,7 @@ func SeedDemo(ctx context.Context, s *Server, issueTokens bool) (*DevCredentials
 		{DemoBank, "Qingdao Demo Clearing Bank", typev1.Role_ROLE_CLEARING_BANK},
 		{DemoMemberA, "Alpha Commodities Trading Co. (demo member)", typev1.Role_ROLE_MEMBER},
 		{DemoMemberB, "Beta Materials Ltd. (demo member)", typev1.Role_ROLE_MEMBER},
+		{InternalService, "bcx services", typev1.Role_ROLE_SERVICE},
 	} {
 		if _, err := s.CreateParticipant(ctx, &listingv1.CreateParticipantRequest{IdempotencyKey: key("participant", p.id),
 			Id: p.id, Name: p.name, Role: p.role}); err != nil {
@@ -157,4 +161,27 @@ func SeedDemo(ctx context.Context, s *Server, issueTokens bool) (*DevCredentials
 		creds.Members = append(creds.Members, c)
 	}
 	return &creds, nil
+}
+
+// IssueInternalToken gives bcx's own services a fresh token for this process
+// and revokes the ones earlier processes were given, so a service token lives
+// no longer than the process that holds it (it is never written to disk).
+func IssueInternalToken(ctx context.Context, s *Server) (string, error) {
+	ctx = auth.WithPrincipal(ctx, auth.Principal{ParticipantID: DemoOperator, Role: typev1.Role_ROLE_OPERATOR})
+	old, err := s.ListCredentials(ctx, &listingv1.ListCredentialsRequest{ParticipantId: InternalService, PageSize: maxPageSize})
+	if err != nil {
+		return "", err
+	}
+	for _, c := range old.Credentials {
+		if c.RevokedAt == nil {
+			if _, err := s.RevokeCredential(ctx, &listingv1.RevokeCredentialRequest{CredentialId: c.Id}); err != nil {
+				return "", err
+			}
+		}
+	}
+	resp, err := s.IssueCredential(ctx, &listingv1.IssueCredentialRequest{ParticipantId: InternalService, Label: "internal"})
+	if err != nil {
+		return "", err
+	}
+	return resp.Token, nil
 }

@@ -408,7 +408,7 @@ func TestPaging(t *testing.T) {
 				break
 			}
 		}
-		want := []string{"BANK-QDCB", "M-ALPHA", "M-BETA", "OPS", "WH-QDPORT"}
+		want := []string{"BANK-QDCB", "M-ALPHA", "M-BETA", "OPS", "SVC-BCX", "WH-QDPORT"}
 		if len(got) != len(want) {
 			t.Fatalf("paged = %v, want %v", got, want)
 		}
@@ -419,5 +419,40 @@ func TestPaging(t *testing.T) {
 		}
 		_, err := e.operator.ListParticipants(ctx, &listingv1.ListParticipantsRequest{PageToken: "!!"})
 		wantField(t, err, "page_token")
+	})
+}
+
+func TestInternalTokenLivesOneProcess(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		svc := listing.NewServer(e.store, money.NewRegistry(), listing.NewVerifier(e.store, time.Minute), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		first, err := listing.IssueInternalToken(ctx, svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		who, err := e.dial(first).WhoAmI(ctx, &listingv1.WhoAmIRequest{})
+		if err != nil || who.Participant.Role != typev1.Role_ROLE_SERVICE {
+			t.Fatalf("internal token: %v, %v", who, err)
+		}
+		// The service role reads any participant (to map ids to core numbers).
+		if _, err := e.dial(first).GetParticipant(ctx, &listingv1.GetParticipantRequest{Id: listing.DemoMemberA}); err != nil {
+			t.Fatalf("service reading a member: %v", err)
+		}
+		second, err := listing.IssueInternalToken(ctx, svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.dial(second).WhoAmI(ctx, &listingv1.WhoAmIRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		// The first process's token is revoked (the env's verifier caches for a
+		// minute, so check the store).
+		_ = e.store.InTx(ctx, func(q listing.Q) error {
+			c, _, err := e.store.GetCredential(ctx, q, who.CredentialId)
+			if err != nil || c.RevokedAt == nil {
+				t.Fatalf("first internal credential not revoked: %v, %v", c, err)
+			}
+			return nil
+		})
 	})
 }
