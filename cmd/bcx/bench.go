@@ -4,13 +4,36 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/bcx-exchange/bcx/pkg/orderbook/obbench"
 )
+
+// benchmarks maps `bcx bench <name>` to its entry point; each prints one JSON
+// line with its measurements.
+var benchmarks = map[string]func(args []string, stdout io.Writer) error{
+	"orderbook": obbench.Main,
+}
 
 func runBench(_ context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("bench: name a benchmark (orderbook)")
+		return fmt.Errorf("bench: name a benchmark (%s)", benchNames())
 	}
-	switch args[0] {
+	run, ok := benchmarks[args[0]]
+	if !ok {
+		return fmt.Errorf("bench: unknown benchmark %q (%s)", args[0], benchNames())
 	}
-	return fmt.Errorf("bench: unknown benchmark %q", args[0])
+	return run(args[1:], stdout)
+}
+
+func benchNames() string {
+	names := ""
+	for _, n := range []string{"orderbook", "matching", "grpc", "recovery", "receipts", "settlement"} {
+		if _, ok := benchmarks[n]; ok {
+			if names != "" {
+				names += ", "
+			}
+			names += n
+		}
+	}
+	return names
 }
