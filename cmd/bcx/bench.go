@@ -6,12 +6,14 @@ import (
 	"io"
 
 	"github.com/bcx-exchange/bcx/pkg/orderbook/obbench"
+	"github.com/bcx-exchange/bcx/services/receipts"
 )
 
 // benchmarks maps `bcx bench <name>` to its entry point; each prints one JSON
 // line with its measurements.
 var benchmarks = map[string]func(args []string, stdout io.Writer) error{
 	"orderbook": obbench.Main,
+	"receipts":  receipts.BenchMain,
 }
 
 func runBench(_ context.Context, args []string, stdout io.Writer) error {

@@ -33,6 +33,8 @@ commands:
   serve <service>         run one service (listing) against PostgreSQL
   bench <name>            run a benchmark and print one JSON line
   statement inspect FILE  parse a bank statement (camt.053/054, MT940) and print it as JSON
+  receipts verify FILE --root HASH
+                          check a receipt's history proof (VerifyReceipt output) offline
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -48,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stdout, logger)
 	case "bench":
 		return runBench(ctx, args[1:], stdout)
+	case "receipts":
+		return runReceipts(args[1:], stdout)
 	case "statement":
 		return runStatement(args[1:], stdout)
 	case "help", "-h", "--help":
