@@ -7,13 +7,15 @@ import (
 
 	"github.com/bcx-exchange/bcx/pkg/orderbook/obbench"
 	"github.com/bcx-exchange/bcx/services/receipts"
+	"github.com/bcx-exchange/bcx/services/settlement"
 )
 
 // benchmarks maps `bcx bench <name>` to its entry point; each prints one JSON
 // line with its measurements.
 var benchmarks = map[string]func(args []string, stdout io.Writer) error{
-	"orderbook": obbench.Main,
-	"receipts":  receipts.BenchMain,
+	"orderbook":  obbench.Main,
+	"receipts":   receipts.BenchMain,
+	"settlement": settlement.BenchMain,
 }
 
 func runBench(_ context.Context, args []string, stdout io.Writer) error {

@@ -33,6 +33,7 @@ commands:
   serve <service>         run one service (listing) against PostgreSQL
   bench <name>            run a benchmark and print one JSON line
   statement inspect FILE  parse a bank statement (camt.053/054, MT940) and print it as JSON
+  statement import FILE   send a statement to the exchange as a clearing bank; print the reconciliation
   receipts verify FILE --root HASH
                           check a receipt's history proof (VerifyReceipt output) offline
 `
@@ -53,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "receipts":
 		return runReceipts(args[1:], stdout)
 	case "statement":
-		return runStatement(args[1:], stdout)
+		return runStatement(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,195 @@
+package settlement
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
+)
+
+// Outbox command kinds.
+const (
+	outboxCredit      = "credit_funds"
+	outboxDebit       = "debit_funds"
+	outboxFeeSchedule = "set_fee_schedule"
+)
+
+// Outbox row states.
+const (
+	outboxPending = 0
+	outboxDone    = 1
+	// outboxRefused: the core refused the command for good (e.g. a debit
+	// the member's trading funds no longer cover). Logged as an error for
+	// operators; never retried.
+	outboxRefused = 2
+)
+
+// outboxBatch bounds how many commands one pass sends.
+const outboxBatch = 100
+
+// enqueue writes a command for the core in the caller's transaction. The
+// idempotency key is both the outbox row's key (a second enqueue of the same
+// key is a no-op) and the key the core deduplicates by, so the command takes
+// effect once however often it is sent.
+func (s *Service) enqueue(ctx context.Context, q *sql.Tx, c outboxCmd, now time.Time) error {
+	payload, err := proto.Marshal(c.Payload)
+	if err != nil {
+		return err
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO stl_outbox (id, kind, idem_key, payload, status, attempts, next_attempt_at, last_error,
+		created_at, done_at) VALUES ($1, $2, $3, $4, 0, 0, $5, '', $6, 0) ON CONFLICT (idem_key) DO NOTHING`,
+		s.store.outbox.Add(1), c.Kind, c.Key, payload, time.Now().UnixNano(), now.UnixNano())
+	return err
+}
+
+func creditCmd(key, member string, amount string, currency string) outboxCmd {
+	return outboxCmd{Kind: outboxCredit, Key: key, Payload: &tradingv1.CreditFundsRequest{IdempotencyKey: key, ParticipantId: member,
+		Amount: money(currency, amount)}}
+}
+
+func debitCmd(key, member string, amount string, currency string) outboxCmd {
+	return outboxCmd{Kind: outboxDebit, Key: key, Payload: &tradingv1.DebitFundsRequest{IdempotencyKey: key, ParticipantId: member,
+		Amount: money(currency, amount)}}
+}
+
+// runOutbox sends due commands until ctx is done: woken when a transaction
+// enqueues one, and every OutboxInterval for retries and for commands left
+// by a previous run of the process.
+func (s *Service) runOutbox(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.OutboxInterval)
+	defer t.Stop()
+	for {
+		for {
+			n, err := s.DeliverOutbox(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.logger.Error("outbox", "error", err)
+			}
+			if n < outboxBatch || err != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.outboxWake:
+		case <-t.C:
+		}
+	}
+}
+
+type outboxRow struct {
+	id       int64
+	kind     string
+	key      string
+	payload  []byte
+	attempts int
+}
+
+// DeliverOutbox sends the commands that are due once and returns how many it
+// tried. A command the core acknowledges (applied now or before: the key
+// makes it once) is done; one it refuses for good (InvalidArgument,
+// FailedPrecondition, NotFound) is marked refused and logged; anything else
+// is retried with exponential backoff.
+//
+// Retry times are on the wall clock (not Config.Clock): they pace calls to a
+// real process.
+func (s *Service) DeliverOutbox(ctx context.Context) (int, error) {
+	now := time.Now()
+	var due []outboxRow
+	err := s.db.InTx(ctx, func(q *sql.Tx) error {
+		due = due[:0]
+		rows, err := q.QueryContext(ctx, `SELECT id, kind, idem_key, payload, attempts FROM stl_outbox
+			WHERE status = 0 AND next_attempt_at <= $1 ORDER BY id LIMIT $2`, now.UnixNano(), outboxBatch)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r outboxRow
+			if err := rows.Scan(&r.id, &r.kind, &r.key, &r.payload, &r.attempts); err != nil {
+				return err
+			}
+			due = append(due, r)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range due {
+		sendErr := s.send(ctx, r)
+		if ctx.Err() != nil {
+			return len(due), ctx.Err()
+		}
+		st, msg, next := outboxDone, "", int64(0)
+		switch code := status.Code(sendErr); {
+		case sendErr == nil:
+		case code == codes.InvalidArgument || code == codes.FailedPrecondition || code == codes.NotFound:
+			st, msg = outboxRefused, sendErr.Error()
+			s.logger.Error("the core refused a settlement command; operators must reconcile the member's trading funds",
+				"kind", r.kind, "key", r.key, "error", sendErr)
+		default:
+			st, msg = outboxPending, sendErr.Error()
+			backoff := time.Duration(1<<min(r.attempts, 16)) * 100 * time.Millisecond
+			next = time.Now().Add(min(backoff, s.cfg.RetryMax)).UnixNano()
+			s.logger.Warn("core command not acknowledged; will retry", "kind", r.kind, "key", r.key, "attempt", r.attempts+1, "error", sendErr)
+		}
+		done := int64(0)
+		if st != outboxPending {
+			done = s.now().UnixNano()
+		}
+		if err := s.db.InTx(ctx, func(q *sql.Tx) error {
+			_, err := q.ExecContext(ctx, `UPDATE stl_outbox SET status = $2, attempts = attempts + 1, next_attempt_at = $3,
+				last_error = $4, done_at = $5 WHERE id = $1`, r.id, st, next, msg, done)
+			return err
+		}); err != nil {
+			return len(due), err
+		}
+	}
+	return len(due), nil
+}
+
+func (s *Service) send(ctx context.Context, r outboxRow) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	switch r.kind {
+	case outboxCredit:
+		req := &tradingv1.CreditFundsRequest{}
+		if err := proto.Unmarshal(r.payload, req); err != nil {
+			return err
+		}
+		_, err := s.cfg.Core.CreditFunds(ctx, req)
+		return err
+	case outboxDebit:
+		req := &tradingv1.DebitFundsRequest{}
+		if err := proto.Unmarshal(r.payload, req); err != nil {
+			return err
+		}
+		_, err := s.cfg.Core.DebitFunds(ctx, req)
+		return err
+	case outboxFeeSchedule:
+		req := &tradingv1.SetFeeScheduleRequest{}
+		if err := proto.Unmarshal(r.payload, req); err != nil {
+			return err
+		}
+		_, err := s.cfg.Core.SetFeeSchedule(ctx, req)
+		return err
+	}
+	return status.Error(codes.InvalidArgument, fmt.Sprintf("unknown outbox kind %q", r.kind))
+}
+
+// OutboxStatus reports a command's state by key (for tests and operators):
+// pending, done or refused, and the attempts made.
+func (s *Service) OutboxStatus(ctx context.Context, key string) (state string, attempts int, err error) {
+	var st int
+	if err = s.db.QueryRowContext(ctx, `SELECT status, attempts FROM stl_outbox WHERE idem_key = $1`, key).Scan(&st, &attempts); err != nil {
+		return "", 0, err
+	}
+	return map[int]string{outboxPending: "pending", outboxDone: "done", outboxRefused: "refused"}[st], attempts, nil
+}
