@@ -3324,6 +3324,113 @@ func (x *CheckLedgerResponse) GetTransactions() int64 {
 	return 0
 }
 
+type RecordReceiptsLegRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TradeId int64                  `protobuf:"varint,1,opt,name=trade_id,json=tradeId,proto3" json:"trade_id,omitempty"`
+	// Net weight of the pieces delivered, decimal; empty means exactly the
+	// traded quantity. A difference settles in cash at the trade price (溢短).
+	DeliveredWeight string `protobuf:"bytes,2,opt,name=delivered_weight,json=deliveredWeight,proto3" json:"delivered_weight,omitempty"`
+	// The receipts service's id for the transfer.
+	Reference     string `protobuf:"bytes,3,opt,name=reference,proto3" json:"reference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordReceiptsLegRequest) Reset() {
+	*x = RecordReceiptsLegRequest{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordReceiptsLegRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordReceiptsLegRequest) ProtoMessage() {}
+
+func (x *RecordReceiptsLegRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordReceiptsLegRequest.ProtoReflect.Descriptor instead.
+func (*RecordReceiptsLegRequest) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RecordReceiptsLegRequest) GetTradeId() int64 {
+	if x != nil {
+		return x.TradeId
+	}
+	return 0
+}
+
+func (x *RecordReceiptsLegRequest) GetDeliveredWeight() string {
+	if x != nil {
+		return x.DeliveredWeight
+	}
+	return ""
+}
+
+func (x *RecordReceiptsLegRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+type RecordReceiptsLegResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settlement    *TradeSettlement       `protobuf:"bytes,1,opt,name=settlement,proto3" json:"settlement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordReceiptsLegResponse) Reset() {
+	*x = RecordReceiptsLegResponse{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordReceiptsLegResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordReceiptsLegResponse) ProtoMessage() {}
+
+func (x *RecordReceiptsLegResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordReceiptsLegResponse.ProtoReflect.Descriptor instead.
+func (*RecordReceiptsLegResponse) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *RecordReceiptsLegResponse) GetSettlement() *TradeSettlement {
+	if x != nil {
+		return x.Settlement
+	}
+	return nil
+}
+
 var File_bcx_settlement_v1_settlement_proto protoreflect.FileDescriptor
 
 const file_bcx_settlement_v1_settlement_proto_rawDesc = "" +
@@ -3543,7 +3650,15 @@ const file_bcx_settlement_v1_settlement_proto_rawDesc = "" +
 	"\x13CheckLedgerResponse\x128\n" +
 	"\x06totals\x18\x01 \x03(\v2 .bcx.settlement.v1.CurrencyTotalR\x06totals\x12\x1a\n" +
 	"\bbalanced\x18\x02 \x01(\bR\bbalanced\x12\"\n" +
-	"\ftransactions\x18\x03 \x01(\x03R\ftransactions*\xf9\x01\n" +
+	"\ftransactions\x18\x03 \x01(\x03R\ftransactions\"~\n" +
+	"\x18RecordReceiptsLegRequest\x12\x19\n" +
+	"\btrade_id\x18\x01 \x01(\x03R\atradeId\x12)\n" +
+	"\x10delivered_weight\x18\x02 \x01(\tR\x0fdeliveredWeight\x12\x1c\n" +
+	"\treference\x18\x03 \x01(\tR\treference\"_\n" +
+	"\x19RecordReceiptsLegResponse\x12B\n" +
+	"\n" +
+	"settlement\x18\x01 \x01(\v2\".bcx.settlement.v1.TradeSettlementR\n" +
+	"settlement*\xf9\x01\n" +
 	"\vAccountKind\x12\x1c\n" +
 	"\x18ACCOUNT_KIND_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dACCOUNT_KIND_MEMBER_AVAILABLE\x10\x01\x12 \n" +
@@ -3589,7 +3704,9 @@ const file_bcx_settlement_v1_settlement_proto_rawDesc = "" +
 	"\x11RejectInstruction\x12+.bcx.settlement.v1.RejectInstructionRequest\x1a,.bcx.settlement.v1.RejectInstructionResponse\x12h\n" +
 	"\x0fImportStatement\x12).bcx.settlement.v1.ImportStatementRequest\x1a*.bcx.settlement.v1.ImportStatementResponse\x12\x80\x01\n" +
 	"\x17GetReconciliationReport\x121.bcx.settlement.v1.GetReconciliationReportRequest\x1a2.bcx.settlement.v1.GetReconciliationReportResponse\x12\x86\x01\n" +
-	"\x19ListReconciliationReports\x123.bcx.settlement.v1.ListReconciliationReportsRequest\x1a4.bcx.settlement.v1.ListReconciliationReportsResponse2\xf9\x04\n" +
+	"\x19ListReconciliationReports\x123.bcx.settlement.v1.ListReconciliationReportsRequest\x1a4.bcx.settlement.v1.ListReconciliationReportsResponse2\x8b\x01\n" +
+	"\x19SettlementInternalService\x12n\n" +
+	"\x11RecordReceiptsLeg\x12+.bcx.settlement.v1.RecordReceiptsLegRequest\x1a,.bcx.settlement.v1.RecordReceiptsLegResponse2\xf9\x04\n" +
 	"\x16SettlementAdminService\x12e\n" +
 	"\x0eSetFeeSchedule\x12(.bcx.settlement.v1.SetFeeScheduleRequest\x1a).bcx.settlement.v1.SetFeeScheduleResponse\x12e\n" +
 	"\x0eGetFeeSchedule\x12(.bcx.settlement.v1.GetFeeScheduleRequest\x1a).bcx.settlement.v1.GetFeeScheduleResponse\x12b\n" +
@@ -3612,7 +3729,7 @@ func file_bcx_settlement_v1_settlement_proto_rawDescGZIP() []byte {
 }
 
 var file_bcx_settlement_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_bcx_settlement_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_bcx_settlement_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_bcx_settlement_v1_settlement_proto_goTypes = []any{
 	(AccountKind)(0),                          // 0: bcx.settlement.v1.AccountKind
 	(WithdrawalStatus)(0),                     // 1: bcx.settlement.v1.WithdrawalStatus
@@ -3670,110 +3787,115 @@ var file_bcx_settlement_v1_settlement_proto_goTypes = []any{
 	(*CheckLedgerRequest)(nil),                // 53: bcx.settlement.v1.CheckLedgerRequest
 	(*CurrencyTotal)(nil),                     // 54: bcx.settlement.v1.CurrencyTotal
 	(*CheckLedgerResponse)(nil),               // 55: bcx.settlement.v1.CheckLedgerResponse
-	(*v1.Money)(nil),                          // 56: bcx.type.v1.Money
-	(*timestamppb.Timestamp)(nil),             // 57: google.protobuf.Timestamp
-	(*v1.FeeRule)(nil),                        // 58: bcx.type.v1.FeeRule
+	(*RecordReceiptsLegRequest)(nil),          // 56: bcx.settlement.v1.RecordReceiptsLegRequest
+	(*RecordReceiptsLegResponse)(nil),         // 57: bcx.settlement.v1.RecordReceiptsLegResponse
+	(*v1.Money)(nil),                          // 58: bcx.type.v1.Money
+	(*timestamppb.Timestamp)(nil),             // 59: google.protobuf.Timestamp
+	(*v1.FeeRule)(nil),                        // 60: bcx.type.v1.FeeRule
 }
 var file_bcx_settlement_v1_settlement_proto_depIdxs = []int32{
 	0,  // 0: bcx.settlement.v1.AccountBalance.kind:type_name -> bcx.settlement.v1.AccountKind
-	56, // 1: bcx.settlement.v1.AccountBalance.balance:type_name -> bcx.type.v1.Money
-	56, // 2: bcx.settlement.v1.Posting.amount:type_name -> bcx.type.v1.Money
-	57, // 3: bcx.settlement.v1.Posting.booked_at:type_name -> google.protobuf.Timestamp
+	58, // 1: bcx.settlement.v1.AccountBalance.balance:type_name -> bcx.type.v1.Money
+	58, // 2: bcx.settlement.v1.Posting.amount:type_name -> bcx.type.v1.Money
+	59, // 3: bcx.settlement.v1.Posting.booked_at:type_name -> google.protobuf.Timestamp
 	5,  // 4: bcx.settlement.v1.GetAccountBalancesResponse.balances:type_name -> bcx.settlement.v1.AccountBalance
 	6,  // 5: bcx.settlement.v1.ListPostingsResponse.postings:type_name -> bcx.settlement.v1.Posting
-	56, // 6: bcx.settlement.v1.GetStatementResponse.opening_balance:type_name -> bcx.type.v1.Money
-	56, // 7: bcx.settlement.v1.GetStatementResponse.closing_balance:type_name -> bcx.type.v1.Money
+	58, // 6: bcx.settlement.v1.GetStatementResponse.opening_balance:type_name -> bcx.type.v1.Money
+	58, // 7: bcx.settlement.v1.GetStatementResponse.closing_balance:type_name -> bcx.type.v1.Money
 	6,  // 8: bcx.settlement.v1.GetStatementResponse.postings:type_name -> bcx.settlement.v1.Posting
-	56, // 9: bcx.settlement.v1.RequestWithdrawalRequest.amount:type_name -> bcx.type.v1.Money
+	58, // 9: bcx.settlement.v1.RequestWithdrawalRequest.amount:type_name -> bcx.type.v1.Money
 	1,  // 10: bcx.settlement.v1.RequestWithdrawalResponse.status:type_name -> bcx.settlement.v1.WithdrawalStatus
-	56, // 11: bcx.settlement.v1.TradeSettlement.price:type_name -> bcx.type.v1.Money
-	56, // 12: bcx.settlement.v1.TradeSettlement.principal:type_name -> bcx.type.v1.Money
-	56, // 13: bcx.settlement.v1.TradeSettlement.buyer_fee:type_name -> bcx.type.v1.Money
-	56, // 14: bcx.settlement.v1.TradeSettlement.seller_fee:type_name -> bcx.type.v1.Money
+	58, // 11: bcx.settlement.v1.TradeSettlement.price:type_name -> bcx.type.v1.Money
+	58, // 12: bcx.settlement.v1.TradeSettlement.principal:type_name -> bcx.type.v1.Money
+	58, // 13: bcx.settlement.v1.TradeSettlement.buyer_fee:type_name -> bcx.type.v1.Money
+	58, // 14: bcx.settlement.v1.TradeSettlement.seller_fee:type_name -> bcx.type.v1.Money
 	2,  // 15: bcx.settlement.v1.TradeSettlement.status:type_name -> bcx.settlement.v1.SettlementStatus
-	56, // 16: bcx.settlement.v1.TradeSettlement.weight_adjustment:type_name -> bcx.type.v1.Money
+	58, // 16: bcx.settlement.v1.TradeSettlement.weight_adjustment:type_name -> bcx.type.v1.Money
 	15, // 17: bcx.settlement.v1.GetTradeSettlementResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
 	2,  // 18: bcx.settlement.v1.ListTradeSettlementsRequest.status:type_name -> bcx.settlement.v1.SettlementStatus
 	15, // 19: bcx.settlement.v1.ListTradeSettlementsResponse.settlements:type_name -> bcx.settlement.v1.TradeSettlement
-	56, // 20: bcx.settlement.v1.PostDepositNoticeRequest.amount:type_name -> bcx.type.v1.Money
+	58, // 20: bcx.settlement.v1.PostDepositNoticeRequest.amount:type_name -> bcx.type.v1.Money
 	3,  // 21: bcx.settlement.v1.Instruction.kind:type_name -> bcx.settlement.v1.InstructionKind
-	56, // 22: bcx.settlement.v1.Instruction.amount:type_name -> bcx.type.v1.Money
-	56, // 23: bcx.settlement.v1.Instruction.counter_amount:type_name -> bcx.type.v1.Money
+	58, // 22: bcx.settlement.v1.Instruction.amount:type_name -> bcx.type.v1.Money
+	58, // 23: bcx.settlement.v1.Instruction.counter_amount:type_name -> bcx.type.v1.Money
 	4,  // 24: bcx.settlement.v1.Instruction.status:type_name -> bcx.settlement.v1.InstructionStatus
-	57, // 25: bcx.settlement.v1.Instruction.created_at:type_name -> google.protobuf.Timestamp
+	59, // 25: bcx.settlement.v1.Instruction.created_at:type_name -> google.protobuf.Timestamp
 	24, // 26: bcx.settlement.v1.StreamInstructionsResponse.instruction:type_name -> bcx.settlement.v1.Instruction
 	24, // 27: bcx.settlement.v1.AcknowledgeInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
 	24, // 28: bcx.settlement.v1.ConfirmInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
 	24, // 29: bcx.settlement.v1.RejectInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
 	36, // 30: bcx.settlement.v1.ImportStatementResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
-	56, // 31: bcx.settlement.v1.MatchedEntry.amount:type_name -> bcx.type.v1.Money
+	58, // 31: bcx.settlement.v1.MatchedEntry.amount:type_name -> bcx.type.v1.Money
 	35, // 32: bcx.settlement.v1.ReconciliationReport.matched:type_name -> bcx.settlement.v1.MatchedEntry
 	35, // 33: bcx.settlement.v1.ReconciliationReport.unmatched_bank_entries:type_name -> bcx.settlement.v1.MatchedEntry
 	35, // 34: bcx.settlement.v1.ReconciliationReport.unmatched_ledger_movements:type_name -> bcx.settlement.v1.MatchedEntry
 	35, // 35: bcx.settlement.v1.ReconciliationReport.amount_mismatches:type_name -> bcx.settlement.v1.MatchedEntry
-	56, // 36: bcx.settlement.v1.ReconciliationReport.unexplained_difference:type_name -> bcx.type.v1.Money
-	57, // 37: bcx.settlement.v1.ReconciliationReport.created_at:type_name -> google.protobuf.Timestamp
+	58, // 36: bcx.settlement.v1.ReconciliationReport.unexplained_difference:type_name -> bcx.type.v1.Money
+	59, // 37: bcx.settlement.v1.ReconciliationReport.created_at:type_name -> google.protobuf.Timestamp
 	36, // 38: bcx.settlement.v1.GetReconciliationReportResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
 	36, // 39: bcx.settlement.v1.ListReconciliationReportsResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
-	58, // 40: bcx.settlement.v1.FeeSchedule.buyer:type_name -> bcx.type.v1.FeeRule
-	58, // 41: bcx.settlement.v1.FeeSchedule.seller:type_name -> bcx.type.v1.FeeRule
+	60, // 40: bcx.settlement.v1.FeeSchedule.buyer:type_name -> bcx.type.v1.FeeRule
+	60, // 41: bcx.settlement.v1.FeeSchedule.seller:type_name -> bcx.type.v1.FeeRule
 	41, // 42: bcx.settlement.v1.SetFeeScheduleRequest.schedule:type_name -> bcx.settlement.v1.FeeSchedule
 	41, // 43: bcx.settlement.v1.SetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
 	41, // 44: bcx.settlement.v1.GetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	57, // 45: bcx.settlement.v1.FxRate.valid_from:type_name -> google.protobuf.Timestamp
-	57, // 46: bcx.settlement.v1.FxRate.valid_until:type_name -> google.protobuf.Timestamp
+	59, // 45: bcx.settlement.v1.FxRate.valid_from:type_name -> google.protobuf.Timestamp
+	59, // 46: bcx.settlement.v1.FxRate.valid_until:type_name -> google.protobuf.Timestamp
 	46, // 47: bcx.settlement.v1.PublishFxRateRequest.rate:type_name -> bcx.settlement.v1.FxRate
 	46, // 48: bcx.settlement.v1.PublishFxRateResponse.rate:type_name -> bcx.settlement.v1.FxRate
-	57, // 49: bcx.settlement.v1.ListFxRatesRequest.at:type_name -> google.protobuf.Timestamp
+	59, // 49: bcx.settlement.v1.ListFxRatesRequest.at:type_name -> google.protobuf.Timestamp
 	46, // 50: bcx.settlement.v1.ListFxRatesResponse.rates:type_name -> bcx.settlement.v1.FxRate
 	54, // 51: bcx.settlement.v1.CheckLedgerResponse.totals:type_name -> bcx.settlement.v1.CurrencyTotal
-	7,  // 52: bcx.settlement.v1.SettlementService.GetAccountBalances:input_type -> bcx.settlement.v1.GetAccountBalancesRequest
-	9,  // 53: bcx.settlement.v1.SettlementService.ListPostings:input_type -> bcx.settlement.v1.ListPostingsRequest
-	11, // 54: bcx.settlement.v1.SettlementService.GetStatement:input_type -> bcx.settlement.v1.GetStatementRequest
-	13, // 55: bcx.settlement.v1.SettlementService.RequestWithdrawal:input_type -> bcx.settlement.v1.RequestWithdrawalRequest
-	16, // 56: bcx.settlement.v1.SettlementService.GetTradeSettlement:input_type -> bcx.settlement.v1.GetTradeSettlementRequest
-	18, // 57: bcx.settlement.v1.SettlementService.ListTradeSettlements:input_type -> bcx.settlement.v1.ListTradeSettlementsRequest
-	20, // 58: bcx.settlement.v1.SettlementService.SetFxPreference:input_type -> bcx.settlement.v1.SetFxPreferenceRequest
-	22, // 59: bcx.settlement.v1.BankService.PostDepositNotice:input_type -> bcx.settlement.v1.PostDepositNoticeRequest
-	25, // 60: bcx.settlement.v1.BankService.StreamInstructions:input_type -> bcx.settlement.v1.StreamInstructionsRequest
-	27, // 61: bcx.settlement.v1.BankService.AcknowledgeInstruction:input_type -> bcx.settlement.v1.AcknowledgeInstructionRequest
-	29, // 62: bcx.settlement.v1.BankService.ConfirmInstruction:input_type -> bcx.settlement.v1.ConfirmInstructionRequest
-	31, // 63: bcx.settlement.v1.BankService.RejectInstruction:input_type -> bcx.settlement.v1.RejectInstructionRequest
-	33, // 64: bcx.settlement.v1.BankService.ImportStatement:input_type -> bcx.settlement.v1.ImportStatementRequest
-	37, // 65: bcx.settlement.v1.BankService.GetReconciliationReport:input_type -> bcx.settlement.v1.GetReconciliationReportRequest
-	39, // 66: bcx.settlement.v1.BankService.ListReconciliationReports:input_type -> bcx.settlement.v1.ListReconciliationReportsRequest
-	42, // 67: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:input_type -> bcx.settlement.v1.SetFeeScheduleRequest
-	44, // 68: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:input_type -> bcx.settlement.v1.GetFeeScheduleRequest
-	47, // 69: bcx.settlement.v1.SettlementAdminService.PublishFxRate:input_type -> bcx.settlement.v1.PublishFxRateRequest
-	49, // 70: bcx.settlement.v1.SettlementAdminService.ListFxRates:input_type -> bcx.settlement.v1.ListFxRatesRequest
-	51, // 71: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:input_type -> bcx.settlement.v1.RunSettlementCycleRequest
-	53, // 72: bcx.settlement.v1.SettlementAdminService.CheckLedger:input_type -> bcx.settlement.v1.CheckLedgerRequest
-	8,  // 73: bcx.settlement.v1.SettlementService.GetAccountBalances:output_type -> bcx.settlement.v1.GetAccountBalancesResponse
-	10, // 74: bcx.settlement.v1.SettlementService.ListPostings:output_type -> bcx.settlement.v1.ListPostingsResponse
-	12, // 75: bcx.settlement.v1.SettlementService.GetStatement:output_type -> bcx.settlement.v1.GetStatementResponse
-	14, // 76: bcx.settlement.v1.SettlementService.RequestWithdrawal:output_type -> bcx.settlement.v1.RequestWithdrawalResponse
-	17, // 77: bcx.settlement.v1.SettlementService.GetTradeSettlement:output_type -> bcx.settlement.v1.GetTradeSettlementResponse
-	19, // 78: bcx.settlement.v1.SettlementService.ListTradeSettlements:output_type -> bcx.settlement.v1.ListTradeSettlementsResponse
-	21, // 79: bcx.settlement.v1.SettlementService.SetFxPreference:output_type -> bcx.settlement.v1.SetFxPreferenceResponse
-	23, // 80: bcx.settlement.v1.BankService.PostDepositNotice:output_type -> bcx.settlement.v1.PostDepositNoticeResponse
-	26, // 81: bcx.settlement.v1.BankService.StreamInstructions:output_type -> bcx.settlement.v1.StreamInstructionsResponse
-	28, // 82: bcx.settlement.v1.BankService.AcknowledgeInstruction:output_type -> bcx.settlement.v1.AcknowledgeInstructionResponse
-	30, // 83: bcx.settlement.v1.BankService.ConfirmInstruction:output_type -> bcx.settlement.v1.ConfirmInstructionResponse
-	32, // 84: bcx.settlement.v1.BankService.RejectInstruction:output_type -> bcx.settlement.v1.RejectInstructionResponse
-	34, // 85: bcx.settlement.v1.BankService.ImportStatement:output_type -> bcx.settlement.v1.ImportStatementResponse
-	38, // 86: bcx.settlement.v1.BankService.GetReconciliationReport:output_type -> bcx.settlement.v1.GetReconciliationReportResponse
-	40, // 87: bcx.settlement.v1.BankService.ListReconciliationReports:output_type -> bcx.settlement.v1.ListReconciliationReportsResponse
-	43, // 88: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:output_type -> bcx.settlement.v1.SetFeeScheduleResponse
-	45, // 89: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:output_type -> bcx.settlement.v1.GetFeeScheduleResponse
-	48, // 90: bcx.settlement.v1.SettlementAdminService.PublishFxRate:output_type -> bcx.settlement.v1.PublishFxRateResponse
-	50, // 91: bcx.settlement.v1.SettlementAdminService.ListFxRates:output_type -> bcx.settlement.v1.ListFxRatesResponse
-	52, // 92: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:output_type -> bcx.settlement.v1.RunSettlementCycleResponse
-	55, // 93: bcx.settlement.v1.SettlementAdminService.CheckLedger:output_type -> bcx.settlement.v1.CheckLedgerResponse
-	73, // [73:94] is the sub-list for method output_type
-	52, // [52:73] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	15, // 52: bcx.settlement.v1.RecordReceiptsLegResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
+	7,  // 53: bcx.settlement.v1.SettlementService.GetAccountBalances:input_type -> bcx.settlement.v1.GetAccountBalancesRequest
+	9,  // 54: bcx.settlement.v1.SettlementService.ListPostings:input_type -> bcx.settlement.v1.ListPostingsRequest
+	11, // 55: bcx.settlement.v1.SettlementService.GetStatement:input_type -> bcx.settlement.v1.GetStatementRequest
+	13, // 56: bcx.settlement.v1.SettlementService.RequestWithdrawal:input_type -> bcx.settlement.v1.RequestWithdrawalRequest
+	16, // 57: bcx.settlement.v1.SettlementService.GetTradeSettlement:input_type -> bcx.settlement.v1.GetTradeSettlementRequest
+	18, // 58: bcx.settlement.v1.SettlementService.ListTradeSettlements:input_type -> bcx.settlement.v1.ListTradeSettlementsRequest
+	20, // 59: bcx.settlement.v1.SettlementService.SetFxPreference:input_type -> bcx.settlement.v1.SetFxPreferenceRequest
+	22, // 60: bcx.settlement.v1.BankService.PostDepositNotice:input_type -> bcx.settlement.v1.PostDepositNoticeRequest
+	25, // 61: bcx.settlement.v1.BankService.StreamInstructions:input_type -> bcx.settlement.v1.StreamInstructionsRequest
+	27, // 62: bcx.settlement.v1.BankService.AcknowledgeInstruction:input_type -> bcx.settlement.v1.AcknowledgeInstructionRequest
+	29, // 63: bcx.settlement.v1.BankService.ConfirmInstruction:input_type -> bcx.settlement.v1.ConfirmInstructionRequest
+	31, // 64: bcx.settlement.v1.BankService.RejectInstruction:input_type -> bcx.settlement.v1.RejectInstructionRequest
+	33, // 65: bcx.settlement.v1.BankService.ImportStatement:input_type -> bcx.settlement.v1.ImportStatementRequest
+	37, // 66: bcx.settlement.v1.BankService.GetReconciliationReport:input_type -> bcx.settlement.v1.GetReconciliationReportRequest
+	39, // 67: bcx.settlement.v1.BankService.ListReconciliationReports:input_type -> bcx.settlement.v1.ListReconciliationReportsRequest
+	56, // 68: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:input_type -> bcx.settlement.v1.RecordReceiptsLegRequest
+	42, // 69: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:input_type -> bcx.settlement.v1.SetFeeScheduleRequest
+	44, // 70: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:input_type -> bcx.settlement.v1.GetFeeScheduleRequest
+	47, // 71: bcx.settlement.v1.SettlementAdminService.PublishFxRate:input_type -> bcx.settlement.v1.PublishFxRateRequest
+	49, // 72: bcx.settlement.v1.SettlementAdminService.ListFxRates:input_type -> bcx.settlement.v1.ListFxRatesRequest
+	51, // 73: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:input_type -> bcx.settlement.v1.RunSettlementCycleRequest
+	53, // 74: bcx.settlement.v1.SettlementAdminService.CheckLedger:input_type -> bcx.settlement.v1.CheckLedgerRequest
+	8,  // 75: bcx.settlement.v1.SettlementService.GetAccountBalances:output_type -> bcx.settlement.v1.GetAccountBalancesResponse
+	10, // 76: bcx.settlement.v1.SettlementService.ListPostings:output_type -> bcx.settlement.v1.ListPostingsResponse
+	12, // 77: bcx.settlement.v1.SettlementService.GetStatement:output_type -> bcx.settlement.v1.GetStatementResponse
+	14, // 78: bcx.settlement.v1.SettlementService.RequestWithdrawal:output_type -> bcx.settlement.v1.RequestWithdrawalResponse
+	17, // 79: bcx.settlement.v1.SettlementService.GetTradeSettlement:output_type -> bcx.settlement.v1.GetTradeSettlementResponse
+	19, // 80: bcx.settlement.v1.SettlementService.ListTradeSettlements:output_type -> bcx.settlement.v1.ListTradeSettlementsResponse
+	21, // 81: bcx.settlement.v1.SettlementService.SetFxPreference:output_type -> bcx.settlement.v1.SetFxPreferenceResponse
+	23, // 82: bcx.settlement.v1.BankService.PostDepositNotice:output_type -> bcx.settlement.v1.PostDepositNoticeResponse
+	26, // 83: bcx.settlement.v1.BankService.StreamInstructions:output_type -> bcx.settlement.v1.StreamInstructionsResponse
+	28, // 84: bcx.settlement.v1.BankService.AcknowledgeInstruction:output_type -> bcx.settlement.v1.AcknowledgeInstructionResponse
+	30, // 85: bcx.settlement.v1.BankService.ConfirmInstruction:output_type -> bcx.settlement.v1.ConfirmInstructionResponse
+	32, // 86: bcx.settlement.v1.BankService.RejectInstruction:output_type -> bcx.settlement.v1.RejectInstructionResponse
+	34, // 87: bcx.settlement.v1.BankService.ImportStatement:output_type -> bcx.settlement.v1.ImportStatementResponse
+	38, // 88: bcx.settlement.v1.BankService.GetReconciliationReport:output_type -> bcx.settlement.v1.GetReconciliationReportResponse
+	40, // 89: bcx.settlement.v1.BankService.ListReconciliationReports:output_type -> bcx.settlement.v1.ListReconciliationReportsResponse
+	57, // 90: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:output_type -> bcx.settlement.v1.RecordReceiptsLegResponse
+	43, // 91: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:output_type -> bcx.settlement.v1.SetFeeScheduleResponse
+	45, // 92: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:output_type -> bcx.settlement.v1.GetFeeScheduleResponse
+	48, // 93: bcx.settlement.v1.SettlementAdminService.PublishFxRate:output_type -> bcx.settlement.v1.PublishFxRateResponse
+	50, // 94: bcx.settlement.v1.SettlementAdminService.ListFxRates:output_type -> bcx.settlement.v1.ListFxRatesResponse
+	52, // 95: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:output_type -> bcx.settlement.v1.RunSettlementCycleResponse
+	55, // 96: bcx.settlement.v1.SettlementAdminService.CheckLedger:output_type -> bcx.settlement.v1.CheckLedgerResponse
+	75, // [75:97] is the sub-list for method output_type
+	53, // [53:75] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_bcx_settlement_v1_settlement_proto_init() }
@@ -3787,9 +3909,9 @@ func file_bcx_settlement_v1_settlement_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bcx_settlement_v1_settlement_proto_rawDesc), len(file_bcx_settlement_v1_settlement_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   51,
+			NumMessages:   53,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_bcx_settlement_v1_settlement_proto_goTypes,
 		DependencyIndexes: file_bcx_settlement_v1_settlement_proto_depIdxs,

@@ -742,6 +742,119 @@ var BankService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	SettlementInternalService_RecordReceiptsLeg_FullMethodName = "/bcx.settlement.v1.SettlementInternalService/RecordReceiptsLeg"
+)
+
+// SettlementInternalServiceClient is the client API for SettlementInternalService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// bcx services: the receipts service reports each trade's goods leg here once
+// it has transferred title, so a trade settles when both legs are done.
+type SettlementInternalServiceClient interface {
+	// Idempotent: the same leg again changes nothing; a different leg for the
+	// same trade is refused.
+	RecordReceiptsLeg(ctx context.Context, in *RecordReceiptsLegRequest, opts ...grpc.CallOption) (*RecordReceiptsLegResponse, error)
+}
+
+type settlementInternalServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSettlementInternalServiceClient(cc grpc.ClientConnInterface) SettlementInternalServiceClient {
+	return &settlementInternalServiceClient{cc}
+}
+
+func (c *settlementInternalServiceClient) RecordReceiptsLeg(ctx context.Context, in *RecordReceiptsLegRequest, opts ...grpc.CallOption) (*RecordReceiptsLegResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordReceiptsLegResponse)
+	err := c.cc.Invoke(ctx, SettlementInternalService_RecordReceiptsLeg_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettlementInternalServiceServer is the server API for SettlementInternalService service.
+// All implementations must embed UnimplementedSettlementInternalServiceServer
+// for forward compatibility.
+//
+// bcx services: the receipts service reports each trade's goods leg here once
+// it has transferred title, so a trade settles when both legs are done.
+type SettlementInternalServiceServer interface {
+	// Idempotent: the same leg again changes nothing; a different leg for the
+	// same trade is refused.
+	RecordReceiptsLeg(context.Context, *RecordReceiptsLegRequest) (*RecordReceiptsLegResponse, error)
+	mustEmbedUnimplementedSettlementInternalServiceServer()
+}
+
+// UnimplementedSettlementInternalServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSettlementInternalServiceServer struct{}
+
+func (UnimplementedSettlementInternalServiceServer) RecordReceiptsLeg(context.Context, *RecordReceiptsLegRequest) (*RecordReceiptsLegResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordReceiptsLeg not implemented")
+}
+func (UnimplementedSettlementInternalServiceServer) mustEmbedUnimplementedSettlementInternalServiceServer() {
+}
+func (UnimplementedSettlementInternalServiceServer) testEmbeddedByValue() {}
+
+// UnsafeSettlementInternalServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SettlementInternalServiceServer will
+// result in compilation errors.
+type UnsafeSettlementInternalServiceServer interface {
+	mustEmbedUnimplementedSettlementInternalServiceServer()
+}
+
+func RegisterSettlementInternalServiceServer(s grpc.ServiceRegistrar, srv SettlementInternalServiceServer) {
+	// If the following call panics, it indicates UnimplementedSettlementInternalServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&SettlementInternalService_ServiceDesc, srv)
+}
+
+func _SettlementInternalService_RecordReceiptsLeg_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordReceiptsLegRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementInternalServiceServer).RecordReceiptsLeg(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementInternalService_RecordReceiptsLeg_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementInternalServiceServer).RecordReceiptsLeg(ctx, req.(*RecordReceiptsLegRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// SettlementInternalService_ServiceDesc is the grpc.ServiceDesc for SettlementInternalService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var SettlementInternalService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "bcx.settlement.v1.SettlementInternalService",
+	HandlerType: (*SettlementInternalServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RecordReceiptsLeg",
+			Handler:    _SettlementInternalService_RecordReceiptsLeg_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "bcx/settlement/v1/settlement.proto",
+}
+
+const (
 	SettlementAdminService_SetFeeSchedule_FullMethodName     = "/bcx.settlement.v1.SettlementAdminService/SetFeeSchedule"
 	SettlementAdminService_GetFeeSchedule_FullMethodName     = "/bcx.settlement.v1.SettlementAdminService/GetFeeSchedule"
 	SettlementAdminService_PublishFxRate_FullMethodName      = "/bcx.settlement.v1.SettlementAdminService/PublishFxRate"
