@@ -2,6 +2,7 @@ package listing_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -455,4 +456,22 @@ func TestInternalTokenLivesOneProcess(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+func TestRemoteVerifier(t *testing.T) {
+	b := sqlstoretest.Backends()[0]
+	e := newEnv(t, b)
+	ctx := context.Background()
+	v := listing.NewRemoteVerifier(e.anon, time.Minute)
+	p, err := v.Verify(ctx, e.creds.Members[0].Token)
+	if err != nil || p.ParticipantID != listing.DemoMemberA || p.Role != typev1.Role_ROLE_MEMBER || p.Number == 0 {
+		t.Fatalf("Verify(member) = %+v, %v", p, err)
+	}
+	bad := e.creds.Members[0].Token[:len(e.creds.Members[0].Token)-2] + "zz"
+	if _, err := v.Verify(ctx, bad); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("Verify(altered) = %v, want ErrInvalidToken", err)
+	}
+	if _, err := v.Verify(ctx, "garbage"); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("Verify(garbage) = %v", err)
+	}
 }
