@@ -18,10 +18,12 @@ import (
 )
 
 // Run consumes the matching core's event log, delivering the receipts each
-// trade allocated and completing deposits and withdrawals, and resends
-// commands the core has not confirmed. It returns when ctx ends. Several
-// processes may run it against one database: the stored position is advanced
-// by compare-and-set, so each batch is applied by exactly one of them.
+// trade allocated and completing deposits and withdrawals, resends commands
+// the core has not confirmed, and sends each delivered trade's goods leg to
+// settlement (Config.Settlement) until acknowledged. It returns when ctx
+// ends. Several processes may run it against one database: the stored
+// position is advanced by compare-and-set, so each batch is applied by
+// exactly one of them.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -29,6 +31,16 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.resendLoop(ctx)
 	}()
+	if s.settlement == nil {
+		s.logger.Warn("receipts: no settlement client (Config.Settlement): trades' goods legs are kept in goods_legs " +
+			"but not sent, so settlement cannot mark trades settled until a registry with one runs")
+	} else {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.forwardLoop(ctx)
+		}()
+	}
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		began := time.Now()
@@ -122,9 +134,10 @@ func (s *Server) consume(ctx context.Context) error {
 func (s *Server) applyBatch(ctx context.Context, batch []*tradingv1.SubscribeEventsResponse) error {
 	var newPos int64
 	var outbox []*receipt
+	var legs bool
 	start := time.Now()
 	err := s.store.run(ctx, s.now, func(t *txn) error {
-		outbox = nil
+		outbox, legs = nil, false
 		pos, err := t.consumerPosition()
 		if err != nil {
 			return err
@@ -183,13 +196,16 @@ func (s *Server) applyBatch(ctx context.Context, batch []*tradingv1.SubscribeEve
 			t.position = &[2]int64{pos, last}
 			newPos = last
 		}
-		outbox = t.outbox
+		outbox, legs = t.outbox, len(t.legs) > 0
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	s.setApplied(newPos)
+	if legs {
+		s.wakeForwarder()
+	}
 	if s.observeBatch != nil {
 		s.observeBatch(len(batch), time.Since(start))
 	}
@@ -247,11 +263,20 @@ func (s *Server) applyPosition(t *txn, seq int64, pe *tradingv1.PositionEvent) e
 // seller does not hold in custody, say) is recorded as a break for operators
 // and skipped: the rest of the log must not wait on it. An error (the
 // database's) fails the batch.
+//
+// A trade whose allocations were all delivered, and add up to its quantity,
+// gets its goods leg for settlement in the outbox (goods_legs, see
+// settlement.go), in this transaction. A trade with a break gets none: its
+// title passed in part or not at all, which settlement must not take for
+// delivery; operators resolve it.
 func (s *Server) applyTrade(t *txn, seq int64, tr *tradingv1.TradeEvent) error {
 	var total int64
 	var scale int32 = -1
+	broken := false
+	first := len(t.deliveries)
 	for _, a := range tr.Allocations {
 		brk := func(format string, args ...any) {
+			broken = true
 			reason := fmt.Sprintf(format, args...)
 			t.breaks = append(t.breaks, breakRow{sequence: seq, tradeID: tr.TradeId, receipt: a.ReceiptNumber, reason: reason})
 			s.logger.Error("receipts: trade allocation not delivered", "trade_id", tr.TradeId, "sequence", seq,
@@ -284,9 +309,13 @@ func (s *Server) applyTrade(t *txn, seq int64, tr *tradingv1.TradeEvent) error {
 	}
 	if scale >= 0 {
 		if q, err := parseWeight("quantity", tr.Quantity, scale); err != nil || q != total {
+			broken = true
 			t.breaks = append(t.breaks, breakRow{sequence: seq, tradeID: tr.TradeId,
 				reason: fmt.Sprintf("allocations deliver %s t of a trade of %s t", formatWeight(total, scale), tr.Quantity)})
 		}
+	}
+	if !broken && len(t.deliveries) > first {
+		t.legs = append(t.legs, newGoodsLeg(seq, tr.TradeId, t.deliveries[first:]))
 	}
 	return nil
 }

@@ -61,6 +61,18 @@ type env struct {
 	newSrv   func(core *receipts.MemCore) *receipts.Server
 	run      func(s *receipts.Server) (stop func())
 	stopRun  func()
+
+	backend sqlstoretest.Backend
+	// stl is settlement as the registry sees it (Config.Settlement).
+	stl *fakeSettlement
+	// cfg is the registry's configuration, less the core: newSrv uses it.
+	cfg receipts.Config
+	// For tests that run more services beside the registry: the listing
+	// server's verifier and a connection to it, and a new participant's token.
+	logger      *slog.Logger
+	verifier    *listing.Verifier
+	listingConn func(token string) *grpc.ClientConn
+	newToken    func(id string, role typev1.Role) string
 }
 
 func dialer(t *testing.T, lis *bufconn.Listener) func(token string) *grpc.ClientConn {
@@ -130,10 +142,14 @@ func newEnv(t *testing.T, b sqlstoretest.Backend) *env {
 	}
 
 	db := b.Open(t)
-	e := &env{t: t, db: db, core: receipts.NewMemCore(), clock: &clock{}, listing: lop}
+	e := &env{t: t, db: db, backend: b, core: receipts.NewMemCore(), clock: &clock{}, listing: lop, stl: newFakeSettlement(),
+		logger: logger, verifier: verifier, listingConn: ldial, newToken: token}
+	e.cfg = receipts.Config{DB: db, Listing: lop, Settlement: e.stl, Logger: logger, Now: e.clock.Now,
+		ApplyWait: 10 * time.Second, ResendAfter: 300 * time.Millisecond}
 	e.newSrv = func(core *receipts.MemCore) *receipts.Server {
-		s, err := receipts.New(ctx, receipts.Config{DB: db, Listing: lop, Core: core, Logger: logger, Now: e.clock.Now,
-			ApplyWait: 10 * time.Second, ResendAfter: 300 * time.Millisecond})
+		cfg := e.cfg
+		cfg.Core = core
+		s, err := receipts.New(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

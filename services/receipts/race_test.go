@@ -145,6 +145,14 @@ func TestRaces(t *testing.T) {
 			if b := e.count(`SELECT COUNT(*) FROM breaks`); b != 0 {
 				t.Fatalf("%d breaks", b)
 			}
+			// One goods leg per trade, each acknowledged by settlement (both
+			// registries forward; a leg they both send is a no-op there).
+			if legs := e.count(`SELECT COUNT(*) FROM goods_legs WHERE trade_id >= 100`); legs != 2*n {
+				t.Fatalf("%d goods legs for %d trades", legs, 2*n)
+			}
+			for i := 0; i < 2*n; i++ {
+				e.waitAcked(int64(100 + i))
+			}
 			// Each trade added its events once: 2 for the partial delivery, 1 for the transfer.
 			if got := e.root().Index - root.Index; got != 3*n {
 				t.Fatalf("chain grew by %d events, want %d", got, 3*n)

@@ -13,6 +13,9 @@
 //   - Title transfer on settlement: Run consumes the matching core's event log
 //     by sequence and moves exactly the receipts each trade allocated, storing
 //     its position in the same transaction as the effects (consumer.go).
+//   - Goods legs to settlement: that transaction also records, for each trade
+//     delivered without a break, its goods leg (net weight delivered) in an
+//     outbox, which Run sends to settlement until acknowledged (settlement.go).
 //   - Verifiable history: every change appends an event to one registry-wide
 //     SHA-256 hash chain; VerifyReceipt returns a proof that VerifyProof (and
 //     `bcx receipts verify`) checks offline against a published root (chain.go).
@@ -66,8 +69,15 @@ type Config struct {
 	// consumer to apply the core's confirmation (10s).
 	ApplyWait time.Duration
 	// ResendAfter is how long a command an RPC sent to the core may stay
-	// unconfirmed before Run's resender sends it again (10s).
+	// unconfirmed before Run's resender sends it again (10s). It also caps
+	// the backoff between sends of a goods leg settlement has not
+	// acknowledged.
 	ResendAfter time.Duration
+	// Settlement receives each delivered trade's goods leg (a
+	// settlementv1.SettlementInternalServiceClient acting for a ROLE_SERVICE
+	// credential). Optional: without it the legs are kept, unsent, until a
+	// registry with one runs (Run logs a warning).
+	Settlement Settlement
 }
 
 // Server implements bcx.receipts.v1.ReceiptsService.
@@ -76,6 +86,7 @@ type Server struct {
 	store       *store
 	ref         *refData
 	core        Core
+	settlement  Settlement
 	currencies  *money.Registry
 	logger      *slog.Logger
 	now         func() time.Time
@@ -87,6 +98,7 @@ type Server struct {
 	applied   int64         // consumer position as last committed by this process
 	advanced  chan struct{} // closed (and replaced) whenever applied moves
 	resendNow chan struct{} // wakes the resender
+	legsWake  chan struct{} // wakes the goods-leg forwarder
 	outbox    []*receipt    // credits for the resender to send (under mu)
 
 	observeBatch func(events int, took time.Duration) // the benchmark's probe
@@ -102,9 +114,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{store: st, core: cfg.Core, currencies: cfg.Currencies, logger: cfg.Logger, now: cfg.Now,
+	s := &Server{store: st, core: cfg.Core, settlement: cfg.Settlement, currencies: cfg.Currencies, logger: cfg.Logger, now: cfg.Now,
 		batchSize: cfg.BatchSize, applyWait: cfg.ApplyWait, resendAfter: cfg.ResendAfter,
-		advanced: make(chan struct{}), resendNow: make(chan struct{}, 1)}
+		advanced: make(chan struct{}), resendNow: make(chan struct{}, 1), legsWake: make(chan struct{}, 1)}
 	if s.currencies == nil {
 		s.currencies = money.NewRegistry()
 	}

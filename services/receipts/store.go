@@ -84,6 +84,7 @@ type txn struct {
 	deliveries                 []deliveryRow
 	trades                     [][2]int64 // trade id, sequence
 	breaks                     []breakRow
+	legs                       []goodsLeg // goods legs for settlement's outbox
 	position                   *[2]int64  // old, new consumer sequence
 	outbox                     []*receipt // buyers' receipts waiting for their credit
 	hooks                      []func() error
@@ -557,6 +558,16 @@ func (t *txn) flush() error {
 			rows[i] = []any{b.sequence, b.tradeID, b.receipt, b.reason, t.now}
 		}
 		if _, err := t.insertRows(`INSERT INTO breaks (sequence, trade_id, receipt_number, reason, at)`, "", 5, rows); err != nil {
+			return err
+		}
+	}
+	if len(t.legs) > 0 {
+		rows := make([][]any, len(t.legs))
+		for i, l := range t.legs {
+			rows[i] = []any{l.tradeID, l.sequence, l.weight, l.reference, legPending, int64(0), int64(0), "", t.now, int64(0)}
+		}
+		if _, err := t.insertRows(`INSERT INTO goods_legs (trade_id, sequence, delivered_weight, reference, state, attempts,
+			next_attempt, last_error, created_at, done_at)`, "", 10, rows); err != nil {
 			return err
 		}
 	}

@@ -19,7 +19,7 @@ func TestPolicyCoversEveryMethod(t *testing.T) {
 	p := settlement.Policy()
 	n := 0
 	for _, d := range []grpc.ServiceDesc{settlementv1.SettlementService_ServiceDesc, settlementv1.BankService_ServiceDesc,
-		settlementv1.SettlementAdminService_ServiceDesc} {
+		settlementv1.SettlementAdminService_ServiceDesc, settlementv1.SettlementInternalService_ServiceDesc} {
 		var names []string
 		for _, m := range d.Methods {
 			names = append(names, m.MethodName)
@@ -43,6 +43,13 @@ func TestPolicyCoversEveryMethod(t *testing.T) {
 	}
 	if n != len(p) {
 		t.Errorf("policy has %d entries for %d methods", len(p), n)
+	}
+	// The internal service is for the exchange's services only.
+	for _, m := range settlementv1.SettlementInternalService_ServiceDesc.Methods {
+		full := "/" + settlementv1.SettlementInternalService_ServiceDesc.ServiceName + "/" + m.MethodName
+		if roles := p[full]; len(roles) != 1 || roles[0] != typev1.Role_ROLE_SERVICE {
+			t.Errorf("%s: roles %v, want ROLE_SERVICE only", full, roles)
+		}
 	}
 }
 

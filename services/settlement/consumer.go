@@ -49,6 +49,20 @@ func (s *Service) loadPosition(ctx context.Context, q interface {
 	return p, err
 }
 
+// lockPosition locks the consumer's position row (creating it, at the
+// start of the log, if there is none) until the transaction ends. The
+// booking transaction takes it first, and so does RecordReceiptsLeg: a
+// receipts leg that arrives while its trade is being booked waits for the
+// booking to commit and then finds the trade. Without it, under PostgreSQL's
+// READ COMMITTED, each transaction could miss the other's uncommitted row
+// (the leg would find no trade, the booking no waiting leg) and the leg
+// would never be applied. SQLite runs one write transaction at a time anyway.
+func (s *Service) lockPosition(ctx context.Context, q *sql.Tx) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO stl_consumer (name, sequence, applied_in_sequence, updated_at) VALUES ($1, 0, 0, 0)
+		ON CONFLICT (name) DO UPDATE SET updated_at = stl_consumer.updated_at`, s.cfg.ConsumerName)
+	return err
+}
+
 // Position returns the consumer's stored position: the last sequence number
 // applied and how many of its events.
 func (s *Service) Position(ctx context.Context) (seq, n int64, err error) {
@@ -186,6 +200,9 @@ func (s *Service) bookEvents(ctx context.Context, batch []eventItem) error {
 	err := s.db.InTx(ctx, func(q *sql.Tx) error {
 		ctx := txCtx
 		all = effects{}
+		if err := s.lockPosition(ctx, q); err != nil {
+			return err
+		}
 		pos, err := s.loadPosition(ctx, q)
 		if err != nil {
 			return err

@@ -8,7 +8,7 @@
 //	svc, err := settlement.New(ctx, settlement.Config{DB: db, Listing: listingClient, Core: coreClient,
 //		Currencies: money.NewRegistry(), Logger: logger})
 //	srv := server.New(logger, verifier, listing.Policy().Merge(settlement.Policy()))
-//	svc.Register(srv.GRPC)
+//	svc.Register(srv.GRPC) // SettlementService, BankService, SettlementAdminService, SettlementInternalService
 //	go svc.Run(ctx) // the core event consumer, the outbox worker, withdrawal recovery
 //
 // The listing client must act for a ROLE_SERVICE credential (it lists every
@@ -44,14 +44,17 @@
 // currency for a business date and instructs the interbank movements.
 //
 // The receipts leg — the receipts service's title transfer — is recorded
-// with RecordReceiptsLeg (trade id, delivered weight, transfer reference); a
-// trade is SETTLED when its cash and receipts legs are both done. A delivered
-// weight that differs from the traded weight (溢短, within the commodity's
-// tolerance) is settled in cash at the trade price. Across processes this
-// wants an RPC for ROLE_SERVICE callers, e.g.
-// SettlementInternalService.RecordReceiptsTransfer(trade_id,
-// delivered_weight, reference); or settlement could consume a receipts event
-// stream the same way it consumes the core's.
+// with RecordReceiptsLeg (trade id, delivered weight, transfer reference),
+// which the receipts service calls through
+// SettlementInternalService.RecordReceiptsLeg (ROLE_SERVICE only) from its
+// outbox, once per delivered trade, resending until acknowledged; a trade is
+// SETTLED when its cash and receipts legs are both done. A delivered weight
+// that differs from the traded weight (溢短, within the commodity's
+// tolerance) is settled in cash at the trade price. A leg may arrive before
+// the trade is booked (both services read the core's log): it is kept and
+// applied by the booking. The booking transaction and RecordReceiptsLeg both
+// lock the consumer's position row first, so a leg that arrives while its
+// trade is being booked is applied, never left waiting.
 //
 // Member accounts per currency: available (settled cash), reserved (cash
 // committed to a withdrawal the bank has not confirmed), pending settlement

@@ -84,6 +84,8 @@ type env struct {
 	operator, alpha, beta, gamma, bankA, bankB, anon client
 	tokens                                           map[string]string
 	dial                                             func(token string) client
+	// internal dials SettlementInternalService with a participant's token.
+	internal func(token string) settlementv1.SettlementInternalServiceClient
 }
 
 type envOption func(*settlement.Config)
@@ -180,6 +182,9 @@ func newEnv(t *testing.T, b sqlstoretest.Backend, opts ...envOption) *env {
 	e.dial = func(token string) client {
 		c := connect(token)
 		return client{settlementv1.NewSettlementServiceClient(c), settlementv1.NewBankServiceClient(c), settlementv1.NewSettlementAdminServiceClient(c)}
+	}
+	e.internal = func(token string) settlementv1.SettlementInternalServiceClient {
+		return settlementv1.NewSettlementInternalServiceClient(connect(token))
 	}
 	e.operator, e.alpha, e.beta, e.gamma = e.dial(tokens[listing.DemoOperator]), e.dial(tokens[memberA]), e.dial(tokens[memberB]), e.dial(tokens[memberC])
 	e.bankA, e.bankB, e.anon = e.dial(tokens[bankA]), e.dial(tokens[bankB]), e.dial("")

@@ -37,9 +37,12 @@ type ReceiptsLeg struct {
 // trade (the receipts service reads the same event log); it is then kept and
 // applied when the trade is booked, and RecordReceiptsLeg returns nil.
 //
-// The lead wires this in one of two ways: in one process (bcx dev) the
-// receipts service calls it directly; across processes it belongs behind an
-// RPC for ROLE_SERVICE callers (see the package documentation).
+// The receipts service reports legs through
+// SettlementInternalService.RecordReceiptsLeg (ROLE_SERVICE only), which
+// calls this; its errors are pkg/rpcerr errors (InvalidArgument for a
+// malformed leg or a weight outside the delivery tolerance,
+// FailedPrecondition RECEIPTS_LEG_RECORDED for a different leg of a trade
+// that has one).
 func (s *Service) RecordReceiptsLeg(ctx context.Context, leg ReceiptsLeg) (*settlementv1.TradeSettlement, error) {
 	if leg.TradeID <= 0 {
 		return nil, rpcerr.Invalid("trade_id", "required")
@@ -53,6 +56,18 @@ func (s *Service) RecordReceiptsLeg(ctx context.Context, leg ReceiptsLeg) (*sett
 			return nil, rpcerr.Invalid("delivered_weight", "%q is not a positive decimal weight", leg.DeliveredWeight)
 		}
 	}
+	for attempt := 1; ; attempt++ {
+		out, err := s.recordReceiptsLeg(ctx, leg)
+		// The trade was booked between the reference data lookup and the
+		// write transaction, and its data was not cached: look it up now.
+		if errors.Is(err, errNotPrefetched) && attempt < 3 {
+			continue
+		}
+		return out, err
+	}
+}
+
+func (s *Service) recordReceiptsLeg(ctx context.Context, leg ReceiptsLeg) (*settlementv1.TradeSettlement, error) {
 	// Reference data first, outside the write transaction.
 	if t, err := inTx(ctx, s, func(q *sql.Tx) (*tradeRow, error) { return s.getTrade(ctx, q, leg.TradeID) }); err == nil {
 		if _, err := s.tolerance(ctx, t); err != nil {
@@ -71,6 +86,11 @@ func (s *Service) RecordReceiptsLeg(ctx context.Context, leg ReceiptsLeg) (*sett
 	out, err := inTx(ctx, s, func(q *sql.Tx) (*settlementv1.TradeSettlement, error) {
 		ctx := txCtx
 		e = effects{}
+		// Wait for a booking transaction in flight: it may be booking this
+		// trade (see lockPosition).
+		if err := s.lockPosition(ctx, q); err != nil {
+			return nil, err
+		}
 		var weight, ref string
 		err := q.QueryRowContext(ctx, `SELECT delivered_weight, reference FROM stl_receipts_legs WHERE trade_id = $1`, leg.TradeID).Scan(&weight, &ref)
 		switch {

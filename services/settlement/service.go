@@ -86,7 +86,7 @@ type Config struct {
 	ConsumerName string
 }
 
-// Service is the settlement service: the three gRPC services, the core event
+// Service is the settlement service: the four gRPC services, the core event
 // consumer and the outbox worker.
 type Service struct {
 	cfg    Config
@@ -98,9 +98,10 @@ type Service struct {
 	now    func() time.Time
 	loc    *time.Location
 
-	members memberServer
-	banks   bankServer
-	admin   adminServer
+	members  memberServer
+	banks    bankServer
+	admin    adminServer
+	internal internalServer
 
 	outboxWake chan struct{}
 	instrMu    sync.Mutex
@@ -177,21 +178,26 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s.members = memberServer{s: s}
 	s.banks = bankServer{s: s}
 	s.admin = adminServer{s: s}
+	s.internal = internalServer{s: s}
 	return s, nil
 }
 
-// Register adds the three gRPC services to a server built with Policy().
+// Register adds the four gRPC services to a server built with Policy().
 func (s *Service) Register(g grpc.ServiceRegistrar) {
 	settlementv1.RegisterSettlementServiceServer(g, &s.members)
 	settlementv1.RegisterBankServiceServer(g, &s.banks)
 	settlementv1.RegisterSettlementAdminServiceServer(g, &s.admin)
+	settlementv1.RegisterSettlementInternalServiceServer(g, &s.internal)
 }
 
-// Members, Banks and Admin return the gRPC implementations, for in-process
-// callers and tests (they read the caller from auth.FromContext).
-func (s *Service) Members() settlementv1.SettlementServiceServer    { return &s.members }
-func (s *Service) Banks() settlementv1.BankServiceServer            { return &s.banks }
-func (s *Service) Admin() settlementv1.SettlementAdminServiceServer { return &s.admin }
+// Members, Banks, Admin and Internal return the gRPC implementations, for
+// in-process callers and tests (the first three read the caller from
+// auth.FromContext; Internal relies on Policy, enforced by the server's
+// interceptors, to admit only ROLE_SERVICE).
+func (s *Service) Members() settlementv1.SettlementServiceServer          { return &s.members }
+func (s *Service) Banks() settlementv1.BankServiceServer                  { return &s.banks }
+func (s *Service) Admin() settlementv1.SettlementAdminServiceServer       { return &s.admin }
+func (s *Service) Internal() settlementv1.SettlementInternalServiceServer { return &s.internal }
 
 // Run consumes the core's event log, delivers outbox commands and recovers
 // interrupted withdrawals until ctx is done; it returns nil on cancellation.
@@ -219,14 +225,16 @@ var (
 	operator = []typev1.Role{typev1.Role_ROLE_OPERATOR}
 	member   = []typev1.Role{typev1.Role_ROLE_MEMBER}
 	bank     = []typev1.Role{typev1.Role_ROLE_CLEARING_BANK}
+	service  = []typev1.Role{typev1.Role_ROLE_SERVICE}
 )
 
-// Policy says who may call each method of the three settlement services.
+// Policy says who may call each method of the four settlement services.
 // Object-level checks (a member's own accounts, a bank's own instructions)
 // are in the handlers and answer NotFound for another party's object.
 func Policy() auth.Policy {
 	m := func(desc grpc.ServiceDesc, name string) string { return "/" + desc.ServiceName + "/" + name }
 	st, bk, ad := settlementv1.SettlementService_ServiceDesc, settlementv1.BankService_ServiceDesc, settlementv1.SettlementAdminService_ServiceDesc
+	in := settlementv1.SettlementInternalService_ServiceDesc
 	memberOrOperator := []typev1.Role{typev1.Role_ROLE_MEMBER, typev1.Role_ROLE_OPERATOR}
 	return auth.Policy{
 		m(st, "GetAccountBalances"):   memberOrOperator,
@@ -252,6 +260,9 @@ func Policy() auth.Policy {
 		m(ad, "ListFxRates"):        {typev1.Role_ROLE_OPERATOR, typev1.Role_ROLE_MEMBER, typev1.Role_ROLE_CLEARING_BANK, typev1.Role_ROLE_SERVICE},
 		m(ad, "RunSettlementCycle"): operator,
 		m(ad, "CheckLedger"):        operator,
+
+		// The receipts service reports goods legs; no participant may.
+		m(in, "RecordReceiptsLeg"): service,
 	}
 }
 
