@@ -1,0 +1,497 @@
+package core
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// A journal record's payload is one command followed by the events it
+// produced:
+//
+//	payload  = version(1) command events
+//	command  = kind(1) fields of the kind (varints, strings as length + bytes)
+//	events   = count(uvarint) event*
+//	event    = kind(1) fields of the kind
+//
+// Integers are varints (zig-zag for signed), so typical records are a few
+// dozen bytes. Encoding appends to a caller's buffer and does not allocate
+// once the buffer has grown; decoding allocates only the strings.
+
+// RecordVersion is the first byte of every payload.
+const RecordVersion = 1
+
+// ErrDecode is wrapped by every decoding error.
+var ErrDecode = errors.New("core: malformed record")
+
+func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
+func appendVarint(b []byte, v int64) []byte   { return binary.AppendVarint(b, v) }
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func appendFeeRule(b []byte, r *FeeRule) []byte {
+	b = append(b, byte(r.Basis))
+	b = appendVarint(b, r.RateE12)
+	b = appendVarint(b, r.PerLotMinor)
+	return appendVarint(b, r.MinMinor)
+}
+
+// AppendRecord appends the payload for a command and its events.
+func AppendRecord(b []byte, cmd *Command, ev *Events) []byte {
+	b = append(b, RecordVersion)
+	b = AppendCommand(b, cmd)
+	b = appendUvarint(b, uint64(len(ev.List)))
+	for i := range ev.List {
+		b = appendEvent(b, &ev.List[i], ev)
+	}
+	return b
+}
+
+// AppendCommand appends a command's encoding.
+func AppendCommand(b []byte, c *Command) []byte {
+	b = append(b, byte(c.Kind))
+	switch c.Kind {
+	case CmdPlace:
+		b = appendVarint(b, c.Participant)
+		b = appendVarint(b, c.Instrument)
+		b = appendVarint(b, c.DefVersion)
+		b = appendString(b, c.ClientOrderID)
+		flags := uint64(c.Side) | uint64(c.Type)<<1 | uint64(c.TIF)<<2 | uint64(c.STP)<<5
+		if c.PostOnly {
+			flags |= 1 << 8
+		}
+		b = appendUvarint(b, flags)
+		b = appendVarint(b, c.Price)
+		b = appendVarint(b, c.Qty)
+		b = appendVarint(b, c.DisplayQty)
+		b = appendVarint(b, c.MinQty)
+	case CmdCancel, CmdReplace:
+		b = appendVarint(b, c.Participant)
+		b = appendVarint(b, c.Instrument)
+		b = appendVarint(b, c.OrderID)
+		b = appendString(b, c.OrigClientOrderID)
+		if c.Kind == CmdReplace {
+			b = appendVarint(b, c.DefVersion)
+			b = appendString(b, c.ClientOrderID)
+			b = appendVarint(b, c.Price)
+			b = appendVarint(b, c.Qty)
+			b = appendBool(b, c.OpenQty)
+		}
+	case CmdMassCancel:
+		b = appendVarint(b, c.Participant)
+		b = appendVarint(b, c.Instrument)
+	case CmdCreditFunds, CmdDebitFunds:
+		b = appendVarint(b, c.Participant)
+		b = appendString(b, c.ParticipantID)
+		b = appendString(b, c.Key)
+		b = appendString(b, c.Currency)
+		b = appendVarint(b, int64(c.CurrencyExp))
+		b = appendVarint(b, c.Amount)
+	case CmdCreditPosition, CmdDebitPosition:
+		b = appendVarint(b, c.Participant)
+		b = appendString(b, c.ParticipantID)
+		b = appendString(b, c.Key)
+		b = appendString(b, c.Receipt)
+		b = appendUvarint(b, uint64(len(c.Symbols)))
+		for _, s := range c.Symbols {
+			b = appendVarint(b, s)
+		}
+		b = appendVarint(b, c.WeightMicro)
+	case CmdSetPhase:
+		b = appendVarint(b, c.Instrument)
+		b = append(b, byte(c.Phase), byte(c.PhaseSource))
+		b = appendBool(b, c.EndOfDay)
+	case CmdSetFeeSchedule:
+		b = appendVarint(b, c.Instrument)
+		b = appendString(b, c.Key)
+		b = appendFeeRule(b, &c.Fees.Buyer)
+		b = appendFeeRule(b, &c.Fees.Seller)
+	case CmdDefineInstrument:
+		b = appendDef(b, &c.Def)
+	}
+	return b
+}
+
+func appendDef(b []byte, d *InstrumentDef) []byte {
+	b = appendVarint(b, d.Number)
+	b = appendString(b, d.Symbol)
+	b = appendVarint(b, d.Version)
+	b = appendString(b, d.Currency)
+	b = appendVarint(b, int64(d.CurrencyExp))
+	b = appendVarint(b, d.LotMicro)
+	b = appendVarint(b, d.TickMinor)
+	b = appendVarint(b, d.TickLotMinor)
+	b = appendVarint(b, d.ReferenceTicks)
+	b = appendVarint(b, d.BandTicks)
+	b = appendBool(b, d.CallAuction)
+	b = appendBool(b, d.Continuous)
+	return appendBool(b, d.Delisted)
+}
+
+func appendOrderView(b []byte, o *OrderView) []byte {
+	b = appendVarint(b, o.ID)
+	b = appendVarint(b, int64(o.Participant))
+	b = appendVarint(b, int64(o.Def))
+	flags := uint64(o.Side) | uint64(o.Type)<<1 | uint64(o.TIF)<<2 | uint64(o.STP)<<5 | uint64(o.Status)<<9
+	if o.PostOnly {
+		flags |= 1 << 8
+	}
+	b = appendUvarint(b, flags)
+	b = appendVarint(b, o.Price)
+	b = appendVarint(b, o.Qty)
+	b = appendVarint(b, o.Filled)
+	b = appendVarint(b, o.Open)
+	b = appendVarint(b, o.DisplayQty)
+	b = appendVarint(b, o.MinQty)
+	b = appendVarint(b, o.NotionalTicks)
+	b = appendString(b, o.ClientID)
+	// The update time and sequence are the record's own; the creation time
+	// is relative to it.
+	return appendVarint(b, o.Updated-o.Created)
+}
+
+func appendEvent(b []byte, e *Event, ev *Events) []byte {
+	b = append(b, byte(e.Kind))
+	switch e.Kind {
+	case EvOrder:
+		b = appendOrderView(b, &e.Order)
+	case EvTrade:
+		t := &e.Trade
+		b = appendVarint(b, t.ID)
+		b = appendVarint(b, int64(t.Def))
+		b = appendVarint(b, t.Price)
+		b = appendVarint(b, t.Qty)
+		b = appendVarint(b, t.BuyOrder)
+		b = appendVarint(b, t.SellOrder)
+		b = appendVarint(b, int64(t.Buyer))
+		b = appendVarint(b, int64(t.Seller))
+		b = append(b, t.Aggressor)
+		b = appendVarint(b, t.BuyerFee)
+		b = appendVarint(b, t.SellerFee)
+		b = appendString(b, t.BuyClient)
+		b = appendString(b, t.SellClient)
+		al := ev.TradeAllocs(t)
+		b = appendUvarint(b, uint64(len(al)))
+		for i := range al {
+			b = appendString(b, al[i].Receipt)
+			b = appendVarint(b, al[i].WeightMicro)
+		}
+	case EvFunds:
+		b = appendVarint(b, int64(e.Participant))
+		b = appendVarint(b, int64(e.Currency))
+		b = appendVarint(b, e.Amount)
+		b = appendString(b, e.Key)
+	case EvPosition:
+		b = appendVarint(b, int64(e.Participant))
+		b = appendString(b, e.Receipt)
+		b = appendUvarint(b, uint64(len(e.Symbols)))
+		for _, s := range e.Symbols {
+			b = appendVarint(b, s)
+		}
+		b = appendVarint(b, e.WeightMicro)
+		b = appendString(b, e.Key)
+	case EvPhase:
+		b = appendVarint(b, int64(e.Def))
+		b = append(b, byte(e.Phase))
+		b = appendBool(b, e.EndOfDay)
+	case EvInstrument:
+		b = appendVarint(b, int64(e.Def))
+	case EvFeeSchedule:
+		b = appendVarint(b, int64(e.Def))
+		b = appendVarint(b, int64(e.FeeIndex))
+	}
+	return b
+}
+
+// decoder reads a payload; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+	seq uint64
+	ts  int64
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrDecode, what)
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail("short")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) i32() int32 {
+	v := d.varint()
+	if v < -1<<31 || v >= 1<<31 {
+		d.fail("int32 out of range")
+	}
+	return int32(v)
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("string past the end")
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) bool() bool { return d.byte() != 0 }
+
+func (d *decoder) count(max int) int {
+	n := d.uvarint()
+	if n > uint64(max) || n > uint64(len(d.b)) {
+		d.fail("count too large")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) feeRule(r *FeeRule) {
+	r.Basis = FeeBasis(d.byte())
+	r.RateE12 = d.varint()
+	r.PerLotMinor = d.varint()
+	r.MinMinor = d.varint()
+}
+
+// DecodeCommand decodes the command of a record's payload and returns the
+// rest of the payload: the encoded events, which a replay compares with
+// what applying the command produces (AppendEvents).
+func DecodeCommand(p []byte, cmd *Command) ([]byte, error) {
+	d := &decoder{b: p}
+	if v := d.byte(); v != RecordVersion && d.err == nil {
+		return nil, fmt.Errorf("%w: version %d", ErrDecode, v)
+	}
+	decodeCommand(d, cmd)
+	return d.b, d.err
+}
+
+// AppendEvents appends the encoding of events, as in a record after its
+// command.
+func AppendEvents(b []byte, ev *Events) []byte {
+	b = appendUvarint(b, uint64(len(ev.List)))
+	for i := range ev.List {
+		b = appendEvent(b, &ev.List[i], ev)
+	}
+	return b
+}
+
+// DecodeRecord decodes the payload of the journal record with sequence
+// number seq and time ts into cmd and ev (reusing their buffers).
+func DecodeRecord(p []byte, seq uint64, ts int64, cmd *Command, ev *Events) error {
+	d := &decoder{b: p, seq: seq, ts: ts}
+	if v := d.byte(); v != RecordVersion && d.err == nil {
+		return fmt.Errorf("%w: version %d", ErrDecode, v)
+	}
+	decodeCommand(d, cmd)
+	ev.reset()
+	n := d.count(1 << 24)
+	for range n {
+		ev.List = append(ev.List, Event{})
+		decodeEvent(d, &ev.List[len(ev.List)-1], ev)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	return d.err
+}
+
+func decodeCommand(d *decoder, c *Command) {
+	*c = Command{Kind: CmdKind(d.byte())}
+	switch c.Kind {
+	case CmdPlace:
+		c.Participant = d.varint()
+		c.Instrument = d.varint()
+		c.DefVersion = d.varint()
+		c.ClientOrderID = d.string()
+		f := d.uvarint()
+		c.Side, c.Type, c.TIF, c.STP = Side(f&1), OrderType(f>>1&1), TIF(f>>2&7), STPMode(f>>5&7)
+		c.PostOnly = f&(1<<8) != 0
+		c.Price = d.varint()
+		c.Qty = d.varint()
+		c.DisplayQty = d.varint()
+		c.MinQty = d.varint()
+	case CmdCancel, CmdReplace:
+		c.Participant = d.varint()
+		c.Instrument = d.varint()
+		c.OrderID = d.varint()
+		c.OrigClientOrderID = d.string()
+		if c.Kind == CmdReplace {
+			c.DefVersion = d.varint()
+			c.ClientOrderID = d.string()
+			c.Price = d.varint()
+			c.Qty = d.varint()
+			c.OpenQty = d.bool()
+		}
+	case CmdMassCancel:
+		c.Participant = d.varint()
+		c.Instrument = d.varint()
+	case CmdCreditFunds, CmdDebitFunds:
+		c.Participant = d.varint()
+		c.ParticipantID = d.string()
+		c.Key = d.string()
+		c.Currency = d.string()
+		c.CurrencyExp = d.i32()
+		c.Amount = d.varint()
+	case CmdCreditPosition, CmdDebitPosition:
+		c.Participant = d.varint()
+		c.ParticipantID = d.string()
+		c.Key = d.string()
+		c.Receipt = d.string()
+		n := d.count(1 << 16)
+		if n > 0 {
+			c.Symbols = make([]int64, n)
+			for i := range c.Symbols {
+				c.Symbols[i] = d.varint()
+			}
+		}
+		c.WeightMicro = d.varint()
+	case CmdSetPhase:
+		c.Instrument = d.varint()
+		c.Phase = Phase(d.byte())
+		c.PhaseSource = PhaseSource(d.byte())
+		c.EndOfDay = d.bool()
+	case CmdSetFeeSchedule:
+		c.Instrument = d.varint()
+		c.Key = d.string()
+		d.feeRule(&c.Fees.Buyer)
+		d.feeRule(&c.Fees.Seller)
+	case CmdDefineInstrument:
+		decodeDef(d, &c.Def)
+	default:
+		d.fail(fmt.Sprintf("unknown command kind %d", c.Kind))
+	}
+}
+
+func decodeDef(d *decoder, def *InstrumentDef) {
+	def.Number = d.varint()
+	def.Symbol = d.string()
+	def.Version = d.varint()
+	def.Currency = d.string()
+	def.CurrencyExp = d.i32()
+	def.LotMicro = d.varint()
+	def.TickMinor = d.varint()
+	def.TickLotMinor = d.varint()
+	def.ReferenceTicks = d.varint()
+	def.BandTicks = d.varint()
+	def.CallAuction = d.bool()
+	def.Continuous = d.bool()
+	def.Delisted = d.bool()
+}
+
+func decodeOrderView(d *decoder, o *OrderView) {
+	o.ID = d.varint()
+	o.Participant = d.i32()
+	o.Def = d.i32()
+	f := d.uvarint()
+	o.Side, o.Type, o.TIF, o.STP = Side(f&1), OrderType(f>>1&1), TIF(f>>2&7), STPMode(f>>5&7)
+	o.PostOnly = f&(1<<8) != 0
+	o.Status = OrderStatus(f >> 9 & 7)
+	o.Price = d.varint()
+	o.Qty = d.varint()
+	o.Filled = d.varint()
+	o.Open = d.varint()
+	o.Cancelled = o.Qty - o.Filled - o.Open
+	o.DisplayQty = d.varint()
+	o.MinQty = d.varint()
+	o.NotionalTicks = d.varint()
+	o.ClientID = d.string()
+	o.Updated, o.Seq = d.ts, d.seq
+	o.Created = o.Updated - d.varint()
+}
+
+func decodeEvent(d *decoder, e *Event, ev *Events) {
+	e.Kind = EventKind(d.byte())
+	switch e.Kind {
+	case EvOrder:
+		decodeOrderView(d, &e.Order)
+	case EvTrade:
+		t := &e.Trade
+		t.ID = d.varint()
+		t.Def = d.i32()
+		t.Price = d.varint()
+		t.Qty = d.varint()
+		t.BuyOrder = d.varint()
+		t.SellOrder = d.varint()
+		t.Buyer = d.i32()
+		t.Seller = d.i32()
+		t.Aggressor = d.byte()
+		t.BuyerFee = d.varint()
+		t.SellerFee = d.varint()
+		t.BuyClient = d.string()
+		t.SellClient = d.string()
+		n := d.count(1 << 16)
+		t.AllocsStart = int32(len(ev.Allocs))
+		for range n {
+			ev.Allocs = append(ev.Allocs, Alloc{Receipt: d.string(), WeightMicro: d.varint()})
+		}
+		t.AllocsEnd = int32(len(ev.Allocs))
+	case EvFunds:
+		e.Participant = d.i32()
+		e.Currency = d.i32()
+		e.Amount = d.varint()
+		e.Key = d.string()
+	case EvPosition:
+		e.Participant = d.i32()
+		e.Receipt = d.string()
+		n := d.count(1 << 16)
+		if n > 0 {
+			e.Symbols = make([]int64, n)
+			for i := range e.Symbols {
+				e.Symbols[i] = d.varint()
+			}
+		}
+		e.WeightMicro = d.varint()
+		e.Key = d.string()
+	case EvPhase:
+		e.Def = d.i32()
+		e.Phase = Phase(d.byte())
+		e.EndOfDay = d.bool()
+	case EvInstrument:
+		e.Def = d.i32()
+	case EvFeeSchedule:
+		e.Def = d.i32()
+		e.FeeIndex = d.i32()
+	default:
+		d.fail(fmt.Sprintf("unknown event kind %d", e.Kind))
+	}
+}

@@ -1,0 +1,70 @@
+package core
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestCloidIndexCollisions forces every key onto one hash: lookups must
+// still find exactly their own entries through adds, removes and compaction.
+func TestCloidIndexCollisions(t *testing.T) {
+	cloidHash = func(cloidKey) uint64 { return 42 }
+	defer func() { cloidHash = hashCloid }()
+	x := newCloidIndex()
+	for i := range 10 {
+		x.add(cloidEntry{key: cloidKey{1, fmt.Sprint("k", i)}, orderID: int64(i)})
+	}
+	for i := 0; i < 10; i += 3 {
+		e, _ := x.get(cloidKey{1, fmt.Sprint("k", i)})
+		for j := range int32(x.log.len()) {
+			if x.log.at(j) == e {
+				x.remove(j)
+			}
+		}
+	}
+	check := func() {
+		for i := range 10 {
+			e, ok := x.get(cloidKey{1, fmt.Sprint("k", i)})
+			if removed := i%3 == 0; ok == removed || (ok && e.orderID != int64(i)) {
+				t.Fatalf("k%d: found %v %+v", i, ok, e)
+			}
+		}
+		if _, ok := x.get(cloidKey{2, "k1"}); ok {
+			t.Fatal("another participant's key matched")
+		}
+	}
+	check()
+	x.compact()
+	check()
+	if x.live != 6 || x.log.len() != 6 {
+		t.Fatalf("live %d, log %d", x.live, x.log.len())
+	}
+}
+
+// TestIDIndexOverflow keeps an order alive while 2^20 newer ids pass, so
+// a newer id lands on its entry and must go to the overflow map.
+func TestIDIndexOverflow(t *testing.T) {
+	c := New(Limits{})
+	a, b := c.allocOrder(), c.allocOrder()
+	old, young := int64(7), int64(7+1<<idIndexBits)
+	c.orders.at(a).id, c.orders.at(b).id = old, young
+	c.index(old, a)
+	c.index(young, b)
+	if s, ok := c.lookup(old); !ok || s != a {
+		t.Fatal("old id lost")
+	}
+	if s, ok := c.lookup(young); !ok || s != b {
+		t.Fatal("young id not in the overflow")
+	}
+	c.unindex(old, a)
+	if _, ok := c.lookup(old); ok {
+		t.Fatal("removed id found")
+	}
+	if s, ok := c.lookup(young); !ok || s != b {
+		t.Fatal("young id lost when the old one left")
+	}
+	c.unindex(young, b)
+	if c.ids.n != 0 || len(c.ids.over) != 0 {
+		t.Fatalf("index not empty: %d, %d", c.ids.n, len(c.ids.over))
+	}
+}

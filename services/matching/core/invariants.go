@@ -1,0 +1,148 @@
+package core
+
+import (
+	"fmt"
+
+	"github.com/bcx-exchange/bcx/pkg/orderbook"
+)
+
+// CheckInvariants verifies the core's accounting and returns the first
+// violation. It walks everything: for tests, debug builds and after
+// recovery, not the hot path.
+//
+//   - funds: for every participant and currency, total >= reserved >= 0,
+//     and reserved is the sum of the reservations of its open buy orders,
+//     each exactly what its open quantity needs;
+//   - funds are conserved: per currency, the sum of totals equals credits
+//     minus debits minus fees paid;
+//   - pools: total >= reserved >= 0, reserved is the sum of the open sell
+//     orders' reservations in it, and every open sell order holds exactly
+//     its open lots' weight;
+//   - weight is conserved: the pools' totals equal deposits minus
+//     withdrawals minus weight sold;
+//   - orders: original = filled + open + cancelled; every open order rests
+//     in its instrument's book with the same open quantity and price, and
+//     the books' own invariants hold.
+func (c *Core) CheckInvariants() error {
+	type key struct{ part, cur int32 }
+	want := map[key]int64{}
+	poolRes := make([]int64, len(c.pools))
+	open := 0
+	for slot := range int32(c.orders.len()) {
+		o := c.orders.at(slot)
+		if !o.live {
+			continue
+		}
+		if o.qty != o.filled+o.open+o.cancelled || o.filled < 0 || o.open < 0 || o.cancelled < 0 {
+			return fmt.Errorf("order %d: qty %d != filled %d + open %d + cancelled %d", o.id, o.qty, o.filled, o.open, o.cancelled)
+		}
+		if s, ok := c.lookup(o.id); !ok || s != int32(slot) {
+			return fmt.Errorf("order %d not indexed at its slot", o.id)
+		}
+		d := &c.defs[o.def]
+		if o.open == 0 {
+			if o.reserved != 0 || o.wresLen() != 0 {
+				return fmt.Errorf("finished order %d holds a reservation", o.id)
+			}
+			continue
+		}
+		open++
+		st, ok := c.insts[o.inst].book.Order(o.id)
+		if !ok || st.Qty != o.open || st.Price != o.price || int32(st.User) != int32(slot) {
+			return fmt.Errorf("open order %d (open %d at %d) not in its book as such: %+v %v", o.id, o.open, o.price, st, ok)
+		}
+		if o.side == orderbook.Buy {
+			need, ok := c.buyReserve(d, o.fee, o.price, o.open)
+			if !ok || need != o.reserved {
+				return fmt.Errorf("buy order %d reserves %d, needs %d", o.id, o.reserved, need)
+			}
+			want[key{o.part, c.curByCode[d.Currency]}] += o.reserved
+			if o.wresLen() != 0 {
+				return fmt.Errorf("buy order %d reserves weight", o.id)
+			}
+		} else {
+			if o.reserved != 0 {
+				return fmt.Errorf("sell order %d reserves funds", o.id)
+			}
+			if w := o.reservedWeight(); w != o.open*d.LotMicro {
+				return fmt.Errorf("sell order %d reserves %d micro-units, needs %d", o.id, w, o.open*d.LotMicro)
+			}
+			for i := range o.wresLen() {
+				r := o.wresAt(i)
+				if r.weight <= 0 || !c.pools[r.pool].live || c.pools[r.pool].part != o.part ||
+					!containsInt64(c.pools[r.pool].insts, d.Number) {
+					return fmt.Errorf("sell order %d: bad reservation %+v", o.id, *r)
+				}
+				poolRes[r.pool] += r.weight
+			}
+		}
+	}
+	resting := 0
+	for i := range c.insts {
+		b := c.insts[i].book
+		if err := b.CheckInvariants(); err != nil {
+			return fmt.Errorf("instrument %s: %v", c.defs[c.insts[i].def].Symbol, err)
+		}
+		resting += b.Len()
+	}
+	if resting != open {
+		return fmt.Errorf("%d orders rest in books, %d open in the core", resting, open)
+	}
+	sums := make([]int64, len(c.currencies))
+	for pi := range c.parts {
+		p := &c.parts[pi]
+		for cur, f := range p.funds {
+			if f.reserved < 0 || f.total < f.reserved {
+				return fmt.Errorf("participant %s %s: total %d, reserved %d", p.id, c.currencies[cur].Code, f.total, f.reserved)
+			}
+			if w := want[key{int32(pi), int32(cur)}]; w != f.reserved {
+				return fmt.Errorf("participant %s %s: reserved %d, orders reserve %d", p.id, c.currencies[cur].Code, f.reserved, w)
+			}
+			sums[cur] += f.total
+		}
+		for _, s := range p.pools {
+			if !c.pools[s].live || c.pools[s].part != int32(pi) {
+				return fmt.Errorf("participant %s lists pool %d it does not own", p.id, s)
+			}
+		}
+	}
+	for cur := range c.currencies {
+		if want := c.credits[cur] - c.debits[cur] - c.feesPaid[cur]; sums[cur] != want {
+			return fmt.Errorf("%s not conserved: balances %d, credits %d - debits %d - fees %d = %d",
+				c.currencies[cur].Code, sums[cur], c.credits[cur], c.debits[cur], c.feesPaid[cur], want)
+		}
+	}
+	var weight int64
+	live := 0
+	for s := range c.pools {
+		p := &c.pools[s]
+		if !p.live {
+			continue
+		}
+		live++
+		if p.reserved < 0 || p.total < p.reserved {
+			return fmt.Errorf("receipt %s: total %d, reserved %d", p.receipt, p.total, p.reserved)
+		}
+		if p.reserved != poolRes[s] {
+			return fmt.Errorf("receipt %s: reserved %d, orders reserve %d", p.receipt, p.reserved, poolRes[s])
+		}
+		if slot, ok := c.poolByRc[p.receipt]; !ok || slot != int32(s) {
+			return fmt.Errorf("receipt %s not indexed", p.receipt)
+		}
+		weight += p.total
+	}
+	if live != len(c.poolByRc) {
+		return fmt.Errorf("%d live pools, %d indexed", live, len(c.poolByRc))
+	}
+	if want := c.weightIn - c.weightOut - c.weightSold; weight != want {
+		return fmt.Errorf("weight not conserved: pools %d, in %d - out %d - sold %d = %d", weight, c.weightIn, c.weightOut, c.weightSold, want)
+	}
+	if c.ids.n != open+c.finished.len() {
+		return fmt.Errorf("%d orders indexed, %d open + %d finished", c.ids.n, open, c.finished.len())
+	}
+	if n := len(c.cloids.byHash) + len(c.cloids.over); n != c.cloids.live {
+		return fmt.Errorf("%d client order ids indexed, %d counted", n, c.cloids.live)
+	}
+
+	return nil
+}

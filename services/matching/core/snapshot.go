@@ -1,0 +1,364 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+
+	"github.com/bcx-exchange/bcx/pkg/orderbook"
+)
+
+// A snapshot is the core's state in a canonical encoding: everything in an
+// order that depends only on the commands applied (definition order,
+// participant order, deposit order, book priority order, FIFO order,
+// insertion order), never on map iteration or memory layout. So the
+// snapshot of a core rebuilt by replaying a journal from empty is byte for
+// byte the snapshot of a core restored from a snapshot and replayed from
+// there, and StateHash is a digest of it.
+
+const snapMagic = "BCXCORE1"
+
+// AppendSnapshot appends the core's canonical encoding to b.
+func (c *Core) AppendSnapshot(b []byte) []byte {
+	b = append(b, snapMagic...)
+	b = appendUvarint(b, c.lastSeq)
+	b = appendVarint(b, c.lastTime)
+	b = appendVarint(b, c.nextOrderID)
+	b = appendVarint(b, c.nextTradeID)
+	b = appendUvarint(b, uint64(len(c.currencies)))
+	for i, cu := range c.currencies {
+		b = appendString(b, cu.Code)
+		b = appendVarint(b, int64(cu.Exp))
+		b = appendVarint(b, c.credits[i])
+		b = appendVarint(b, c.debits[i])
+		b = appendVarint(b, c.feesPaid[i])
+	}
+	b = appendVarint(b, c.weightIn)
+	b = appendVarint(b, c.weightOut)
+	b = appendVarint(b, c.weightSold)
+	b = appendUvarint(b, uint64(len(c.defs)))
+	for i := range c.defs {
+		b = appendDef(b, &c.defs[i])
+	}
+	b = appendUvarint(b, uint64(len(c.fees)))
+	for i := range c.fees {
+		b = appendFeeRule(b, &c.fees[i].Buyer)
+		b = appendFeeRule(b, &c.fees[i].Seller)
+	}
+	b = appendUvarint(b, uint64(len(c.parts)))
+	for i := range c.parts {
+		p := &c.parts[i]
+		b = appendVarint(b, p.number)
+		b = appendString(b, p.id)
+		b = appendUvarint(b, uint64(len(p.funds)))
+		for _, f := range p.funds {
+			b = appendVarint(b, f.total)
+			b = appendVarint(b, f.reserved)
+		}
+		b = appendUvarint(b, uint64(len(p.pools)))
+		for _, s := range p.pools {
+			pl := &c.pools[s]
+			b = appendString(b, pl.receipt)
+			b = appendUvarint(b, uint64(len(pl.insts)))
+			for _, n := range pl.insts {
+				b = appendVarint(b, n)
+			}
+			b = appendVarint(b, pl.total)
+			b = appendVarint(b, pl.reserved)
+		}
+		b = appendUvarint(b, uint64(p.execs.len()))
+		for k := range p.execs.len() {
+			b = appendFill(b, p.execs.at(k))
+		}
+	}
+	b = appendUvarint(b, uint64(len(c.insts)))
+	for i := range c.insts {
+		in := &c.insts[i]
+		b = appendVarint(b, int64(in.def))
+		b = append(b, byte(in.phase))
+		b = appendBool(b, in.dayOpen)
+		b = appendVarint(b, int64(in.fee))
+		b = appendVarint(b, in.lastPrice)
+		b = appendVarint(b, in.lastQty)
+		b = appendVarint(b, in.volume)
+		b = appendUvarint(b, uint64(in.trades.len()))
+		for k := range in.trades.len() {
+			t := in.trades.at(k)
+			b = appendEvent(b, &Event{Kind: EvTrade, Trade: t}, &Events{})
+		}
+		b = append(b, byte(in.book.Phase()))
+		b = appendUvarint(b, uint64(in.book.Len()))
+		in.book.Walk(func(st orderbook.OrderState) bool {
+			b = appendVarint(b, st.Visible)
+			b = appendVarint(b, st.OrigQty)
+			b = appendVarint(b, st.FilledQty)
+			b = appendVarint(b, st.CancelledQty)
+			b = c.appendOrder(b, int32(st.User))
+			return true
+		})
+	}
+	b = appendUvarint(b, uint64(c.finished.len()))
+	for k := range c.finished.len() {
+		b = c.appendOrder(b, c.finished.at(k))
+	}
+	b = appendUvarint(b, uint64(c.cloids.live))
+	for i := range int32(c.cloids.log.len()) {
+		e := c.cloids.log.at(i)
+		if e.dead {
+			continue
+		}
+		b = appendVarint(b, e.key.part)
+		b = appendString(b, e.key.cloid)
+		b = appendVarint(b, e.orderID)
+		b = appendUvarint(b, e.hash)
+		b = appendVarint(b, int64(e.inst))
+	}
+	b = appendUvarint(b, uint64(len(c.keyLog)))
+	for i := range c.keyLog {
+		e := &c.keyLog[i]
+		b = appendString(b, e.key)
+		b = appendUvarint(b, e.hash)
+		b = appendUvarint(b, e.seq)
+	}
+	return b
+}
+
+func appendFill(b []byte, f Fill) []byte {
+	b = appendVarint(b, f.TradeID)
+	b = appendVarint(b, f.OrderID)
+	b = appendString(b, f.ClientID)
+	b = appendVarint(b, int64(f.Def))
+	b = append(b, byte(f.Side))
+	b = appendVarint(b, f.Price)
+	b = appendVarint(b, f.Qty)
+	b = appendBool(b, f.Maker)
+	b = appendVarint(b, f.FeeMinor)
+	b = appendUvarint(b, f.Seq)
+	return appendVarint(b, f.TimeNanos)
+}
+
+func decodeFill(d *decoder) Fill {
+	return Fill{TradeID: d.varint(), OrderID: d.varint(), ClientID: d.string(), Def: d.i32(), Side: Side(d.byte()),
+		Price: d.varint(), Qty: d.varint(), Maker: d.bool(), FeeMinor: d.varint(), Seq: d.uvarint(), TimeNanos: d.varint()}
+}
+
+func (c *Core) appendOrder(b []byte, slot int32) []byte {
+	o := c.orders.at(slot)
+	b = appendVarint(b, o.id)
+	b = appendVarint(b, int64(o.inst))
+	b = appendVarint(b, int64(o.part))
+	b = appendVarint(b, int64(o.def))
+	flags := uint64(o.side) | uint64(o.typ)<<1 | uint64(o.tif)<<2 | uint64(o.stp)<<5
+	if o.postOnly {
+		flags |= 1 << 8
+	}
+	if o.expired {
+		flags |= 1 << 9
+	}
+	b = appendUvarint(b, flags)
+	b = appendVarint(b, o.price)
+	b = appendVarint(b, o.qty)
+	b = appendVarint(b, o.display)
+	b = appendVarint(b, o.minQty)
+	b = appendVarint(b, o.filled)
+	b = appendVarint(b, o.open)
+	b = appendVarint(b, o.cancelled)
+	b = appendVarint(b, o.notional)
+	b = appendVarint(b, o.reserved)
+	b = appendVarint(b, int64(o.fee))
+	n := o.wresLen()
+	b = appendUvarint(b, uint64(n))
+	for i := range n {
+		r := o.wresAt(i)
+		b = appendString(b, c.pools[r.pool].receipt)
+		b = appendVarint(b, r.weight)
+	}
+	b = appendString(b, o.cloid)
+	b = appendVarint(b, o.created)
+	b = appendVarint(b, o.updated)
+	return appendUvarint(b, o.seq)
+}
+
+// StateHash digests the canonical encoding (FNV-1a, 64 bits).
+func (c *Core) StateHash() uint64 {
+	h := fnv.New64a()
+	h.Write(c.AppendSnapshot(nil))
+	return h.Sum64()
+}
+
+// WriteSnapshot writes the canonical encoding to w.
+func (c *Core) WriteSnapshot(w io.Writer) error {
+	_, err := w.Write(c.AppendSnapshot(nil))
+	return err
+}
+
+// ErrSnapshot is wrapped by the errors of Load.
+var ErrSnapshot = errors.New("core: bad snapshot")
+
+// Load rebuilds a core from a snapshot's bytes.
+func Load(p []byte, lim Limits) (*Core, error) {
+	c := New(lim)
+	if len(p) < len(snapMagic) || string(p[:len(snapMagic)]) != snapMagic {
+		return nil, fmt.Errorf("%w: magic", ErrSnapshot)
+	}
+	d := &decoder{b: p[len(snapMagic):]}
+	c.lastSeq = d.uvarint()
+	c.lastTime = d.varint()
+	c.nextOrderID = d.varint()
+	c.nextTradeID = d.varint()
+	for range d.count(1 << 16) {
+		i := c.ensureCurrency(d.string(), d.i32())
+		c.credits[i] = d.varint()
+		c.debits[i] = d.varint()
+		c.feesPaid[i] = d.varint()
+	}
+	c.weightIn, c.weightOut, c.weightSold = d.varint(), d.varint(), d.varint()
+	for range d.count(1 << 24) {
+		var def InstrumentDef
+		decodeDef(d, &def)
+		c.defs = append(c.defs, def)
+	}
+	c.fees = c.fees[:0]
+	for range d.count(1 << 24) {
+		var f FeeSchedule
+		d.feeRule(&f.Buyer)
+		d.feeRule(&f.Seller)
+		c.fees = append(c.fees, f)
+	}
+	for range d.count(1 << 28) {
+		pi := c.ensurePart(d.varint(), d.string())
+		p := &c.parts[pi]
+		for range d.count(1 << 16) {
+			p.funds = append(p.funds, funds{total: d.varint(), reserved: d.varint()})
+		}
+		for range d.count(1 << 24) {
+			pl := pool{receipt: d.string(), part: pi, live: true}
+			for range d.count(1 << 16) {
+				pl.insts = append(pl.insts, d.varint())
+			}
+			pl.total, pl.reserved = d.varint(), d.varint()
+			slot := int32(len(c.pools))
+			c.pools = append(c.pools, pl)
+			c.poolByRc[pl.receipt] = slot
+			p.pools = append(p.pools, slot)
+		}
+		for range d.count(1 << 24) {
+			p.execs.push(decodeFill(d))
+		}
+	}
+	for range d.count(1 << 24) {
+		if d.err != nil {
+			break
+		}
+		di := d.i32()
+		if di < 0 || int(di) >= len(c.defs) {
+			return nil, fmt.Errorf("%w: definition index %d", ErrSnapshot, di)
+		}
+		ii := int32(len(c.insts))
+		c.insts = append(c.insts, instrument{def: di, trades: newRing[Trade](c.lim.TradeHistory)})
+		in := &c.insts[ii]
+		in.sink = &bookSink{c: c, inst: ii}
+		in.phase = Phase(d.byte())
+		in.dayOpen = d.bool()
+		in.fee = d.i32()
+		in.lastPrice, in.lastQty, in.volume = d.varint(), d.varint(), d.varint()
+		var tmp Events
+		for range d.count(1 << 24) {
+			var e Event
+			decodeEvent(d, &e, &tmp)
+			in.trades.push(e.Trade)
+		}
+		def := &c.defs[di]
+		c.instByNum[def.Number] = ii
+		in.book = c.newBook(ii, def)
+		if orderbook.Phase(d.byte()) == orderbook.PhaseAuction {
+			_ = in.book.StartAuction()
+		}
+		for range d.count(1 << 28) {
+			visible, orig, filled, cancelled := d.varint(), d.varint(), d.varint(), d.varint()
+			slot, err := c.decodeOrder(d)
+			if err != nil {
+				return nil, err
+			}
+			o := c.orders.at(slot)
+			if err := in.book.Restore(orderbook.OrderState{ID: o.id, Participant: c.parts[o.part].number,
+				User: uint64(slot), Side: o.side, TIF: o.tif, STP: o.stp, PostOnly: o.postOnly, Price: o.price,
+				Qty: o.open, Visible: visible, DisplayQty: o.display, OrigQty: orig, FilledQty: filled,
+				CancelledQty: cancelled}); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+			}
+		}
+	}
+	for range d.count(1 << 28) {
+		slot, err := c.decodeOrder(d)
+		if err != nil {
+			return nil, err
+		}
+		// With a smaller limit than the snapshot was taken with, the oldest
+		// finished orders are dropped, as they would have been.
+		if ev, evicted := c.finished.push(slot); evicted {
+			c.freeOrder(ev)
+		}
+	}
+	for range d.count(1 << 30) {
+		e := cloidEntry{key: cloidKey{part: d.varint(), cloid: d.string()}, orderID: d.varint(), hash: d.uvarint(), inst: d.i32()}
+		c.cloids.add(e)
+	}
+	for range d.count(1 << 30) {
+		e := keyEntry{key: d.string(), hash: d.uvarint(), seq: d.uvarint()}
+		c.keys[e.key] = int32(len(c.keyLog))
+		c.keyLog = append(c.keyLog, e)
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, d.err)
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrSnapshot, len(d.b))
+	}
+	if err := c.CheckInvariants(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	return c, nil
+}
+
+func (c *Core) decodeOrder(d *decoder) (int32, error) {
+	slot := c.allocOrder()
+	o := c.orders.at(slot)
+	o.id = d.varint()
+	o.inst, o.part, o.def = d.i32(), d.i32(), d.i32()
+	if o.part >= 0 && int(o.part) < len(c.parts) {
+		o.partNum = c.parts[o.part].number
+	}
+	f := d.uvarint()
+	o.side, o.typ, o.tif, o.stp = Side(f&1), OrderType(f>>1&1), TIF(f>>2&7), STPMode(f>>5&7)
+	o.postOnly, o.expired = f&(1<<8) != 0, f&(1<<9) != 0
+	o.price, o.qty, o.display, o.minQty = d.varint(), d.varint(), d.varint(), d.varint()
+	o.filled, o.open, o.cancelled, o.notional = d.varint(), d.varint(), d.varint(), d.varint()
+	o.reserved = d.varint()
+	o.fee = d.i32()
+	o.w0 = wres{pool: -1}
+	for range d.count(1 << 16) {
+		rc, w := d.string(), d.varint()
+		ps, ok := c.poolByRc[rc]
+		if !ok {
+			return 0, fmt.Errorf("%w: order %d reserves unknown receipt %q", ErrSnapshot, o.id, rc)
+		}
+		c.addWres(o, ps, w)
+	}
+	o.cloid = d.string()
+	o.created, o.updated, o.seq = d.varint(), d.varint(), d.uvarint()
+	if d.err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrSnapshot, d.err)
+	}
+	if o.inst < 0 || int(o.inst) >= len(c.insts) || o.part < 0 || int(o.part) >= len(c.parts) ||
+		o.def < 0 || int(o.def) >= len(c.defs) || o.fee < 0 || int(o.fee) >= len(c.fees) {
+		return 0, fmt.Errorf("%w: order %d has a bad index", ErrSnapshot, o.id)
+	}
+	if _, dup := c.lookup(o.id); dup {
+		return 0, fmt.Errorf("%w: order %d twice", ErrSnapshot, o.id)
+	}
+	o.live = true
+	c.index(o.id, slot)
+	return slot, nil
+}

@@ -1,0 +1,584 @@
+package matching
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+
+	"github.com/bcx-exchange/bcx/pkg/auth"
+	"github.com/bcx-exchange/bcx/pkg/journal"
+	"github.com/bcx-exchange/bcx/pkg/rpcerr"
+	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
+	"github.com/bcx-exchange/bcx/services/matching/core"
+)
+
+// tradingServer is the member-facing TradingService. Listing and one-sided
+// auction RPCs are not implemented yet.
+type tradingServer struct {
+	tradingv1.UnimplementedTradingServiceServer
+	s *Service
+}
+
+var _ tradingv1.TradingServiceServer = (*tradingServer)(nil)
+
+// maxClientOrderID bounds the client order ids the core keeps.
+const maxClientOrderID = 64
+
+func member(ctx context.Context) (auth.Principal, error) {
+	p, err := auth.MustFromContext(ctx)
+	if err != nil {
+		return p, err
+	}
+	if p.Number == 0 {
+		return p, rpcerr.Precondition("NO_PARTICIPANT_NUMBER", "the caller has no participant number in the core")
+	}
+	return p, nil
+}
+
+func checkClientOrderID(field, id string, required bool) error {
+	if id == "" && required {
+		return rpcerr.Invalid(field, "is required")
+	}
+	if len(id) > maxClientOrderID {
+		return rpcerr.Invalid(field, "at most %d bytes", maxClientOrderID)
+	}
+	return nil
+}
+
+// placeCommand converts a PlaceOrderRequest into a core command.
+func placeCommand(p auth.Principal, reg *registry, req *tradingv1.PlaceOrderRequest, cmd *core.Command) error {
+	if err := checkClientOrderID("client_order_id", req.ClientOrderId, true); err != nil {
+		return err
+	}
+	d, _, ok := reg.instrument(req.Symbol)
+	if !ok {
+		return unknownInstrument(req.Symbol)
+	}
+	side, err := sideFrom(req.Side)
+	if err != nil {
+		return err
+	}
+	var typ core.OrderType
+	switch req.OrderType {
+	case tradingv1.OrderType_ORDER_TYPE_UNSPECIFIED, tradingv1.OrderType_ORDER_TYPE_LIMIT:
+	case tradingv1.OrderType_ORDER_TYPE_MARKET:
+		typ = 1
+	default:
+		return rpcerr.Invalid("order_type", "unknown order type %d", req.OrderType)
+	}
+	tif, err := tifFrom(req.TimeInForce, typ == 1)
+	if err != nil {
+		return err
+	}
+	stp, err := stpFrom(req.SelfTradePrevention)
+	if err != nil {
+		return err
+	}
+	qty, err := parseLots("quantity", req.Quantity, d)
+	if err != nil {
+		return err
+	}
+	display, err := parseOptionalLots("display_quantity", req.DisplayQuantity, d)
+	if err != nil {
+		return err
+	}
+	minQty, err := parseOptionalLots("min_quantity", req.MinQuantity, d)
+	if err != nil {
+		return err
+	}
+	var price int64
+	if typ == 1 {
+		if req.Price != nil && req.Price.Amount != "" {
+			return rpcerr.Invalid("price", "a market order has no limit price: set protection_price")
+		}
+		price, err = parsePrice("protection_price", req.ProtectionPrice, d)
+	} else {
+		price, err = parsePrice("price", req.Price, d)
+	}
+	if err != nil {
+		return err
+	}
+	*cmd = core.Command{Kind: core.CmdPlace, Participant: p.Number, ParticipantID: p.ParticipantID, Instrument: d.Number,
+		DefVersion: d.Version, ClientOrderID: req.ClientOrderId, Side: side, Type: typ, TIF: tif, STP: stp,
+		PostOnly: req.PostOnly, Price: price, Qty: qty, DisplayQty: display, MinQty: minQty}
+	return nil
+}
+
+func instrumentFilter(reg *registry, symbol string) (int64, error) {
+	if symbol == "" {
+		return 0, nil
+	}
+	d, _, ok := reg.instrument(symbol)
+	if !ok {
+		return 0, unknownInstrument(symbol)
+	}
+	return d.Number, nil
+}
+
+func cancelCommand(p auth.Principal, reg *registry, req *tradingv1.CancelOrderRequest, cmd *core.Command) error {
+	inst, err := instrumentFilter(reg, req.Symbol)
+	if err != nil {
+		return err
+	}
+	if req.OrderId == 0 && req.ClientOrderId == "" {
+		return rpcerr.Invalid("order_id", "order_id or client_order_id is required")
+	}
+	*cmd = core.Command{Kind: core.CmdCancel, Participant: p.Number, ParticipantID: p.ParticipantID, Instrument: inst,
+		OrderID: req.OrderId, OrigClientOrderID: req.ClientOrderId}
+	return nil
+}
+
+func replaceCommand(p auth.Principal, reg *registry, req *tradingv1.ReplaceOrderRequest, cmd *core.Command) error {
+	if err := checkClientOrderID("client_order_id", req.ClientOrderId, false); err != nil {
+		return err
+	}
+	d, _, ok := reg.instrument(req.Symbol)
+	if !ok {
+		if req.Symbol == "" {
+			return rpcerr.Invalid("symbol", "is required to convert the new price and quantity")
+		}
+		return unknownInstrument(req.Symbol)
+	}
+	if req.OrderId == 0 && req.OrigClientOrderId == "" {
+		return rpcerr.Invalid("order_id", "order_id or orig_client_order_id is required")
+	}
+	var price, qty int64
+	var err error
+	if req.Price != nil && req.Price.Amount != "" {
+		if price, err = parsePrice("price", req.Price, d); err != nil {
+			return err
+		}
+	}
+	if req.Quantity != "" {
+		if qty, err = parseLots("quantity", req.Quantity, d); err != nil {
+			return err
+		}
+	}
+	if price == 0 && qty == 0 {
+		return rpcerr.Invalid("price", "a replace needs a new price or quantity")
+	}
+	*cmd = core.Command{Kind: core.CmdReplace, Participant: p.Number, ParticipantID: p.ParticipantID, Instrument: d.Number,
+		DefVersion: d.Version, OrderID: req.OrderId, OrigClientOrderID: req.OrigClientOrderId, ClientOrderID: req.ClientOrderId,
+		Price: price, Qty: qty}
+	return nil
+}
+
+func massCancelCommand(p auth.Principal, reg *registry, req *tradingv1.MassCancelRequest, cmd *core.Command) error {
+	inst, err := instrumentFilter(reg, req.Symbol)
+	if err != nil {
+		return err
+	}
+	*cmd = core.Command{Kind: core.CmdMassCancel, Participant: p.Number, ParticipantID: p.ParticipantID, Instrument: inst}
+	return nil
+}
+
+func orderOf(reg *registry, res *core.Result) *tradingv1.Order {
+	if !res.HasOrder {
+		return &tradingv1.Order{OrderId: res.Order.ID}
+	}
+	return reg.order(&res.Order)
+}
+
+func (t *tradingServer) PlaceOrder(ctx context.Context, req *tradingv1.PlaceOrderRequest) (*tradingv1.PlaceOrderResponse, error) {
+	p, err := member(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := getRequest()
+	defer putRequest(r)
+	if err := placeCommand(p, t.s.registry(), req, &r.cmd); err != nil {
+		return nil, err
+	}
+	if err := t.s.do(ctx, r); err != nil {
+		return nil, err
+	}
+	if err := resultErr(&r.res); err != nil {
+		return nil, err
+	}
+	reg := t.s.registry()
+	return &tradingv1.PlaceOrderResponse{Order: orderOf(reg, &r.res), Executions: reg.executions(r.res.Fills)}, nil
+}
+
+func (t *tradingServer) CancelOrder(ctx context.Context, req *tradingv1.CancelOrderRequest) (*tradingv1.CancelOrderResponse, error) {
+	p, err := member(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := getRequest()
+	defer putRequest(r)
+	if err := cancelCommand(p, t.s.registry(), req, &r.cmd); err != nil {
+		return nil, err
+	}
+	if err := t.s.do(ctx, r); err != nil {
+		return nil, err
+	}
+	if err := resultErr(&r.res); err != nil {
+		return nil, err
+	}
+	return &tradingv1.CancelOrderResponse{Order: orderOf(t.s.registry(), &r.res)}, nil
+}
+
+func (t *tradingServer) ReplaceOrder(ctx context.Context, req *tradingv1.ReplaceOrderRequest) (*tradingv1.ReplaceOrderResponse, error) {
+	p, err := member(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := getRequest()
+	defer putRequest(r)
+	if err := replaceCommand(p, t.s.registry(), req, &r.cmd); err != nil {
+		return nil, err
+	}
+	if err := t.s.do(ctx, r); err != nil {
+		return nil, err
+	}
+	if err := resultErr(&r.res); err != nil {
+		return nil, err
+	}
+	reg := t.s.registry()
+	return &tradingv1.ReplaceOrderResponse{Order: orderOf(reg, &r.res), Executions: reg.executions(r.res.Fills)}, nil
+}
+
+func (t *tradingServer) MassCancel(ctx context.Context, req *tradingv1.MassCancelRequest) (*tradingv1.MassCancelResponse, error) {
+	p, err := member(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := getRequest()
+	defer putRequest(r)
+	if err := massCancelCommand(p, t.s.registry(), req, &r.cmd); err != nil {
+		return nil, err
+	}
+	if err := t.s.do(ctx, r); err != nil {
+		return nil, err
+	}
+	if err := resultErr(&r.res); err != nil {
+		return nil, err
+	}
+	return &tradingv1.MassCancelResponse{Cancelled: r.res.Count}, nil
+}
+
+const (
+	opPlace = iota + 1
+	opCancel
+	opReplace
+	opMassCancel
+	opError
+)
+
+// streamWindow bounds the commands one order entry stream has in flight.
+const streamWindow = 1024
+
+// OrderEntry is order entry for high-rate clients: requests are pipelined
+// (up to streamWindow in flight per stream) and answered as their batches
+// become durable, matched by correlation id. A refused command is answered
+// with a CommandError; the stream stays open.
+func (t *tradingServer) OrderEntry(stream tradingv1.TradingService_OrderEntryServer) error {
+	ctx := stream.Context()
+	p, err := member(ctx)
+	if err != nil {
+		return err
+	}
+	out := make(chan *request, streamWindow)
+	sem := make(chan struct{}, streamWindow)
+	notify := func(r *request) { out <- r }
+	sendErr := make(chan error, 1)
+	go func() {
+		var failed error
+		for r := range out {
+			if failed == nil {
+				if err := stream.Send(t.s.entryResponse(r)); err != nil {
+					failed = err
+				}
+			}
+			putRequest(r)
+			<-sem
+		}
+		sendErr <- failed
+	}()
+	var recvErr error
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				recvErr = err
+			}
+			break
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			recvErr = ctx.Err()
+		}
+		if recvErr != nil {
+			break
+		}
+		r := getRequest()
+		r.tag = req.CorrelationId
+		r.notify = notify
+		reg := t.s.registry()
+		switch c := req.Command.(type) {
+		case *tradingv1.OrderEntryRequest_Place:
+			r.op, err = opPlace, placeCommand(p, reg, c.Place, &r.cmd)
+		case *tradingv1.OrderEntryRequest_Cancel:
+			r.op, err = opCancel, cancelCommand(p, reg, c.Cancel, &r.cmd)
+		case *tradingv1.OrderEntryRequest_Replace:
+			r.op, err = opReplace, replaceCommand(p, reg, c.Replace, &r.cmd)
+		case *tradingv1.OrderEntryRequest_MassCancel:
+			r.op, err = opMassCancel, massCancelCommand(p, reg, c.MassCancel, &r.cmd)
+		default:
+			err = rpcerr.Invalid("command", "one of place, cancel, replace, mass_cancel is required")
+		}
+		if err == nil {
+			err = t.s.enqueue(ctx, r)
+		}
+		if err != nil {
+			r.op, r.err = opError, err
+			out <- r
+		}
+	}
+	// Wait for everything in flight, then stop the sender.
+	for range streamWindow {
+		sem <- struct{}{}
+	}
+	close(out)
+	if err := <-sendErr; err != nil {
+		return err
+	}
+	return recvErr
+}
+
+func (s *Service) entryResponse(r *request) *tradingv1.OrderEntryResponse {
+	resp := &tradingv1.OrderEntryResponse{CorrelationId: r.tag}
+	err := r.err
+	if err == nil {
+		err = resultErr(&r.res)
+	}
+	if err != nil {
+		resp.Result = &tradingv1.OrderEntryResponse_Error{Error: commandError(err)}
+		return resp
+	}
+	reg := s.registry()
+	switch r.op {
+	case opPlace:
+		resp.Result = &tradingv1.OrderEntryResponse_Place{Place: &tradingv1.PlaceOrderResponse{
+			Order: orderOf(reg, &r.res), Executions: reg.executions(r.res.Fills)}}
+	case opCancel:
+		resp.Result = &tradingv1.OrderEntryResponse_Cancel{Cancel: &tradingv1.CancelOrderResponse{Order: orderOf(reg, &r.res)}}
+	case opReplace:
+		resp.Result = &tradingv1.OrderEntryResponse_Replace{Replace: &tradingv1.ReplaceOrderResponse{
+			Order: orderOf(reg, &r.res), Executions: reg.executions(r.res.Fills)}}
+	case opMassCancel:
+		resp.Result = &tradingv1.OrderEntryResponse_MassCancel{MassCancel: &tradingv1.MassCancelResponse{Cancelled: r.res.Count}}
+	}
+	return resp
+}
+
+func (t *tradingServer) GetOrder(ctx context.Context, req *tradingv1.GetOrderRequest) (*tradingv1.GetOrderResponse, error) {
+	p, err := member(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.OrderId == 0 && req.ClientOrderId == "" {
+		return nil, rpcerr.Invalid("order_id", "order_id or client_order_id is required")
+	}
+	reg := t.s.registry()
+	inst, err := instrumentFilter(reg, req.Symbol)
+	if err != nil {
+		return nil, err
+	}
+	var v core.OrderView
+	var ok bool
+	if err := t.s.query(ctx, func(c *core.Core) { v, ok = c.Order(p.Number, req.OrderId, req.ClientOrderId) }); err != nil {
+		return nil, err
+	}
+	reg = t.s.registry()
+	if !ok || (inst != 0 && reg.def(v.Def).Number != inst) {
+		return nil, notFoundOrder(req.OrderId, req.ClientOrderId)
+	}
+	return &tradingv1.GetOrderResponse{Order: reg.order(&v)}, nil
+}
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+)
+
+func pageArgs(size int32, token string) (int, int64, error) {
+	if size < 0 {
+		return 0, 0, rpcerr.Invalid("page_size", "must not be negative")
+	}
+	n := int(size)
+	if n == 0 {
+		n = defaultPageSize
+	}
+	n = min(n, maxPageSize)
+	var after int64
+	if token != "" {
+		v, err := strconv.ParseInt(token, 10, 64)
+		if err != nil || v < 0 {
+			return 0, 0, rpcerr.Invalid("page_token", "malformed page token")
+		}
+		after = v
+	}
+	return n, after, nil
+}
+
+func (t *tradingServer) ListOrders(ctx context.Context, req *tradingv1.ListOrdersRequest) (*tradingv1.ListOrdersResponse, error) {
+	p, err := member(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size, after, err := pageArgs(req.PageSize, req.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	inst, err := instrumentFilter(t.s.registry(), req.Symbol)
+	if err != nil {
+		return nil, err
+	}
+	var vs []core.OrderView
+	if err := t.s.query(ctx, func(c *core.Core) { vs = c.Orders(p.Number, inst, req.OpenOnly, after, size+1) }); err != nil {
+		return nil, err
+	}
+	reg := t.s.registry()
+	resp := &tradingv1.ListOrdersResponse{}
+	for i := range vs[:min(size, len(vs))] {
+		resp.Orders = append(resp.Orders, reg.order(&vs[i]))
+	}
+	if len(vs) > size {
+		resp.NextPageToken = strconv.FormatInt(vs[size-1].ID, 10)
+	}
+	return resp, nil
+}
+
+func (t *tradingServer) ListExecutions(ctx context.Context, req *tradingv1.ListExecutionsRequest) (*tradingv1.ListExecutionsResponse, error) {
+	p, err := member(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size, after, err := pageArgs(req.PageSize, req.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	inst, err := instrumentFilter(t.s.registry(), req.Symbol)
+	if err != nil {
+		return nil, err
+	}
+	var fs []core.Fill
+	if err := t.s.query(ctx, func(c *core.Core) { fs = c.Executions(p.Number, inst, after, size+1) }); err != nil {
+		return nil, err
+	}
+	reg := t.s.registry()
+	resp := &tradingv1.ListExecutionsResponse{Executions: reg.executions(fs[:min(size, len(fs))])}
+	if len(fs) > size {
+		resp.NextPageToken = strconv.FormatInt(fs[size-1].TradeID, 10)
+	}
+	return resp, nil
+}
+
+func (t *tradingServer) GetBalances(ctx context.Context, _ *tradingv1.GetBalancesRequest) (*tradingv1.GetBalancesResponse, error) {
+	p, err := member(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var fs []core.FundsBalance
+	var ps []core.PositionBalance
+	var seq uint64
+	if err := t.s.query(ctx, func(c *core.Core) { fs, ps = c.Balances(p.Number); seq = c.LastSeq() }); err != nil {
+		return nil, err
+	}
+	reg := t.s.registry()
+	resp := &tradingv1.GetBalancesResponse{Sequence: int64(seq)}
+	for _, f := range fs {
+		resp.Funds = append(resp.Funds, &tradingv1.FundsBalance{Currency: f.Currency,
+			Total: formatFixed(f.Total, f.Exp, false), Reserved: formatFixed(f.Reserved, f.Exp, false),
+			Available: formatFixed(f.Total-f.Reserved, f.Exp, false)})
+	}
+	for _, pb := range ps {
+		resp.Positions = append(resp.Positions, &tradingv1.PositionBalance{Symbol: reg.def(pb.Def).Symbol,
+			Total: weight(pb.Total), Reserved: weight(pb.Reserved), Available: weight(pb.Total - pb.Reserved)})
+	}
+	return resp, nil
+}
+
+// StreamExecutions sends the caller's executions and order updates from a
+// sequence number on, read from the journal (durable records only), then
+// follows it live.
+func (t *tradingServer) StreamExecutions(req *tradingv1.StreamExecutionsRequest, stream tradingv1.TradingService_StreamExecutionsServer) error {
+	p, err := member(stream.Context())
+	if err != nil {
+		return err
+	}
+	return t.s.readEvents(stream.Context(), req.FromSequence, func(seq uint64, ts int64, reg *registry, ev *core.Events) error {
+		for i := range ev.List {
+			e := &ev.List[i]
+			switch e.Kind {
+			case core.EvOrder:
+				if reg.participant(e.Order.Participant) != p.ParticipantID {
+					continue
+				}
+				if err := stream.Send(&tradingv1.StreamExecutionsResponse{Sequence: int64(seq),
+					Update: &tradingv1.StreamExecutionsResponse_Order{Order: reg.order(&e.Order)}}); err != nil {
+					return err
+				}
+			case core.EvTrade:
+				for _, f := range tradeFills(reg, seq, ts, e, p.ParticipantID) {
+					if err := stream.Send(&tradingv1.StreamExecutionsResponse{Sequence: int64(seq),
+						Update: &tradingv1.StreamExecutionsResponse_Execution{Execution: reg.execution(&f)}}); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// tradeFills returns the participant's side(s) of a trade as fills.
+func tradeFills(reg *registry, seq uint64, ts int64, e *core.Event, participantID string) []core.Fill {
+	t := &e.Trade
+	var out []core.Fill
+	if reg.participant(t.Buyer) == participantID {
+		out = append(out, core.Fill{TradeID: t.ID, OrderID: t.BuyOrder, ClientID: t.BuyClient, Def: t.Def, Side: 0,
+			Price: t.Price, Qty: t.Qty, Maker: t.Aggressor == 2, FeeMinor: t.BuyerFee, Seq: seq, TimeNanos: ts})
+	}
+	if reg.participant(t.Seller) == participantID {
+		out = append(out, core.Fill{TradeID: t.ID, OrderID: t.SellOrder, ClientID: t.SellClient, Def: t.Def, Side: 1,
+			Price: t.Price, Qty: t.Qty, Maker: t.Aggressor == 1, FeeMinor: t.SellerFee, Seq: seq, TimeNanos: ts})
+	}
+	return out
+}
+
+// readEvents feeds every durable journal record from a sequence number on
+// to fn, decoded, and then follows the journal until ctx ends.
+func (s *Service) readEvents(ctx context.Context, from int64, fn func(seq uint64, ts int64, reg *registry, ev *core.Events) error) error {
+	if from < 0 {
+		return rpcerr.Invalid("from_sequence", "must not be negative")
+	}
+	r, err := s.j.NewReader(uint64(max(from, 1)))
+	if errors.Is(err, journal.ErrCompacted) {
+		return rpcerr.Precondition("COMPACTED", "sequence %d is no longer retained", from)
+	}
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	var cmd core.Command
+	var ev core.Events
+	for {
+		rec, err := r.NextWait(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, journal.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		if err := core.DecodeRecord(rec.Payload, rec.Seq, rec.Time, &cmd, &ev); err != nil {
+			return err
+		}
+		if err := fn(rec.Seq, rec.Time, s.registry(), &ev); err != nil {
+			return err
+		}
+	}
+}
