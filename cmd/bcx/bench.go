@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/bcx-exchange/bcx/pkg/orderbook/obbench"
+	"github.com/bcx-exchange/bcx/services/matching"
 	"github.com/bcx-exchange/bcx/services/receipts"
 	"github.com/bcx-exchange/bcx/services/settlement"
 )
@@ -14,6 +15,9 @@ import (
 // line with its measurements.
 var benchmarks = map[string]func(args []string, stdout io.Writer) error{
 	"orderbook":  obbench.Main,
+	"matching":   matching.BenchMatchingMain,
+	"grpc":       matching.BenchGRPCMain,
+	"recovery":   matching.BenchRecoveryMain,
 	"receipts":   receipts.BenchMain,
 	"settlement": settlement.BenchMain,
 }

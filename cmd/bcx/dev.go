@@ -11,13 +11,25 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/money"
 	"github.com/bcx-exchange/bcx/pkg/server"
 	"github.com/bcx-exchange/bcx/pkg/sqlstore"
 	listingv1 "github.com/bcx-exchange/bcx/proto/bcx/listing/v1"
+	receiptsv1 "github.com/bcx-exchange/bcx/proto/bcx/receipts/v1"
+	settlementv1 "github.com/bcx-exchange/bcx/proto/bcx/settlement/v1"
+	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
 	"github.com/bcx-exchange/bcx/services/listing"
+	"github.com/bcx-exchange/bcx/services/matching"
+	"github.com/bcx-exchange/bcx/services/receipts"
+	"github.com/bcx-exchange/bcx/services/settlement"
 )
 
 // devConfig is `bcx dev`'s configuration: flags over environment over defaults.
@@ -28,6 +40,11 @@ type devConfig struct {
 
 const credentialsFile = "dev-credentials.json"
 
+// runDev runs the whole exchange in one process: the four services on one
+// gRPC server, each with its own store under the data directory (SQLite
+// files for listing, receipts and settlement; the journal for matching),
+// calling each other over an in-process connection with a service token, as
+// they would over the network when run apart.
 func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	cfg := devConfig{}
 	fs := newFlagSet("dev")
@@ -40,20 +57,23 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return fmt.Errorf("data directory: %w", err)
 	}
 	start := time.Now()
-
-	db, err := sqlstore.Open(ctx, filepath.Join(cfg.DataDir, "listing.db"))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	currencies := money.NewRegistry()
-	store, err := listing.NewStore(ctx, db)
+	openDB := func(name string) (*sqlstore.DB, error) {
+		return sqlstore.Open(ctx, filepath.Join(cfg.DataDir, name+".db"))
+	}
+
+	// Listing first: it is the token verifier for everything else.
+	listingDB, err := openDB("listing")
 	if err != nil {
 		return err
 	}
-	verifier := listing.NewVerifier(store, 5*time.Second)
-	listingSrv := listing.NewServer(store, currencies, verifier, logger)
-
+	defer listingDB.Close()
+	listingStore, err := listing.NewStore(ctx, listingDB)
+	if err != nil {
+		return err
+	}
+	verifier := listing.NewVerifier(listingStore, 5*time.Second)
+	listingSrv := listing.NewServer(listingStore, currencies, verifier, logger)
 	credsPath := filepath.Join(cfg.DataDir, credentialsFile)
 	creds, err := readCredentials(credsPath)
 	if err != nil {
@@ -68,6 +88,59 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if creds == nil {
 		creds = issued
 	}
+	serviceToken, err := listing.IssueInternalToken(ctx, listingSrv)
+	if err != nil {
+		return err
+	}
+
+	policy := listing.Policy().Merge(matching.Policy()).Merge(receipts.Policy()).Merge(settlement.Policy())
+	srv := server.New(logger, verifier, policy)
+	listingv1.RegisterListingServiceServer(srv.GRPC, listingSrv)
+
+	// The services' own connection to the exchange, in memory.
+	inproc := bufconn.Listen(4 << 20)
+	internal, err := grpc.NewClient("passthrough:///bcx-internal",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return inproc.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(auth.BearerCredentials{Token: serviceToken, Insecure: true}))
+	if err != nil {
+		return err
+	}
+	defer internal.Close()
+	listingClient := listingv1.NewListingServiceClient(internal)
+	coreClient := tradingv1.NewCoreServiceClient(internal)
+
+	matchingSvc, err := matching.New(matching.Config{DataDir: filepath.Join(cfg.DataDir, "matching"), Listing: listingClient,
+		Logger: logger, Currencies: currencies})
+	if err != nil {
+		return err
+	}
+	defer matchingSvc.Close()
+	matchingSvc.Register(srv.GRPC)
+
+	settlementDB, err := openDB("settlement")
+	if err != nil {
+		return err
+	}
+	defer settlementDB.Close()
+	settlementSvc, err := settlement.New(ctx, settlement.Config{DB: settlementDB, Listing: listingClient, Core: coreClient,
+		Currencies: currencies, Logger: logger})
+	if err != nil {
+		return err
+	}
+	settlementSvc.Register(srv.GRPC)
+
+	receiptsDB, err := openDB("receipts")
+	if err != nil {
+		return err
+	}
+	defer receiptsDB.Close()
+	receiptsSrv, err := receipts.New(ctx, receipts.Config{DB: receiptsDB, Listing: listingClient, Core: coreClient,
+		Settlement: settlementv1.NewSettlementInternalServiceClient(internal), Currencies: currencies, Logger: logger})
+	if err != nil {
+		return err
+	}
+	receiptsv1.RegisterReceiptsServiceServer(srv.GRPC, receiptsSrv)
 
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -78,12 +151,41 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 
-	srv := server.New(logger, verifier, listing.Policy())
-	listingv1.RegisterListingServiceServer(srv.GRPC, listingSrv)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	goRun := func(name string, run func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	go func() { _ = srv.GRPC.Serve(inproc) }()
+	goRun("matching", matchingSvc.Run)
+	goRun("settlement", settlementSvc.Run)
+	goRun("receipts", receiptsSrv.Run)
+	select {
+	case <-matchingSvc.Ready():
+	case <-time.After(10 * time.Second):
+		logger.Warn("matching has not loaded instruments yet; serving anyway")
+	case <-ctx.Done():
+	}
 
 	printBanner(stdout, creds, credsPath)
 	logger.Info("bcx dev ready", "listen", creds.Listen, "data_dir", cfg.DataDir, "startup", time.Since(start).Round(time.Millisecond))
-	return srv.Serve(ctx, lis, 10*time.Second)
+	serveErr := srv.Serve(ctx, lis, 10*time.Second)
+	cancel()
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		return err
+	}
+	return serveErr
 }
 
 func readCredentials(path string) (*listing.DevCredentials, error) {

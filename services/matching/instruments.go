@@ -96,7 +96,15 @@ func (s *Service) instrumentLoop(ctx context.Context) {
 		if err := s.SyncInstruments(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("instrument sync failed; retrying", "error", err)
 		} else if err == nil {
-			s.markReady()
+			if s.cfg.ScheduleTick > 0 {
+				s.synced.Store(true)
+				select {
+				case s.schedKick <- struct{}{}:
+				default:
+				}
+			} else {
+				s.markReady()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -195,6 +203,7 @@ func (s *Service) scheduleLoop(ctx context.Context) {
 		s.schedMu.Unlock()
 		slices.SortFunc(scheds, func(a, b *instSchedule) int { return int(a.number - b.number) })
 		now := s.cfg.Clock()
+		complete := s.synced.Load()
 		for _, sc := range scheds {
 			ph, eod := scheduledPhase(sc.sched, now)
 			want := target{ph, eod}
@@ -202,6 +211,7 @@ func (s *Service) scheduleLoop(ctx context.Context) {
 				continue
 			}
 			if _, ok := s.registry().byNumber[sc.number]; !ok {
+				complete = false
 				continue // not defined in the core yet
 			}
 			res, err := s.command(ctx, core.Command{Kind: core.CmdSetPhase, Instrument: sc.number, Phase: ph,
@@ -210,6 +220,7 @@ func (s *Service) scheduleLoop(ctx context.Context) {
 				if ctx.Err() == nil {
 					s.log.Warn("scheduled phase change failed", "instrument", sc.number, "error", err)
 				}
+				complete = false
 				continue
 			}
 			if res.Status != core.StatusOK {
@@ -217,10 +228,14 @@ func (s *Service) scheduleLoop(ctx context.Context) {
 			}
 			last[sc.number] = want
 		}
+		if complete {
+			s.markReady()
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.schedKick:
 		}
 	}
 }

@@ -177,6 +177,12 @@ type Service struct {
 	closed   atomic.Bool
 	ready    chan struct{}
 	readyOne sync.Once
+	// synced is set after the first instrument sync; schedKick asks the
+	// scheduler for a pass now. Ready waits for the scheduler's first pass
+	// over the synced instruments, so that an operator's phase change made
+	// after Ready is never overwritten by the schedule's start-up state.
+	synced    atomic.Bool
+	schedKick chan struct{}
 }
 
 // Recovery reports what New found.
@@ -224,6 +230,7 @@ func New(cfg Config) (*Service, error) {
 		schedules: map[int64]*instSchedule{},
 		recovery:  rec,
 		ready:     make(chan struct{}),
+		schedKick: make(chan struct{}, 1),
 	}
 	s.seq = newSequencer(s)
 	s.seq.publishRegistry(true)

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	marketdatav1 "github.com/bcx-exchange/bcx/proto/bcx/marketdata/v1"
+	receiptsv1 "github.com/bcx-exchange/bcx/proto/bcx/receipts/v1"
+	settlementv1 "github.com/bcx-exchange/bcx/proto/bcx/settlement/v1"
+	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
+	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
+	"github.com/bcx-exchange/bcx/services/listing"
+)
+
+// eventually retries fn until it succeeds or the deadline passes.
+func eventually(t *testing.T, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDevTradeEndToEnd follows one cotton trade through the real binary, from
+// the warehouse's receipt to settlement: the walk the README shows with
+// grpcurl.
+func TestDevTradeEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping end-to-end test in -short mode")
+	}
+	bin := buildBinary(t)
+	dataDir := t.TempDir()
+	addr, _, stop := startDev(t, bin, dataDir)
+	defer stop()
+	raw, err := os.ReadFile(filepath.Join(dataDir, credentialsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var creds listing.DevCredentials
+	if err := json.Unmarshal(raw, &creds); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var (
+		opsConn, buyerConn, sellerConn = dial(t, addr, creds.Operator.Token), dial(t, addr, creds.Members[0].Token), dial(t, addr, creds.Members[1].Token)
+		whConn, bankConn               = dial(t, addr, creds.Warehouse.Token), dial(t, addr, creds.Bank.Token)
+		buyer, seller                  = creds.Members[0].ParticipantID, creds.Members[1].ParticipantID
+	)
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+
+	// 1. The warehouse issues a 40 t cotton receipt (eight bale lots of about 5 t) to the seller.
+	var pieces []*receiptsv1.Piece
+	for i, w := range []string{"5.040", "4.980", "5.000", "5.010", "4.970", "5.000", "5.000", "5.000"} {
+		pieces = append(pieces, &receiptsv1.Piece{Number: fmt.Sprintf("QD-B%04d", i+1), NetWeight: w})
+	}
+	issueDate := time.Now().In(time.UTC)
+	issued, err := receiptsv1.NewReceiptsServiceClient(whConn).IssueReceipt(ctx, &receiptsv1.IssueReceiptRequest{
+		IdempotencyKey: "e2e-issue-1",
+		Receipt: &receiptsv1.Receipt{ReceiptNumber: "CF-QD-E2E-0001", Warehouse: "QD-CF01", Commodity: "CF", Grade: "3128B",
+			Brand: "XJ", Origin: "Xinjiang", ProductionDate: "2026", CustomsStatus: typev1.CustomsStatus_CUSTOMS_STATUS_DUTY_PAID,
+			NetWeight: "40.000", Pieces: pieces, InspectionCertificate: "CIQ-2026-0001",
+			StoragePaidThrough: issueDate.AddDate(0, 3, 0).Format(time.DateOnly), ExpiryDate: issueDate.AddDate(1, 0, 0).Format(time.DateOnly),
+			HolderParticipantId: seller},
+	})
+	must("issue receipt", err)
+
+	// 2. The seller deposits it into trading: the core credits its weight.
+	_, err = receiptsv1.NewReceiptsServiceClient(sellerConn).DepositReceipt(ctx, &receiptsv1.DepositReceiptRequest{
+		IdempotencyKey: "e2e-deposit-1", ReceiptNumber: issued.Receipt.ReceiptNumber})
+	must("deposit receipt", err)
+
+	// 3. The clearing bank reports the buyer's deposit of CNY 1,000,000 (twice: credited once).
+	bank := settlementv1.NewBankServiceClient(bankConn)
+	for i := 0; i < 2; i++ {
+		_, err = bank.PostDepositNotice(ctx, &settlementv1.PostDepositNoticeRequest{BankReference: "QDCB-DEP-0001",
+			ParticipantId: buyer, Amount: &typev1.Money{Currency: "CNY", Amount: "1000000.00"}, EndToEndId: "E2E-DEP-0001",
+			ValueDate: time.Now().Format(time.DateOnly)})
+		must("deposit notice", err)
+	}
+	buyerTrading, sellerTrading := tradingv1.NewTradingServiceClient(buyerConn), tradingv1.NewTradingServiceClient(sellerConn)
+	eventually(t, "buyer's funds reach the core", func() error {
+		b, err := buyerTrading.GetBalances(ctx, &tradingv1.GetBalancesRequest{})
+		if err != nil {
+			return err
+		}
+		for _, f := range b.Funds {
+			if f.Currency == "CNY" && f.Total == "1000000.00" {
+				return nil
+			}
+		}
+		return fmt.Errorf("buyer funds %v", b.Funds)
+	})
+	eventually(t, "seller's position reaches the core", func() error {
+		b, err := sellerTrading.GetBalances(ctx, &tradingv1.GetBalancesRequest{})
+		if err != nil {
+			return err
+		}
+		for _, p := range b.Positions {
+			if p.Symbol == "CF3128B-QD" && p.Available == "40" {
+				return nil
+			}
+		}
+		return fmt.Errorf("seller positions %v", b.Positions)
+	})
+
+	// 4. The operator sets fees and opens continuous trading (whatever the clock says).
+	_, err = settlementv1.NewSettlementAdminServiceClient(opsConn).SetFeeSchedule(ctx, &settlementv1.SetFeeScheduleRequest{
+		IdempotencyKey: "e2e-fees-1", Schedule: &settlementv1.FeeSchedule{Symbol: "CF3128B-QD",
+			Buyer:  &typev1.FeeRule{Basis: typev1.FeeBasis_FEE_BASIS_RATE, Value: "0.0002", Minimum: &typev1.Money{Currency: "CNY", Amount: "5.00"}},
+			Seller: &typev1.FeeRule{Basis: typev1.FeeBasis_FEE_BASIS_PER_LOT, Value: "2.50", Minimum: &typev1.Money{Currency: "CNY", Amount: "0.00"}}}})
+	must("fee schedule", err)
+	// Wait for the schedule to have put the instrument in its phase for now,
+	// then override it as the operator.
+	md := marketdatav1.NewMarketDataServiceClient(buyerConn)
+	eventually(t, "instrument phase from the schedule", func() error {
+		tk, err := md.GetTicker(ctx, &marketdatav1.GetTickerRequest{Symbol: "CF3128B-QD"})
+		if err != nil {
+			return err
+		}
+		if tk.Ticker.Phase == tradingv1.InstrumentPhase_INSTRUMENT_PHASE_UNSPECIFIED {
+			return fmt.Errorf("phase not set yet")
+		}
+		return nil
+	})
+	_, err = tradingv1.NewCoreServiceClient(opsConn).SetInstrumentPhase(ctx, &tradingv1.SetInstrumentPhaseRequest{
+		IdempotencyKey: "e2e-open-1", Symbol: "CF3128B-QD", Phase: tradingv1.InstrumentPhase_INSTRUMENT_PHASE_CONTINUOUS, Reason: "e2e"})
+	must("open", err)
+	time.Sleep(1500 * time.Millisecond) // a schedule tick passes; the operator's phase must hold
+
+	// 5. The seller offers 10 t at 15,000 CNY/t; the buyer takes it. Bad input is refused first.
+	_, err = buyerTrading.PlaceOrder(ctx, &tradingv1.PlaceOrderRequest{ClientOrderId: "bad-1", Symbol: "CF3128B-QD", Side: typev1.Side_SIDE_BUY,
+		OrderType: tradingv1.OrderType_ORDER_TYPE_LIMIT, TimeInForce: tradingv1.TimeInForce_TIME_IN_FORCE_DAY,
+		Price: &typev1.Money{Currency: "CNY", Amount: "15002"}, Quantity: "10"})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("price off tick: %v", err)
+	}
+	var sell, buy *tradingv1.PlaceOrderResponse
+	eventually(t, "seller's order accepted", func() error {
+		sell, err = sellerTrading.PlaceOrder(ctx, &tradingv1.PlaceOrderRequest{ClientOrderId: "s-1", Symbol: "CF3128B-QD", Side: typev1.Side_SIDE_SELL,
+			OrderType: tradingv1.OrderType_ORDER_TYPE_LIMIT, TimeInForce: tradingv1.TimeInForce_TIME_IN_FORCE_GOOD_TILL_CANCELLED,
+			Price: &typev1.Money{Currency: "CNY", Amount: "15000"}, Quantity: "10"})
+		return err
+	})
+	buy, err = buyerTrading.PlaceOrder(ctx, &tradingv1.PlaceOrderRequest{ClientOrderId: "b-1", Symbol: "CF3128B-QD", Side: typev1.Side_SIDE_BUY,
+		OrderType: tradingv1.OrderType_ORDER_TYPE_LIMIT, TimeInForce: tradingv1.TimeInForce_TIME_IN_FORCE_DAY,
+		Price: &typev1.Money{Currency: "CNY", Amount: "15005"}, Quantity: "10"})
+	must("buy", err)
+	if len(buy.Executions) != 1 || buy.Executions[0].Price.Amount != "15000.00" || buy.Executions[0].Quantity != "10" {
+		t.Fatalf("buy executions = %v (sell order %v)", buy.Executions, sell.Order)
+	}
+	tradeID := buy.Executions[0].TradeId
+
+	// 6. Settlement books the cash leg, receipts transfers title, the trade settles.
+	members := settlementv1.NewSettlementServiceClient(buyerConn)
+	var ts *settlementv1.TradeSettlement
+	eventually(t, "trade settles", func() error {
+		r, err := members.GetTradeSettlement(ctx, &settlementv1.GetTradeSettlementRequest{TradeId: tradeID})
+		if err != nil {
+			return err
+		}
+		ts = r.Settlement
+		if ts.Status != settlementv1.SettlementStatus_SETTLEMENT_STATUS_SETTLED {
+			return fmt.Errorf("settlement %v", ts)
+		}
+		return nil
+	})
+	// 150,000 principal; buyer fee max(0.02% = 30.00, 5.00) = 30.00; seller 2 lots x 2.50 = 5.00.
+	if ts.Principal.Amount != "150000.00" || ts.BuyerFee.Amount != "30.00" || ts.SellerFee.Amount != "5.00" {
+		t.Fatalf("settlement amounts: %v", ts)
+	}
+	held, err := receiptsv1.NewReceiptsServiceClient(buyerConn).ListReceipts(ctx, &receiptsv1.ListReceiptsRequest{HolderParticipantId: buyer})
+	must("buyer's receipts", err)
+	// 10 t traded; the first two bale lots weigh 10.020 t: 0.020 t over, settled
+	// in cash at the trade price (溢短): 0.020 x 15,000 = 300.00.
+	if len(held.Receipts) != 1 || held.Receipts[0].NetWeight != "10.02" {
+		t.Fatalf("buyer holds %v", held.Receipts)
+	}
+	if adj := ts.WeightAdjustment.GetAmount(); adj != "300.00" && adj != "-300.00" {
+		t.Fatalf("weight adjustment %q, want 300.00", adj)
+	}
+	check, err := settlementv1.NewSettlementAdminServiceClient(opsConn).CheckLedger(ctx, &settlementv1.CheckLedgerRequest{})
+	must("check ledger", err)
+	if !check.Balanced {
+		t.Fatalf("ledger not balanced: %v", check)
+	}
+	// Another member's trade is invisible to the seller's competitor... and the
+	// seller cannot read the buyer's statement.
+	_, err = settlementv1.NewSettlementServiceClient(sellerConn).GetAccountBalances(ctx, &settlementv1.GetAccountBalancesRequest{ParticipantId: buyer})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("seller reading buyer's balances: %v", err)
+	}
+}
