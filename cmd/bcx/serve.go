@@ -16,13 +16,17 @@ import (
 	"github.com/bcx-exchange/bcx/pkg/money"
 	"github.com/bcx-exchange/bcx/pkg/server"
 	"github.com/bcx-exchange/bcx/pkg/sqlstore"
+	"github.com/redis/go-redis/v9"
+
 	listingv1 "github.com/bcx-exchange/bcx/proto/bcx/listing/v1"
+	marketdatav1 "github.com/bcx-exchange/bcx/proto/bcx/marketdata/v1"
 	receiptsv1 "github.com/bcx-exchange/bcx/proto/bcx/receipts/v1"
 	settlementv1 "github.com/bcx-exchange/bcx/proto/bcx/settlement/v1"
 	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
 	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
 	"github.com/bcx-exchange/bcx/services/listing"
 	"github.com/bcx-exchange/bcx/services/matching"
+	"github.com/bcx-exchange/bcx/services/matching/mdfeed"
 	"github.com/bcx-exchange/bcx/services/receipts"
 	"github.com/bcx-exchange/bcx/services/settlement"
 )
@@ -36,6 +40,7 @@ type serveConfig struct {
 	CoreAddr       string
 	SettlementAddr string
 	ServiceToken   string
+	RedisURL       string
 	Bootstrap      bool
 }
 
@@ -53,6 +58,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	fs.StringVar(&cfg.CoreAddr, "core-addr", envOr("BCX_CORE_ADDR", "127.0.0.1:7072"), "matching service address (env BCX_CORE_ADDR)")
 	fs.StringVar(&cfg.SettlementAddr, "settlement-addr", envOr("BCX_SETTLEMENT_ADDR", "127.0.0.1:7074"), "settlement service address (env BCX_SETTLEMENT_ADDR)")
 	fs.StringVar(&cfg.ServiceToken, "service-token", envOr("BCX_SERVICE_TOKEN", ""), "token of a ROLE_SERVICE participant for calls between services (env BCX_SERVICE_TOKEN)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", envOr("BCX_REDIS_URL", ""), "Redis URL for market data fan-out (env BCX_REDIS_URL): matching publishes, marketdata gateways serve")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "listing: on an empty database, create operator OPS and print its token once")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -60,10 +66,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	switch name {
 	case "listing":
 		return serveListing(ctx, cfg, stdout, logger)
-	case "matching", "receipts", "settlement":
+	case "matching", "receipts", "settlement", "marketdata":
 		return serveOther(ctx, name, cfg, logger)
 	}
-	return fmt.Errorf("serve: unknown service %q (listing, matching, receipts, settlement)", name)
+	return fmt.Errorf("serve: unknown service %q (listing, matching, receipts, settlement, marketdata)", name)
 }
 
 func openPostgres(ctx context.Context, cfg serveConfig, name string) (*sqlstore.DB, error) {
@@ -144,9 +150,29 @@ func serveOther(ctx context.Context, name string, cfg serveConfig, logger *slog.
 		register func(*grpc.Server)
 		run      func(context.Context) error
 	)
+	var feed mdfeed.Feed // nil: in-process (matching's default)
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("serve %s: --redis-url: %w", name, err)
+		}
+		rc := redis.NewClient(opts)
+		defer rc.Close()
+		feed = mdfeed.NewRedis(rc, "bcx:")
+	}
 	switch name {
+	case "marketdata":
+		// A gateway: serves market data from Redis, so many of them can stand
+		// in front of one matching core.
+		if feed == nil {
+			return fmt.Errorf("serve marketdata: --redis-url (or BCX_REDIS_URL) is required")
+		}
+		md := matching.NewMarketDataServer(feed)
+		policy = matching.MarketDataPolicy()
+		register = func(g *grpc.Server) { marketdatav1.RegisterMarketDataServiceServer(g, md) }
+		run = func(ctx context.Context) error { <-ctx.Done(); return nil }
 	case "matching":
-		svc, err := matching.New(matching.Config{DataDir: cfg.DataDir, Listing: listingClient, Logger: logger, Currencies: currencies})
+		svc, err := matching.New(matching.Config{DataDir: cfg.DataDir, Listing: listingClient, Logger: logger, Currencies: currencies, Feed: feed})
 		if err != nil {
 			return err
 		}
