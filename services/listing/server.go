@@ -17,9 +17,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
+	"github.com/bcx-exchange/bcx/pkg/idempotency"
 	"github.com/bcx-exchange/bcx/pkg/money"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
-	"github.com/bcx-exchange/bcx/pkg/sqlstore"
 	listingv1 "github.com/bcx-exchange/bcx/proto/bcx/listing/v1"
 	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
 )
@@ -75,52 +75,14 @@ func Policy() auth.Policy {
 }
 
 // idempotent runs fn in a transaction guarded by the request's idempotency
-// key: a repeat of the same request returns the first response, a different
-// request under the same key is refused, and an empty key just runs fn.
+// key, scoped to the caller and the method.
 func idempotent[T proto.Message](ctx context.Context, s *Server, method, key string, req proto.Message, fn func(q Q) (T, error)) (T, error) {
-	var zero T
 	p, err := auth.MustFromContext(ctx)
 	if err != nil {
+		var zero T
 		return zero, err
 	}
-	reqBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
-	if err != nil {
-		return zero, err
-	}
-	hash, scope := sqlstore.RequestHash(reqBytes), "listing."+method+"/"+p.ParticipantID
-	var out T
-	err = s.store.InTx(ctx, func(q Q) error {
-		if key != "" {
-			prev, found, err := sqlstore.Recall(ctx, q, scope, key, hash)
-			if errors.Is(err, sqlstore.ErrKeyReused) {
-				return rpcerr.Invalid("idempotency_key", "%q was used before with a different request", key)
-			}
-			if err != nil {
-				return err
-			}
-			if found {
-				out = out.ProtoReflect().New().Interface().(T)
-				return proto.Unmarshal(prev, out)
-			}
-		}
-		res, err := fn(q)
-		if err != nil {
-			return err
-		}
-		out = res
-		if key == "" {
-			return nil
-		}
-		b, err := proto.Marshal(res)
-		if err != nil {
-			return err
-		}
-		return sqlstore.Remember(ctx, q, scope, key, hash, b)
-	})
-	if err != nil {
-		return zero, err
-	}
-	return out, nil
+	return idempotency.Do(ctx, s.store.db, "listing."+method+"/"+p.ParticipantID, key, req, fn)
 }
 
 func read[T any](ctx context.Context, s *Server, fn func(q Q) (T, error)) (T, error) {

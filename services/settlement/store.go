@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -13,7 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/bcx-exchange/bcx/pkg/rpcerr"
+	"github.com/bcx-exchange/bcx/pkg/idempotency"
 	"github.com/bcx-exchange/bcx/pkg/sqlstore"
 	settlementv1 "github.com/bcx-exchange/bcx/proto/bcx/settlement/v1"
 	"github.com/bcx-exchange/bcx/services/settlement/internal/bulk"
@@ -268,50 +267,9 @@ func (s *Service) listInstructions(ctx context.Context, q *sql.Tx, bank string, 
 	return out, rows.Err()
 }
 
-// idempotent runs fn in a transaction guarded by an idempotency key (scoped
-// to the caller and method): a repeat returns the first response, the key
-// with a different request is refused, an empty key just runs fn. after, if
-// set, runs after a successful commit of a first execution.
+// idempotent runs fn in a transaction guarded by an idempotency key.
 func idempotent[T proto.Message](ctx context.Context, s *Service, scope, key string, req proto.Message, fn func(q *sql.Tx) (T, error)) (T, error) {
-	var zero T
-	reqBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
-	if err != nil {
-		return zero, err
-	}
-	hash := sqlstore.RequestHash(reqBytes)
-	var out T
-	err = s.db.InTx(ctx, func(q *sql.Tx) error {
-		if key != "" {
-			prev, found, err := sqlstore.Recall(ctx, q, scope, key, hash)
-			if errors.Is(err, sqlstore.ErrKeyReused) {
-				return rpcerr.Invalid("idempotency_key", "%q was used before with a different request", key)
-			}
-			if err != nil {
-				return err
-			}
-			if found {
-				out = out.ProtoReflect().New().Interface().(T)
-				return proto.Unmarshal(prev, out)
-			}
-		}
-		res, err := fn(q)
-		if err != nil {
-			return err
-		}
-		out = res
-		if key == "" {
-			return nil
-		}
-		b, err := proto.Marshal(res)
-		if err != nil {
-			return err
-		}
-		return sqlstore.Remember(ctx, q, scope, key, hash, b)
-	})
-	if err != nil {
-		return zero, err
-	}
-	return out, nil
+	return idempotency.Do(ctx, s.db, scope, key, req, fn)
 }
 
 // inTx runs fn in a transaction and returns its value.
