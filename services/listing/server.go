@@ -151,7 +151,7 @@ func (s *Server) CreateCommodity(ctx context.Context, req *listingv1.CreateCommo
 	}
 	return idempotent(ctx, s, "CreateCommodity", req.IdempotencyKey, req, func(q Q) (*listingv1.CreateCommodityResponse, error) {
 		if err := s.store.CreateCommodity(ctx, q, req.Commodity, s.now()); errors.Is(err, ErrExists) {
-			return nil, rpcerr.AlreadyExists("commodity.code", "commodity %s already exists", req.Commodity.Code)
+			return nil, rpcerr.InvalidReason("commodity.code", "ALREADY_EXISTS", "commodity %s already exists", req.Commodity.Code)
 		} else if err != nil {
 			return nil, err
 		}
@@ -195,7 +195,7 @@ func (s *Server) CreateWarehouse(ctx context.Context, req *listingv1.CreateWareh
 			return nil, err
 		}
 		if err := s.store.CreateWarehouse(ctx, q, req.Warehouse, s.now()); errors.Is(err, ErrExists) {
-			return nil, rpcerr.AlreadyExists("warehouse.code", "warehouse %s already exists", req.Warehouse.Code)
+			return nil, rpcerr.InvalidReason("warehouse.code", "ALREADY_EXISTS", "warehouse %s already exists", req.Warehouse.Code)
 		} else if err != nil {
 			return nil, err
 		}
@@ -230,7 +230,7 @@ func (s *Server) CreateInstrument(ctx context.Context, req *listingv1.CreateInst
 		}
 		now := s.now()
 		if err := s.store.CreateInstrument(ctx, q, req.Symbol, req.Spec, now); errors.Is(err, ErrExists) {
-			return nil, rpcerr.AlreadyExists("symbol", "instrument %s already exists", req.Symbol)
+			return nil, rpcerr.InvalidReason("symbol", "ALREADY_EXISTS", "instrument %s already exists", req.Symbol)
 		} else if err != nil {
 			return nil, err
 		}
@@ -381,7 +381,7 @@ func (s *Server) CreateParticipant(ctx context.Context, req *listingv1.CreatePar
 	return idempotent(ctx, s, "CreateParticipant", req.IdempotencyKey, req, func(q Q) (*listingv1.CreateParticipantResponse, error) {
 		p := &listingv1.Participant{Id: req.Id, Name: req.Name, Role: req.Role, Status: listingv1.ParticipantStatus_PARTICIPANT_STATUS_ACTIVE}
 		if err := s.store.CreateParticipant(ctx, q, p, s.now()); errors.Is(err, ErrExists) {
-			return nil, rpcerr.AlreadyExists("id", "participant %s already exists", req.Id)
+			return nil, rpcerr.InvalidReason("id", "ALREADY_EXISTS", "participant %s already exists", req.Id)
 		} else if err != nil {
 			return nil, err
 		}
@@ -589,7 +589,7 @@ func (s *Server) AddSettlementAccount(ctx context.Context, req *listingv1.AddSet
 			return nil, err
 		}
 		if err := s.store.AddSettlementAccount(ctx, q, a, s.now()); errors.Is(err, ErrExists) {
-			return nil, rpcerr.AlreadyExists("account.currency", "%s already has a %s settlement account", a.ParticipantId, a.Currency)
+			return nil, rpcerr.InvalidReason("account.currency", "ALREADY_EXISTS", "%s already has a %s settlement account", a.ParticipantId, a.Currency)
 		} else if err != nil {
 			return nil, err
 		}

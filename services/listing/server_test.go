@@ -304,10 +304,9 @@ func TestCreateInstrumentValidation(t *testing.T) {
 				wantCode(t, err, codes.NotFound)
 			})
 		}
-		// A duplicate symbol is refused and leaves the original alone.
+		// A duplicate symbol is InvalidArgument on the field and leaves the original alone.
 		_, err := e.operator.CreateInstrument(ctx, &listingv1.CreateInstrumentRequest{Symbol: "LCO-QD", Spec: spec(func(*listingv1.InstrumentSpec) {})})
-		st := wantCode(t, err, codes.AlreadyExists)
-		_ = st
+		wantField(t, err, "symbol")
 		lco, err := e.operator.GetInstrument(ctx, &listingv1.GetInstrumentRequest{Symbol: "LCO-QD"})
 		if err != nil || lco.Instrument.Spec.Commodity != "LCO" || lco.Instrument.Version != 1 {
 			t.Fatalf("LCO-QD after duplicate create: %v, %v", lco, err)
@@ -334,7 +333,7 @@ func TestIdempotencyKeys(t *testing.T) {
 		// Without a key, the natural key still refuses a second create.
 		req.IdempotencyKey = ""
 		_, err = e.operator.CreateParticipant(ctx, req)
-		wantCode(t, err, codes.AlreadyExists)
+		wantField(t, err, "id")
 	})
 }
 
