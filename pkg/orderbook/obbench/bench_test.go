@@ -6,43 +6,14 @@ import (
 	"os"
 	"strings"
 	"testing"
-
-	"github.com/bcx-exchange/bcx/pkg/orderbook"
 )
-
-func benchmarkMix(b *testing.B, mix string) {
-	w, err := NewWorkload(mix, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sink := &tradeCounter{}
-	book, err := orderbook.New(w.Config(), sink)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, c := range w.Prefill() {
-		Exec(book, &c)
-	}
-	chunk := make([]Cmd, ChunkSize)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		b.StopTimer()
-		cmds := w.Next(chunk[:min(ChunkSize, b.N-done)])
-		b.StartTimer()
-		for i := range cmds {
-			Exec(book, &cmds[i])
-		}
-		done += len(cmds)
-	}
-}
 
 // BenchmarkStandard is the standard workload: about 1,000 resting orders
 // over about 750 levels; 82% replace, 9% new GTC, 6% cancel, 3% IOC.
-func BenchmarkStandard(b *testing.B) { benchmarkMix(b, "standard") }
+func BenchmarkStandard(b *testing.B) { Benchmark(b, "standard") }
 
 // BenchmarkAdds adds and cancels orders in a book of 50,000.
-func BenchmarkAdds(b *testing.B) { benchmarkMix(b, "adds") }
+func BenchmarkAdds(b *testing.B) { Benchmark(b, "adds") }
 
 // TestWorkloadShape checks that the generators produce what their names
 // promise: the command mix and the depth of the book.
