@@ -72,6 +72,11 @@ func (q *sequencer) collect(ev *core.Events, ts int64, seq uint64, md *mdBatch) 
 		}
 		u := md.of(q.defNums[def])
 		if e.Kind == core.EvTrade {
+			if u.trades == nil {
+				// Size for the last batch's trades, so the list seldom
+				// grows (it is handed to the publisher: not reused).
+				u.trades = make([]mdTrade, 0, max(16, q.lastTrades))
+			}
 			u.trades = append(u.trades, mdTrade{t: e.Trade, ts: ts, seq: seq})
 		}
 	}
@@ -86,8 +91,10 @@ func (q *sequencer) captureMarket(md *mdBatch) {
 			md.of(n)
 		}
 	}
+	q.lastTrades = 0
 	for i := range md.ups {
 		u := &md.ups[i]
+		q.lastTrades = max(q.lastTrades, len(u.trades))
 		q.c.MarketOf(u.number, q.depth, &u.market)
 	}
 }

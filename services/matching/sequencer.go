@@ -138,6 +138,9 @@ type sequencer struct {
 	sinceSnap uint64
 	forceMD   bool // the publisher lost a batch: send every instrument next time
 	snapLen   int  // size of the last snapshot, to size the next buffer
+	// lastTrades is the most trades one instrument had in the last batch,
+	// to size the next batch's lists.
+	lastTrades int
 }
 
 func newSequencer(s *Service) *sequencer {
@@ -306,7 +309,7 @@ func (q *sequencer) publishRegistry(force bool) {
 type snapJob struct {
 	seq  uint64
 	data []byte
-	hash uint64
+	hash uint64     // on-demand snapshots only (done != nil)
 	done chan error // nil for scheduled snapshots
 }
 
@@ -314,8 +317,11 @@ type snapJob struct {
 func (q *sequencer) snapshot(done chan error) snapJob {
 	data := q.c.AppendSnapshot(make([]byte, 0, q.snapLen+q.snapLen/4))
 	q.snapLen = len(data)
-	job := snapJob{seq: q.c.LastSeq(), data: data, hash: fnv64(data), done: done}
+	job := snapJob{seq: q.c.LastSeq(), data: data, done: done}
 	if done != nil {
+		// Only an on-demand snapshot reports its hash: a scheduled one
+		// is not hashed on the sequencer.
+		job.hash = fnv64(data)
 		return job
 	}
 	select {

@@ -61,13 +61,13 @@ func (c *Core) unindex(id int64, slot int32) {
 // collision is never a false match.
 type cloidIndex struct {
 	log    paged[cloidEntry]
-	byHash map[uint64]int32
+	byHash hashSlots
 	over   map[cloidKey]int32
 	live   int
 }
 
 func newCloidIndex() cloidIndex {
-	return cloidIndex{byHash: map[uint64]int32{}, over: map[cloidKey]int32{}}
+	return cloidIndex{byHash: newHashSlots(1 << 12), over: map[cloidKey]int32{}}
 }
 
 // cloidHash is the index's hash; tests replace it to force collisions.
@@ -84,7 +84,7 @@ func hashCloid(k cloidKey) uint64 {
 }
 
 func (x *cloidIndex) get(k cloidKey) (*cloidEntry, bool) {
-	if i, ok := x.byHash[cloidHash(k)]; ok {
+	if i, ok := x.byHash.get(cloidHash(k)); ok {
 		if e := x.log.at(i); e.key == k {
 			return e, true
 		}
@@ -100,11 +100,8 @@ func (x *cloidIndex) get(k cloidKey) (*cloidEntry, bool) {
 func (x *cloidIndex) add(e cloidEntry) {
 	i := x.log.add()
 	*x.log.at(i) = e
-	h := cloidHash(e.key)
-	if _, taken := x.byHash[h]; taken {
+	if !x.byHash.insert(cloidHash(e.key), i) {
 		x.over[e.key] = i
-	} else {
-		x.byHash[h] = i
 	}
 	x.live++
 }
@@ -113,8 +110,8 @@ func (x *cloidIndex) remove(i int32) {
 	e := x.log.at(i)
 	e.dead = true
 	h := cloidHash(e.key)
-	if j, ok := x.byHash[h]; ok && j == i {
-		delete(x.byHash, h)
+	if j, ok := x.byHash.get(h); ok && j == i {
+		x.byHash.remove(h)
 	} else {
 		delete(x.over, e.key)
 	}
@@ -128,6 +125,120 @@ func (x *cloidIndex) compact() {
 	for i := range int32(old.len()) {
 		if e := old.at(i); !e.dead {
 			x.add(*e)
+		}
+	}
+}
+
+// hashSlots maps distinct 64-bit hashes to int32 values: open addressing
+// with linear probing and backward-shift deletion, at most half full. One
+// probe usually touches one cache line, where a Go map touches a control
+// word and a slot. Nothing iterates it.
+type hashSlots struct {
+	ent   []hashEnt // power-of-two length
+	shift uint8     // 64 - log2(len(ent))
+	n     int
+}
+
+type hashEnt struct {
+	h uint64
+	v int32 // value + 1; 0 is free
+}
+
+func newHashSlots(size int) hashSlots {
+	bits := uint8(1)
+	for 1<<bits < size {
+		bits++
+	}
+	return hashSlots{ent: make([]hashEnt, 1<<bits), shift: 64 - bits}
+}
+
+// home is where a hash's probe starts (Fibonacci hashing: the high bits of
+// the product, so weak low bits of h do not cluster).
+func (t *hashSlots) home(h uint64) int { return int((h * 0x9E3779B97F4A7C15) >> t.shift) }
+
+// len is the number of hashes held.
+func (t *hashSlots) len() int { return t.n }
+
+func (t *hashSlots) get(h uint64) (int32, bool) {
+	mask := len(t.ent) - 1
+	for p := t.home(h); ; p = (p + 1) & mask {
+		e := &t.ent[p]
+		if e.v == 0 {
+			return 0, false
+		}
+		if e.h == h {
+			return e.v - 1, true
+		}
+	}
+}
+
+// insert adds h -> v and reports true, or reports false if h is taken.
+func (t *hashSlots) insert(h uint64, v int32) bool {
+	if 2*(t.n+1) > len(t.ent) {
+		t.grow()
+	}
+	mask := len(t.ent) - 1
+	for p := t.home(h); ; p = (p + 1) & mask {
+		e := &t.ent[p]
+		if e.v == 0 {
+			*e = hashEnt{h: h, v: v + 1}
+			t.n++
+			return true
+		}
+		if e.h == h {
+			return false
+		}
+	}
+}
+
+func (t *hashSlots) grow() {
+	old := t.ent
+	*t = newHashSlots(2 * len(old))
+	mask := len(t.ent) - 1
+	for _, e := range old {
+		if e.v == 0 {
+			continue
+		}
+		p := t.home(e.h)
+		for t.ent[p].v != 0 {
+			p = (p + 1) & mask
+		}
+		t.ent[p] = e
+		t.n++
+	}
+}
+
+// remove deletes h if present, shifting later entries of its probe run
+// back so that lookups never need tombstones.
+func (t *hashSlots) remove(h uint64) {
+	mask := len(t.ent) - 1
+	p := t.home(h)
+	for {
+		e := &t.ent[p]
+		if e.v == 0 {
+			return
+		}
+		if e.h == h {
+			break
+		}
+		p = (p + 1) & mask
+	}
+	t.n--
+	for q := p; ; {
+		t.ent[p] = hashEnt{}
+		for {
+			q = (q + 1) & mask
+			e := t.ent[q]
+			if e.v == 0 {
+				return
+			}
+			// e may move to p unless its home lies cyclically in (p, q].
+			hm := t.home(e.h)
+			if (p <= q && (hm <= p || hm > q)) || (p > q && hm <= p && hm > q) {
+				t.ent[p] = e
+				p = q
+				break
+			}
 		}
 	}
 }

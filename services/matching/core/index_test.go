@@ -68,3 +68,38 @@ func TestIDIndexOverflow(t *testing.T) {
 		t.Fatalf("index not empty: %d, %d", c.ids.n, len(c.ids.over))
 	}
 }
+
+// TestHashSlots checks the open-addressing table against a map through
+// random inserts, removes and growth, with clustered hashes.
+func TestHashSlots(t *testing.T) {
+	tab := newHashSlots(4)
+	ref := map[uint64]int32{}
+	rng := uint64(1)
+	next := func() uint64 { rng = rng*6364136223846793005 + 1442695040888963407; return rng >> 33 }
+	for i := range int32(200_000) {
+		h := next() % 5000 // few distinct hashes: long runs, many collisions
+		if next()%3 == 0 {
+			tab.remove(h)
+			delete(ref, h)
+		} else {
+			_, taken := ref[h]
+			if ok := tab.insert(h, i); ok == taken {
+				t.Fatalf("insert %d: %v, taken %v", h, ok, taken)
+			}
+			if !taken {
+				ref[h] = i
+			}
+		}
+		if i%997 == 0 {
+			for k := range uint64(5000) {
+				v, ok := tab.get(k)
+				if rv, rok := ref[k]; ok != rok || v != rv {
+					t.Fatalf("step %d: get %d = %d %v, want %d %v", i, k, v, ok, rv, rok)
+				}
+			}
+		}
+	}
+	if tab.len() != len(ref) {
+		t.Fatalf("len %d, want %d", tab.len(), len(ref))
+	}
+}

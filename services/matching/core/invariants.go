@@ -140,7 +140,7 @@ func (c *Core) CheckInvariants() error {
 	if c.ids.n != open+c.finished.len() {
 		return fmt.Errorf("%d orders indexed, %d open + %d finished", c.ids.n, open, c.finished.len())
 	}
-	if n := len(c.cloids.byHash) + len(c.cloids.over); n != c.cloids.live {
+	if n := c.cloids.byHash.len() + len(c.cloids.over); n != c.cloids.live {
 		return fmt.Errorf("%d client order ids indexed, %d counted", n, c.cloids.live)
 	}
 
