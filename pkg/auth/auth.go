@@ -113,12 +113,17 @@ func SecretMatches(secret string, storedHash []byte) bool {
 	return subtle.ConstantTimeCompare(HashSecret(secret), storedHash) == 1
 }
 
+// rolePublic is not a role anyone has; a policy entry holding it marks a
+// method open without a token. An entry that is merely empty denies everyone,
+// so a role list emptied by mistake fails closed, not open.
+const rolePublic typev1.Role = -1
+
 // Public marks a method anyone may call without a token (health, reflection).
-var Public = []typev1.Role{}
+var Public = []typev1.Role{rolePublic}
 
 // Policy maps a full method name ("/bcx.listing.v1.ListingService/GetInstrument")
-// to the roles allowed to call it. A nil entry (absent) denies everyone; an
-// entry equal to Public needs no token.
+// to the roles allowed to call it. An absent or empty entry denies everyone;
+// an entry equal to Public needs no token.
 type Policy map[string][]typev1.Role
 
 // Merge adds other's entries; a method defined twice is a programming error.
@@ -140,7 +145,7 @@ var Everyone = []typev1.Role{
 
 func (p Policy) authorize(ctx context.Context, v Verifier, method string) (context.Context, error) {
 	roles, known := p[method]
-	if known && len(roles) == 0 {
+	if known && slices.Contains(roles, rolePublic) {
 		return ctx, nil // public
 	}
 	token, err := bearer(ctx)

@@ -63,6 +63,7 @@ func TestInterceptor(t *testing.T) {
 	policy := Policy{
 		"/svc/MemberCall": {typev1.Role_ROLE_MEMBER},
 		"/svc/Public":     Public,
+		"/svc/Emptied":    {},
 	}
 	ic := UnaryInterceptor(v, policy)
 	call := func(method, authz string) (Principal, error) {
@@ -90,6 +91,8 @@ func TestInterceptor(t *testing.T) {
 		{"/svc/MemberCall", "Bearer operator-token", codes.PermissionDenied, ""},
 		{"/svc/Unlisted", "Bearer operator-token", codes.PermissionDenied, ""}, // fail closed
 		{"/svc/Public", "", codes.OK, ""},
+		{"/svc/Emptied", "", codes.Unauthenticated, ""},                       // an empty list is not public
+		{"/svc/Emptied", "Bearer operator-token", codes.PermissionDenied, ""}, // and denies everyone
 	} {
 		who, err := call(tc.method, tc.authz)
 		if status.Code(err) != tc.code || who.ParticipantID != tc.who {

@@ -279,6 +279,16 @@ func (s *Server) AmendInstrument(ctx context.Context, req *listingv1.AmendInstru
 		if _, err := ValidateSpec(ctx, q, s.store, s.currencies, req.Spec); err != nil {
 			return nil, err
 		}
+		cur, err := s.store.GetInstrument(ctx, q, req.Symbol, s.now())
+		if err != nil {
+			return nil, notFoundIf(err, "instrument", req.Symbol)
+		}
+		// An amendment replaces a pending one; it must not quietly undo a
+		// pending delisting.
+		if cur.Pending != nil && cur.Pending.Status == listingv1.InstrumentStatus_INSTRUMENT_STATUS_DELISTED {
+			return nil, rpcerr.Precondition("DELISTING_PENDING", "instrument %s is being delisted from %s", req.Symbol,
+				cur.Pending.EffectiveFrom.AsTime().Format(time.RFC3339))
+		}
 		inst, err := s.scheduleChange(ctx, q, req.Symbol, req.Spec, listingv1.InstrumentStatus_INSTRUMENT_STATUS_ACTIVE)
 		if err != nil {
 			return nil, err

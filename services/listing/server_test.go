@@ -279,6 +279,8 @@ func TestCreateInstrumentValidation(t *testing.T) {
 			{"lower-case currency", "CF-T10", spec(func(s *listingv1.InstrumentSpec) { s.QuoteCurrency = "cny" }), "spec.quote_currency"},
 			{"duty-paid in USD", "CF-T11", spec(func(s *listingv1.InstrumentSpec) { s.QuoteCurrency = "USD" }), "spec.quote_currency"},
 			{"band of 100%", "CF-T12", spec(func(s *listingv1.InstrumentSpec) { s.PriceBand = "1" }), "spec.price_band"},
+			{"band under one tick", "CF-T26", spec(func(s *listingv1.InstrumentSpec) { s.PriceBand = "0.0001" }), "spec.price_band"},
+			{"reference too large for int64", "CF-T27", spec(func(s *listingv1.InstrumentSpec) { s.ReferencePrice = "99999999999999999999999999999995" }), "spec.reference_price"},
 			{"unknown commodity", "CF-T13", spec(func(s *listingv1.InstrumentSpec) { s.Commodity = "ZZ" }), "spec.commodity"},
 			{"grade of another commodity", "CF-T14", spec(func(s *listingv1.InstrumentSpec) { s.Grades = []string{"TSR20"} }), "spec.grades[0]"},
 			{"bonded warehouse for duty-paid", "CF-T15", spec(func(s *listingv1.InstrumentSpec) { s.Warehouses = []string{"QD-FTZ-NR01"} }), "spec.warehouses[0]"},
@@ -388,6 +390,9 @@ func TestAmendTakesEffectNextSession(t *testing.T) {
 			d.Instrument.Pending.Status != listingv1.InstrumentStatus_INSTRUMENT_STATUS_DELISTED {
 			t.Fatalf("delist: %v, %v", d, err)
 		}
+		// An amendment must not undo the pending delisting.
+		_, err = e.operator.AmendInstrument(ctx, &listingv1.AmendInstrumentRequest{Symbol: "LCO-QD", Spec: listing.DemoInstruments()["LCO-QD"]})
+		wantCode(t, err, codes.FailedPrecondition)
 	})
 }
 
@@ -466,7 +471,12 @@ func TestRemoteVerifier(t *testing.T) {
 	if err != nil || p.ParticipantID != listing.DemoMemberA || p.Role != typev1.Role_ROLE_MEMBER || p.Number == 0 {
 		t.Fatalf("Verify(member) = %+v, %v", p, err)
 	}
-	bad := e.creds.Members[0].Token[:len(e.creds.Members[0].Token)-2] + "zz"
+	tok := e.creds.Members[0].Token
+	last := "A"
+	if tok[len(tok)-1] == 'A' {
+		last = "B"
+	}
+	bad := tok[:len(tok)-1] + last
 	if _, err := v.Verify(ctx, bad); !errors.Is(err, auth.ErrInvalidToken) {
 		t.Fatalf("Verify(altered) = %v, want ErrInvalidToken", err)
 	}

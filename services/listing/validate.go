@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/bcx-exchange/bcx/pkg/money"
+	"github.com/bcx-exchange/bcx/pkg/orderbook"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	listingv1 "github.com/bcx-exchange/bcx/proto/bcx/listing/v1"
 	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
@@ -196,7 +197,9 @@ func ValidateSpec(ctx context.Context, q Q, look specLookup, currencies *money.R
 		return nil, err
 	}
 	refTicks, err := money.Steps(ref, tick)
-	if err != nil {
+	if errors.Is(err, money.ErrTooLarge) {
+		return nil, rpcerr.Invalid("spec.reference_price", "%s is too large", spec.ReferencePrice)
+	} else if err != nil {
 		return nil, rpcerr.Invalid("spec.reference_price", "%s is not a multiple of the tick %s", spec.ReferencePrice, spec.PriceTick)
 	}
 	band, err := positiveDecimal("spec.price_band", spec.PriceBand)
@@ -209,6 +212,12 @@ func ValidateSpec(ctx context.Context, q Q, look specLookup, currencies *money.R
 	// The band is reference x fraction, rounded down to whole ticks so that a
 	// price at the band's edge is always on the tick grid and inside the band.
 	bandTicks := ref.Mul(band).Div(tick).Floor().IntPart()
+	if bandTicks < 1 {
+		return nil, rpcerr.Invalid("spec.price_band", "%s of %s is less than one tick (%s): only the reference price could trade", spec.PriceBand, spec.ReferencePrice, spec.PriceTick)
+	}
+	if bandTicks > orderbook.MaxBandTicks/2 {
+		return nil, rpcerr.Invalid("spec.price_band", "%s of %s is %d ticks each side; the order book holds at most %d ticks in all", spec.PriceBand, spec.ReferencePrice, bandTicks, orderbook.MaxBandTicks)
+	}
 	if len(spec.Modes) == 0 {
 		return nil, rpcerr.Invalid("spec.modes", "at least one trading mode is required")
 	}
