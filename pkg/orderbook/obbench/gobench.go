@@ -36,4 +36,3 @@ func Benchmark(b *testing.B, mix string) {
 		done += len(cmds)
 	}
 }
-
