@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/money"
@@ -92,7 +94,7 @@ func serveListing(ctx context.Context, cfg serveConfig, stdout io.Writer, logger
 	verifier := listing.NewVerifier(store, 5*time.Second)
 	svc := listing.NewServer(store, money.NewRegistry(), verifier, logger)
 	if cfg.Bootstrap {
-		if err := bootstrapOperator(ctx, store, svc, stdout); err != nil {
+		if err := bootstrapOperator(ctx, svc, stdout); err != nil {
 			return err
 		}
 	}
@@ -239,19 +241,24 @@ func serveOther(ctx context.Context, name string, cfg serveConfig, logger *slog.
 	return serveErr
 }
 
-// bootstrapOperator gives a brand-new deployment its first operator.
-func bootstrapOperator(ctx context.Context, store *listing.Store, svc *listing.Server, stdout io.Writer) error {
-	var n int
-	if err := store.InTx(ctx, func(q listing.Q) (err error) { n, err = store.CountParticipants(ctx, q); return err }); err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
+// bootstrapOperator gives a deployment its first operator: it creates
+// participant OPS if missing and, when OPS has no working token, issues one
+// and prints it once. Each step is idempotent, so a crash half-way is
+// completed by the next start with --bootstrap.
+func bootstrapOperator(ctx context.Context, svc *listing.Server, stdout io.Writer) error {
 	opCtx := auth.WithPrincipal(ctx, auth.Principal{ParticipantID: listing.DemoOperator, Role: typev1.Role_ROLE_OPERATOR})
-	if _, err := svc.CreateParticipant(opCtx, &listingv1.CreateParticipantRequest{Id: listing.DemoOperator,
-		Name: "Exchange Operations", Role: typev1.Role_ROLE_OPERATOR}); err != nil {
+	if _, err := svc.CreateParticipant(opCtx, &listingv1.CreateParticipantRequest{IdempotencyKey: "bootstrap/operator",
+		Id: listing.DemoOperator, Name: "Exchange Operations", Role: typev1.Role_ROLE_OPERATOR}); err != nil && status.Code(err) != codes.InvalidArgument {
 		return err
+	}
+	creds, err := svc.ListCredentials(opCtx, &listingv1.ListCredentialsRequest{ParticipantId: listing.DemoOperator, PageSize: 500})
+	if err != nil {
+		return err
+	}
+	for _, c := range creds.Credentials {
+		if c.RevokedAt == nil || c.RevokedAt.AsTime().After(time.Now()) {
+			return nil // OPS can already sign in
+		}
 	}
 	resp, err := svc.IssueCredential(opCtx, &listingv1.IssueCredentialRequest{ParticipantId: listing.DemoOperator, Label: "bootstrap"})
 	if err != nil {

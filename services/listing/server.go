@@ -493,6 +493,9 @@ func (s *Server) ownCredential(ctx context.Context, q Q, p auth.Principal, id st
 	return cred, err
 }
 
+// RotationGrace is how long a rotated token stays valid after its rotation.
+const RotationGrace = 5 * time.Minute
+
 func (s *Server) RotateCredential(ctx context.Context, req *listingv1.RotateCredentialRequest) (*listingv1.RotateCredentialResponse, error) {
 	p, err := auth.MustFromContext(ctx)
 	if err != nil {
@@ -504,14 +507,17 @@ func (s *Server) RotateCredential(ctx context.Context, req *listingv1.RotateCred
 		if err != nil {
 			return err
 		}
-		if old.RevokedAt != nil {
+		now := s.now()
+		if old.RevokedAt != nil && !old.RevokedAt.AsTime().After(now) {
 			return rpcerr.Precondition("CREDENTIAL_REVOKED", "credential %s is revoked", old.Id)
 		}
 		cred, token, err := s.issue(ctx, q, old.ParticipantId, old.Label)
 		if err != nil {
 			return err
 		}
-		if err := s.store.RevokeCredential(ctx, q, old.Id, s.now()); err != nil {
+		// The old token keeps working for RotationGrace, so a caller whose
+		// response was lost can rotate again instead of being locked out.
+		if err := s.store.RevokeCredential(ctx, q, old.Id, now.Add(RotationGrace)); err != nil {
 			return err
 		}
 		revoked, _, err := s.store.GetCredential(ctx, q, old.Id)

@@ -157,7 +157,9 @@ func TestAuthentication(t *testing.T) {
 			wantCode(t, err, codes.Unauthenticated)
 		}
 
-		// Rotation: the new token works, the old one stops at once.
+		// Rotation: the new token works; the old one keeps working for the
+		// grace period (a lost response must not lock the caller out) until
+		// it is revoked explicitly.
 		who, err := e.memberB.WhoAmI(ctx, &listingv1.WhoAmIRequest{})
 		if err != nil {
 			t.Fatal(err)
@@ -166,8 +168,15 @@ func TestAuthentication(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rot.Revoked.RevokedAt == nil || rot.Credential.Id == who.CredentialId {
+		if rot.Revoked.RevokedAt == nil || rot.Credential.Id == who.CredentialId ||
+			rot.Revoked.RevokedAt.AsTime().Before(time.Now().Add(listing.RotationGrace-time.Minute)) {
 			t.Fatalf("rotate: %v", rot)
+		}
+		if _, err := e.memberB.WhoAmI(ctx, &listingv1.WhoAmIRequest{}); err != nil {
+			t.Fatalf("old token inside the grace period: %v", err)
+		}
+		if _, err := e.operator.RevokeCredential(ctx, &listingv1.RevokeCredentialRequest{CredentialId: who.CredentialId}); err != nil {
+			t.Fatal(err)
 		}
 		_, err = e.memberB.WhoAmI(ctx, &listingv1.WhoAmIRequest{})
 		wantCode(t, err, codes.Unauthenticated)

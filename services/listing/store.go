@@ -312,10 +312,11 @@ func (s *Store) GetCredential(ctx context.Context, q Q, id string) (*listingv1.C
 	return scanCredential(q.QueryRowContext(ctx, `SELECT `+credentialCols+` FROM credentials WHERE id = $1`, id))
 }
 
-// RevokeCredential marks a credential revoked at now; revoking twice keeps the
-// first time.
-func (s *Store) RevokeCredential(ctx context.Context, q Q, id string, now time.Time) error {
-	res, err := q.ExecContext(ctx, `UPDATE credentials SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0`, id, now.UnixNano())
+// RevokeCredential marks a credential revoked from at on; a credential
+// already revoked earlier keeps its earlier time (a rotation schedules a
+// revocation in the future; an explicit revocation brings it forward).
+func (s *Store) RevokeCredential(ctx context.Context, q Q, id string, at time.Time) error {
+	res, err := q.ExecContext(ctx, `UPDATE credentials SET revoked_at = $2 WHERE id = $1 AND (revoked_at = 0 OR revoked_at > $2)`, id, at.UnixNano())
 	if err != nil {
 		return err
 	}

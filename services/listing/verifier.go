@@ -68,8 +68,15 @@ func (v *Verifier) load(ctx context.Context, credID string, now time.Time) (cach
 		if err != nil {
 			return err
 		}
+		expires := now.Add(v.ttl)
 		if cred.RevokedAt != nil {
-			return auth.ErrInvalidToken
+			revoked := cred.RevokedAt.AsTime()
+			if !revoked.After(now) {
+				return auth.ErrInvalidToken
+			}
+			if revoked.Before(expires) { // still in a rotation's grace period
+				expires = revoked
+			}
 		}
 		part, err := v.store.GetParticipant(ctx, q, cred.ParticipantId)
 		if err != nil {
@@ -78,7 +85,7 @@ func (v *Verifier) load(ctx context.Context, credID string, now time.Time) (cach
 		if part.Status != listingv1.ParticipantStatus_PARTICIPANT_STATUS_ACTIVE {
 			return auth.ErrInvalidToken
 		}
-		c = cachedCredential{hash: hash, expires: now.Add(v.ttl), principal: auth.Principal{
+		c = cachedCredential{hash: hash, expires: expires, principal: auth.Principal{
 			ParticipantID: part.Id, Number: part.Number, Role: part.Role, CredentialID: cred.Id}}
 		return nil
 	})
