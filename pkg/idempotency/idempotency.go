@@ -31,14 +31,14 @@ func Do[T proto.Message](ctx context.Context, db *sqlstore.DB, scope, key string
 	var out T
 	err = db.InTx(ctx, func(tx *sql.Tx) error {
 		if key != "" {
-			prev, found, err := sqlstore.Recall(ctx, tx, scope, key, hash)
+			claimed, prev, err := sqlstore.Claim(ctx, tx, scope, key, hash)
 			if errors.Is(err, sqlstore.ErrKeyReused) {
 				return rpcerr.Invalid("idempotency_key", "%q was used before with a different request", key)
 			}
 			if err != nil {
 				return err
 			}
-			if found {
+			if !claimed {
 				out = zero.ProtoReflect().New().Interface().(T)
 				return proto.Unmarshal(prev, out)
 			}
@@ -55,7 +55,7 @@ func Do[T proto.Message](ctx context.Context, db *sqlstore.DB, scope, key string
 		if err != nil {
 			return err
 		}
-		return sqlstore.Remember(ctx, tx, scope, key, hash, b)
+		return sqlstore.Complete(ctx, tx, scope, key, b)
 	})
 	if err != nil {
 		return zero, err

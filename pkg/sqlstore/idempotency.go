@@ -53,3 +53,38 @@ func Remember(ctx context.Context, tx *sql.Tx, scope, key string, requestHash, r
 	}
 	return nil
 }
+
+// Claim takes an idempotency key for this transaction before the work it
+// guards. On PostgreSQL a concurrent claim of the same key waits for this
+// transaction and then finds the key taken, so two racing retries cannot
+// both do the work. It returns claimed=false with the stored response when
+// the same request completed before, and ErrKeyReused for another request.
+func Claim(ctx context.Context, tx *sql.Tx, scope, key string, requestHash []byte) (claimed bool, response []byte, err error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO NOTHING`, scope, key, requestHash, []byte{}, time.Now().UnixNano())
+	if err != nil {
+		return false, nil, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, nil, err
+	} else if n == 1 {
+		return true, nil, nil
+	}
+	response, found, err := Recall(ctx, tx, scope, key, requestHash)
+	if err != nil {
+		return false, nil, err
+	}
+	if !found {
+		return false, nil, fmt.Errorf("idempotency key %q vanished: %w", key, ErrRetry)
+	}
+	return false, response, nil
+}
+
+// Complete stores the response for a key claimed in this transaction.
+func Complete(ctx context.Context, tx *sql.Tx, scope, key string, response []byte) error {
+	_, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET response = $3 WHERE scope = $1 AND key = $2`, scope, key, response)
+	if err != nil {
+		return fmt.Errorf("complete idempotency key: %w", err)
+	}
+	return nil
+}

@@ -200,7 +200,15 @@ func (db *DB) inTxOnce(ctx context.Context, fn func(*sql.Tx) error) (err error) 
 	return nil
 }
 
+// ErrRetry asks InTx to run the transaction again: the caller lost a race
+// that a fresh attempt will see the outcome of (e.g. two creates picking the
+// same next number).
+var ErrRetry = errors.New("transaction lost a race; retry")
+
 func retryable(err error) bool {
+	if errors.Is(err, ErrRetry) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return pgErr.Code == "40001" || pgErr.Code == "40P01"
@@ -216,6 +224,22 @@ func IsUniqueViolation(err error) bool {
 		return pgErr.Code == "23505"
 	}
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// UniqueConstraint names what a unique violation was on: the constraint
+// name on PostgreSQL ("participants_number_key"), the columns on SQLite
+// ("participants.number"). Empty when err is not a unique violation.
+func UniqueConstraint(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return pgErr.ConstraintName
+	}
+	if err != nil {
+		if _, after, ok := strings.Cut(err.Error(), "UNIQUE constraint failed: "); ok {
+			return after
+		}
+	}
+	return ""
 }
 
 // ErrNotFound is what stores return for a missing row.

@@ -3,6 +3,7 @@ package listing_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -492,4 +493,54 @@ func TestRemoteVerifier(t *testing.T) {
 	if _, err := v.Verify(ctx, "garbage"); !errors.Is(err, auth.ErrInvalidToken) {
 		t.Fatalf("Verify(garbage) = %v", err)
 	}
+}
+
+// TestConcurrentCreates races creates: the same request under one key gives
+// every caller the same answer, and distinct participants created at once
+// all succeed with distinct core numbers (no false "already exists" when two
+// pick the same next number).
+func TestConcurrentCreates(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		const n = 8
+		type result struct {
+			resp *listingv1.CreateParticipantResponse
+			err  error
+		}
+		same := make(chan result, n)
+		distinct := make(chan result, n)
+		for i := 0; i < n; i++ {
+			go func() {
+				r, err := e.operator.CreateParticipant(ctx, &listingv1.CreateParticipantRequest{IdempotencyKey: "race-1",
+					Id: "M-RACE", Name: "Race", Role: typev1.Role_ROLE_MEMBER})
+				same <- result{r, err}
+			}()
+			go func() {
+				r, err := e.operator.CreateParticipant(ctx, &listingv1.CreateParticipantRequest{
+					Id: fmt.Sprintf("M-D%d", i), Name: "Distinct", Role: typev1.Role_ROLE_MEMBER})
+				distinct <- result{r, err}
+			}()
+		}
+		var first *listingv1.CreateParticipantResponse
+		numbers := map[int64]bool{}
+		for i := 0; i < n; i++ {
+			r := <-same
+			if r.err != nil {
+				t.Fatalf("same key, call %d: %v", i, r.err)
+			}
+			if first == nil {
+				first = r.resp
+			} else if !proto.Equal(first, r.resp) {
+				t.Fatalf("same key, different answers: %v vs %v", first, r.resp)
+			}
+			d := <-distinct
+			if d.err != nil {
+				t.Fatalf("distinct create: %v", d.err)
+			}
+			if numbers[d.resp.Participant.Number] {
+				t.Fatalf("number %d given twice", d.resp.Participant.Number)
+			}
+			numbers[d.resp.Participant.Number] = true
+		}
+	})
 }

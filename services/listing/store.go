@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -52,6 +53,11 @@ func (s *Store) InTx(ctx context.Context, fn func(q Q) error) error {
 }
 
 func insertErr(err error, what string) error {
+	// Two concurrent creates can pick the same next core number (MAX + 1
+	// under READ COMMITTED): that is a lost race, not a duplicate.
+	if c := sqlstore.UniqueConstraint(err); strings.Contains(c, "number") {
+		return fmt.Errorf("%s: %w", what, sqlstore.ErrRetry)
+	}
 	if sqlstore.IsUniqueViolation(err) {
 		return fmt.Errorf("%s: %w", what, ErrExists)
 	}
