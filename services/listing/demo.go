@@ -168,15 +168,20 @@ func SeedDemo(ctx context.Context, s *Server, issueTokens bool) (*DevCredentials
 // no longer than the process that holds it (it is never written to disk).
 func IssueInternalToken(ctx context.Context, s *Server) (string, error) {
 	ctx = auth.WithPrincipal(ctx, auth.Principal{ParticipantID: DemoOperator, Role: typev1.Role_ROLE_OPERATOR})
-	old, err := s.ListCredentials(ctx, &listingv1.ListCredentialsRequest{ParticipantId: InternalService, PageSize: maxPageSize})
-	if err != nil {
-		return "", err
-	}
-	for _, c := range old.Credentials {
-		if c.RevokedAt == nil {
-			if _, err := s.RevokeCredential(ctx, &listingv1.RevokeCredentialRequest{CredentialId: c.Id}); err != nil {
-				return "", err
+	for token := ""; ; {
+		old, err := s.ListCredentials(ctx, &listingv1.ListCredentialsRequest{ParticipantId: InternalService, PageSize: maxPageSize, PageToken: token})
+		if err != nil {
+			return "", err
+		}
+		for _, c := range old.Credentials {
+			if c.RevokedAt == nil {
+				if _, err := s.RevokeCredential(ctx, &listingv1.RevokeCredentialRequest{CredentialId: c.Id}); err != nil {
+					return "", err
+				}
 			}
+		}
+		if token = old.NextPageToken; token == "" {
+			break
 		}
 	}
 	resp, err := s.IssueCredential(ctx, &listingv1.IssueCredentialRequest{ParticipantId: InternalService, Label: "internal"})

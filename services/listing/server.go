@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -628,11 +629,21 @@ func (s *Server) ListSettlementAccounts(ctx context.Context, req *listingv1.List
 	case typev1.Role_ROLE_CLEARING_BANK:
 		bank = p.ParticipantID // a bank sees only the accounts it holds
 	}
+	size, after, err := page(req.PageSize, req.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	afterMember, afterCurrency, _ := strings.Cut(after, "/")
 	as, err := read(ctx, s, func(q Q) ([]*listingv1.SettlementAccount, error) {
-		return s.store.ListSettlementAccounts(ctx, q, member, bank)
+		return s.store.ListSettlementAccounts(ctx, q, member, bank, afterMember, afterCurrency, size)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &listingv1.ListSettlementAccountsResponse{Accounts: as}, nil
+	resp := &listingv1.ListSettlementAccountsResponse{Accounts: as}
+	if len(as) > 0 {
+		last := as[len(as)-1]
+		resp.NextPageToken = nextToken(len(as), size, last.ParticipantId+"/"+last.Currency)
+	}
+	return resp, nil
 }

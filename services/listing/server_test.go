@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -246,6 +247,23 @@ func TestAuthorization(t *testing.T) {
 		held, err := e.bank.ListSettlementAccounts(ctx, &listingv1.ListSettlementAccountsRequest{})
 		if err != nil || len(held.Accounts) != 4 {
 			t.Fatalf("bank accounts = %v, %v", held, err)
+		}
+		// Paged three at a time: the same four, in order.
+		var paged []string
+		for token := ""; ; {
+			r, err := e.bank.ListSettlementAccounts(ctx, &listingv1.ListSettlementAccountsRequest{PageSize: 3, PageToken: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range r.Accounts {
+				paged = append(paged, a.ParticipantId+"/"+a.Currency)
+			}
+			if token = r.NextPageToken; token == "" {
+				break
+			}
+		}
+		if want := "M-ALPHA/CNY M-ALPHA/USD M-BETA/CNY M-BETA/USD"; strings.Join(paged, " ") != want {
+			t.Fatalf("paged accounts %v, want %s", paged, want)
 		}
 	})
 }

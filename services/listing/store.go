@@ -356,12 +356,15 @@ func (s *Store) AddSettlementAccount(ctx context.Context, q Q, a *listingv1.Sett
 	return insertErr(err, "settlement account "+a.ParticipantId+" "+a.Currency)
 }
 
-// ListSettlementAccounts returns the accounts of a member, or (with bank set)
-// the accounts a bank holds; either filter may be empty.
-func (s *Store) ListSettlementAccounts(ctx context.Context, q Q, participantID, bankID string) ([]*listingv1.SettlementAccount, error) {
+// ListSettlementAccounts returns up to limit accounts of a member, or (with
+// bank set) that a bank holds, ordered by member and currency, after the
+// (member, currency) position given; either filter may be empty.
+func (s *Store) ListSettlementAccounts(ctx context.Context, q Q, participantID, bankID, afterMember, afterCurrency string, limit int) ([]*listingv1.SettlementAccount, error) {
 	rows, err := q.QueryContext(ctx, `SELECT participant_id, currency, bank_participant_id, account_number FROM settlement_accounts
-		WHERE ($1 = '' OR participant_id = $1) AND ($2 = '' OR bank_participant_id = $2) ORDER BY participant_id, currency`,
-		participantID, bankID)
+		WHERE ($1 = '' OR participant_id = $1) AND ($2 = '' OR bank_participant_id = $2)
+		AND (participant_id > $3 OR (participant_id = $3 AND currency > $4))
+		ORDER BY participant_id, currency LIMIT $5`,
+		participantID, bankID, afterMember, afterCurrency, limit)
 	if err != nil {
 		return nil, err
 	}

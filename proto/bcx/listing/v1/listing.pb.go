@@ -3146,6 +3146,8 @@ func (x *AddSettlementAccountResponse) GetAccount() *SettlementAccount {
 type ListSettlementAccountsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ParticipantId string                 `protobuf:"bytes,1,opt,name=participant_id,json=participantId,proto3" json:"participant_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3187,9 +3189,24 @@ func (x *ListSettlementAccountsRequest) GetParticipantId() string {
 	return ""
 }
 
+func (x *ListSettlementAccountsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSettlementAccountsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListSettlementAccountsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Accounts      []*SettlementAccount   `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3229,6 +3246,13 @@ func (x *ListSettlementAccountsResponse) GetAccounts() []*SettlementAccount {
 		return x.Accounts
 	}
 	return nil
+}
+
+func (x *ListSettlementAccountsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 var File_bcx_listing_v1_listing_proto protoreflect.FileDescriptor
@@ -3450,11 +3474,15 @@ const file_bcx_listing_v1_listing_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12;\n" +
 	"\aaccount\x18\x02 \x01(\v2!.bcx.listing.v1.SettlementAccountR\aaccount\"[\n" +
 	"\x1cAddSettlementAccountResponse\x12;\n" +
-	"\aaccount\x18\x01 \x01(\v2!.bcx.listing.v1.SettlementAccountR\aaccount\"F\n" +
+	"\aaccount\x18\x01 \x01(\v2!.bcx.listing.v1.SettlementAccountR\aaccount\"\x82\x01\n" +
 	"\x1dListSettlementAccountsRequest\x12%\n" +
-	"\x0eparticipant_id\x18\x01 \x01(\tR\rparticipantId\"_\n" +
+	"\x0eparticipant_id\x18\x01 \x01(\tR\rparticipantId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x87\x01\n" +
 	"\x1eListSettlementAccountsResponse\x12=\n" +
-	"\baccounts\x18\x01 \x03(\v2!.bcx.listing.v1.SettlementAccountR\baccounts*_\n" +
+	"\baccounts\x18\x01 \x03(\v2!.bcx.listing.v1.SettlementAccountR\baccounts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*_\n" +
 	"\tPhaseKind\x12\x1a\n" +
 	"\x16PHASE_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17PHASE_KIND_CALL_AUCTION\x10\x01\x12\x19\n" +
