@@ -70,13 +70,13 @@ func TestMainJSON(t *testing.T) {
 		if err := json.Unmarshal(out.Bytes(), &fields); err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []string{"workload", "ops", "ops_per_sec", "p50_ns", "p99_ns", "p999_ns", "p9999_ns", "allocs_per_op", "trades"} {
+		for _, k := range []string{"workload", "ops", "ops_per_sec", "p50_ns", "p99_ns", "p999_ns", "p9999_ns", "allocs_per_op", "trades", "noop_p50_ns", "noop_p9999_ns"} {
 			if _, ok := fields[k]; !ok {
 				t.Errorf("%s: field %q missing in %s", mix, k, out.String())
 			}
 		}
-		if len(fields) != 9 {
-			t.Errorf("%s: want 9 fields, got %s", mix, out.String())
+		if len(fields) != 11 {
+			t.Errorf("%s: want 11 fields, got %s", mix, out.String())
 		}
 		var res Result
 		if err := json.Unmarshal(out.Bytes(), &res); err != nil {

@@ -23,6 +23,11 @@ type Result struct {
 	P9999Ns     int64   `json:"p9999_ns"`
 	AllocsPerOp float64 `json:"allocs_per_op"`
 	Trades      int64   `json:"trades"`
+	// NoopP50Ns and NoopP9999Ns time fixed arithmetic of about one operation's
+	// length, sampled the same way right after the run: the floor the machine
+	// itself (clock, interrupts, the hypervisor) puts under p9999_ns.
+	NoopP50Ns   int64 `json:"noop_p50_ns"`
+	NoopP9999Ns int64 `json:"noop_p9999_ns"`
 }
 
 const (
@@ -108,6 +113,7 @@ func Run(mix string, seed uint64, ops int64) (Result, error) {
 	runtime.ReadMemStats(&after)
 
 	samples = samples[:ns]
+	noop := noopTail(base, ns)
 	slices.Sort(samples)
 	pct := func(q float64) int64 {
 		v := samples[int(q*float64(len(samples)-1))] - overhead
@@ -123,7 +129,34 @@ func Run(mix string, seed uint64, ops int64) (Result, error) {
 		P9999Ns:     pct(0.9999),
 		AllocsPerOp: float64(after.Mallocs-before.Mallocs) / float64(ops),
 		Trades:      sink.trades,
+		NoopP50Ns:   max(0, noop[len(noop)/2]-overhead),
+		NoopP9999Ns: max(0, noop[int(0.9999*float64(len(noop)-1))]-overhead),
 	}, nil
+}
+
+// noopSink keeps the spin in noopTail from being optimized away.
+var noopSink uint64
+
+// noopTail samples a timed section that does fixed arithmetic of about one
+// book operation's duration (no memory traffic, no branches that depend on
+// data) n times, spinning between samples for about as long as the run spends
+// between its samples, and returns its p99.99 above the clock overhead.
+func noopTail(base time.Time, n int) []int64 {
+	d := make([]int64, n)
+	x := uint64(1)
+	for i := range d {
+		t0 := time.Since(base)
+		for j := 0; j < 40; j++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		d[i] = int64(time.Since(base) - t0)
+		for j := 0; j < SampleEvery*8; j++ { // ~SampleEvery cheap book operations' worth of work
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	noopSink = x
+	slices.Sort(d)
+	return d
 }
 
 // clockOverhead is the median duration measured by two back-to-back clock
