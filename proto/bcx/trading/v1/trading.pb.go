@@ -277,6 +277,13 @@ const (
 	RejectReason_REJECT_REASON_MODE_NOT_ALLOWED          RejectReason = 15
 	RejectReason_REJECT_REASON_UNKNOWN_ORDER             RejectReason = 16
 	RejectReason_REJECT_REASON_TOO_LARGE                 RejectReason = 17
+	// The instrument was amended (new tick, lot, band or currency) and its book
+	// restarted; orders from before were cancelled.
+	RejectReason_REJECT_REASON_INSTRUMENT_AMENDED RejectReason = 18
+	// A replace that changes nothing.
+	RejectReason_REJECT_REASON_NO_CHANGE RejectReason = 19
+	// The instrument's book holds as many orders as it can.
+	RejectReason_REJECT_REASON_BOOK_FULL RejectReason = 20
 )
 
 // Enum value maps for RejectReason.
@@ -300,6 +307,9 @@ var (
 		15: "REJECT_REASON_MODE_NOT_ALLOWED",
 		16: "REJECT_REASON_UNKNOWN_ORDER",
 		17: "REJECT_REASON_TOO_LARGE",
+		18: "REJECT_REASON_INSTRUMENT_AMENDED",
+		19: "REJECT_REASON_NO_CHANGE",
+		20: "REJECT_REASON_BOOK_FULL",
 	}
 	RejectReason_value = map[string]int32{
 		"REJECT_REASON_UNSPECIFIED":               0,
@@ -320,6 +330,9 @@ var (
 		"REJECT_REASON_MODE_NOT_ALLOWED":          15,
 		"REJECT_REASON_UNKNOWN_ORDER":             16,
 		"REJECT_REASON_TOO_LARGE":                 17,
+		"REJECT_REASON_INSTRUMENT_AMENDED":        18,
+		"REJECT_REASON_NO_CHANGE":                 19,
+		"REJECT_REASON_BOOK_FULL":                 20,
 	}
 )
 
@@ -5442,7 +5455,7 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\x13ORDER_STATUS_FILLED\x10\x03\x12\x1a\n" +
 	"\x16ORDER_STATUS_CANCELLED\x10\x04\x12\x18\n" +
 	"\x14ORDER_STATUS_EXPIRED\x10\x05\x12\x19\n" +
-	"\x15ORDER_STATUS_REJECTED\x10\x06*\xa6\x05\n" +
+	"\x15ORDER_STATUS_REJECTED\x10\x06*\x86\x06\n" +
 	"\fRejectReason\x12\x1d\n" +
 	"\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" REJECT_REASON_UNKNOWN_INSTRUMENT\x10\x01\x12 \n" +
@@ -5462,7 +5475,10 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\x18REJECT_REASON_SELF_TRADE\x10\x0e\x12\"\n" +
 	"\x1eREJECT_REASON_MODE_NOT_ALLOWED\x10\x0f\x12\x1f\n" +
 	"\x1bREJECT_REASON_UNKNOWN_ORDER\x10\x10\x12\x1b\n" +
-	"\x17REJECT_REASON_TOO_LARGE\x10\x11*\x9d\x01\n" +
+	"\x17REJECT_REASON_TOO_LARGE\x10\x11\x12$\n" +
+	" REJECT_REASON_INSTRUMENT_AMENDED\x10\x12\x12\x1b\n" +
+	"\x17REJECT_REASON_NO_CHANGE\x10\x13\x12\x1b\n" +
+	"\x17REJECT_REASON_BOOK_FULL\x10\x14*\x9d\x01\n" +
 	"\rListingStatus\x12\x1e\n" +
 	"\x1aLISTING_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LISTING_STATUS_OPEN\x10\x01\x12\x19\n" +
