@@ -103,6 +103,10 @@ func TestReconcileCamt053(t *testing.T) {
 			t.Fatalf("unexplained = %v", r.UnexplainedDifference)
 		}
 
+		if len(resp.Reports) != 1 || !proto.Equal(resp.Reports[0], resp.Report) {
+			t.Fatalf("reports = %v, want just the one report", resp.Reports)
+		}
+
 		// The same file again changes nothing.
 		again := must[*settlementv1.ImportStatementResponse](t)(e.bankA.Bank.ImportStatement(ctx, &settlementv1.ImportStatementRequest{Content: content}))
 		if again.Imported || again.ReportId != resp.ReportId || !proto.Equal(again.Report, resp.Report) {
@@ -273,6 +277,29 @@ func TestImportFileMain(t *testing.T) {
 		err := settlement.ImportFileMain(context.Background(), e.bankA.Bank, []string{"testdata/camt/camt052.v2.xml"}, &out)
 		if err == nil || !strings.Contains(err.Error(), "namespace") {
 			t.Fatalf("camt.052: %v", err)
+		}
+	})
+}
+
+// TestImportReturnsEveryReport imports a file whose two statements are for
+// two accounts: the response carries a report for each.
+func TestImportReturnsEveryReport(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.clk.Set(time.Date(2015, 1, 2, 10, 0, 0, 0, shanghai))
+		e.addAccount(memberA, "EUR", bankA)
+		e.start()
+		content := string(fixture(t, "camt/camt053.v2.multi.statement.xml"))
+		// Make the second statement another account's.
+		i := strings.Index(content, "<Id>254EUR")
+		content = content[:i] + strings.ReplaceAll(content[i:], "NL26VAYB8060476890", "NL26VAYB8060476891")
+		resp := must[*settlementv1.ImportStatementResponse](t)(e.bankA.Bank.ImportStatement(ctx, &settlementv1.ImportStatementRequest{Content: []byte(content)}))
+		if len(resp.Reports) != 2 || !proto.Equal(resp.Reports[0], resp.Report) || resp.ReportId != resp.Report.ReportId {
+			t.Fatalf("reports = %v", resp.Reports)
+		}
+		accounts := map[string]bool{resp.Reports[0].Account: true, resp.Reports[1].Account: true}
+		if !accounts["NL26VAYB8060476890"] || !accounts["NL26VAYB8060476891"] {
+			t.Fatalf("report accounts %v", accounts)
 		}
 	})
 }

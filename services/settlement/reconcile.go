@@ -158,7 +158,12 @@ func (s *Service) importStatement(ctx context.Context, req *settlementv1.ImportS
 	if err != nil {
 		return nil, err
 	}
-	return &settlementv1.ImportStatementResponse{ReportId: reports[0].ReportId, Imported: imported, Report: trimReport(reports[0])}, nil
+	resp := &settlementv1.ImportStatementResponse{ReportId: reports[0].ReportId, Imported: imported}
+	for _, r := range reports {
+		resp.Reports = append(resp.Reports, trimReport(r))
+	}
+	resp.Report = resp.Reports[0]
+	return resp, nil
 }
 
 // Import reconciles a statement file for a bank (see importStatement) and

@@ -2072,11 +2072,15 @@ func (x *ImportStatementRequest) GetFileName() string {
 }
 
 type ImportStatementResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	ReportId string                 `protobuf:"bytes,1,opt,name=report_id,json=reportId,proto3" json:"report_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first report's id (a file with one account has one report).
+	ReportId string `protobuf:"bytes,1,opt,name=report_id,json=reportId,proto3" json:"report_id,omitempty"`
 	// False when the same statement had been imported before.
-	Imported      bool                  `protobuf:"varint,2,opt,name=imported,proto3" json:"imported,omitempty"`
-	Report        *ReconciliationReport `protobuf:"bytes,3,opt,name=report,proto3" json:"report,omitempty"`
+	Imported bool `protobuf:"varint,2,opt,name=imported,proto3" json:"imported,omitempty"`
+	// The first report; the same as reports[0].
+	Report *ReconciliationReport `protobuf:"bytes,3,opt,name=report,proto3" json:"report,omitempty"`
+	// One report per account and currency in the file.
+	Reports       []*ReconciliationReport `protobuf:"bytes,4,rep,name=reports,proto3" json:"reports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2128,6 +2132,13 @@ func (x *ImportStatementResponse) GetImported() bool {
 func (x *ImportStatementResponse) GetReport() *ReconciliationReport {
 	if x != nil {
 		return x.Report
+	}
+	return nil
+}
+
+func (x *ImportStatementResponse) GetReports() []*ReconciliationReport {
+	if x != nil {
+		return x.Reports
 	}
 	return nil
 }
@@ -3565,11 +3576,12 @@ const file_bcx_settlement_v1_settlement_proto_rawDesc = "" +
 	"\vinstruction\x18\x01 \x01(\v2\x1e.bcx.settlement.v1.InstructionR\vinstruction\"O\n" +
 	"\x16ImportStatementRequest\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\fR\acontent\x12\x1b\n" +
-	"\tfile_name\x18\x02 \x01(\tR\bfileName\"\x93\x01\n" +
+	"\tfile_name\x18\x02 \x01(\tR\bfileName\"\xd6\x01\n" +
 	"\x17ImportStatementResponse\x12\x1b\n" +
 	"\treport_id\x18\x01 \x01(\tR\breportId\x12\x1a\n" +
 	"\bimported\x18\x02 \x01(\bR\bimported\x12?\n" +
-	"\x06report\x18\x03 \x01(\v2'.bcx.settlement.v1.ReconciliationReportR\x06report\"\xd0\x01\n" +
+	"\x06report\x18\x03 \x01(\v2'.bcx.settlement.v1.ReconciliationReportR\x06report\x12A\n" +
+	"\areports\x18\x04 \x03(\v2'.bcx.settlement.v1.ReconciliationReportR\areports\"\xd0\x01\n" +
 	"\fMatchedEntry\x12%\n" +
 	"\x0ebank_reference\x18\x01 \x01(\tR\rbankReference\x12!\n" +
 	"\rend_to_end_id\x18\x02 \x01(\tR\n" +
@@ -3825,77 +3837,78 @@ var file_bcx_settlement_v1_settlement_proto_depIdxs = []int32{
 	24, // 28: bcx.settlement.v1.ConfirmInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
 	24, // 29: bcx.settlement.v1.RejectInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
 	36, // 30: bcx.settlement.v1.ImportStatementResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
-	58, // 31: bcx.settlement.v1.MatchedEntry.amount:type_name -> bcx.type.v1.Money
-	35, // 32: bcx.settlement.v1.ReconciliationReport.matched:type_name -> bcx.settlement.v1.MatchedEntry
-	35, // 33: bcx.settlement.v1.ReconciliationReport.unmatched_bank_entries:type_name -> bcx.settlement.v1.MatchedEntry
-	35, // 34: bcx.settlement.v1.ReconciliationReport.unmatched_ledger_movements:type_name -> bcx.settlement.v1.MatchedEntry
-	35, // 35: bcx.settlement.v1.ReconciliationReport.amount_mismatches:type_name -> bcx.settlement.v1.MatchedEntry
-	58, // 36: bcx.settlement.v1.ReconciliationReport.unexplained_difference:type_name -> bcx.type.v1.Money
-	59, // 37: bcx.settlement.v1.ReconciliationReport.created_at:type_name -> google.protobuf.Timestamp
-	36, // 38: bcx.settlement.v1.GetReconciliationReportResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
-	36, // 39: bcx.settlement.v1.ListReconciliationReportsResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
-	60, // 40: bcx.settlement.v1.FeeSchedule.buyer:type_name -> bcx.type.v1.FeeRule
-	60, // 41: bcx.settlement.v1.FeeSchedule.seller:type_name -> bcx.type.v1.FeeRule
-	41, // 42: bcx.settlement.v1.SetFeeScheduleRequest.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	41, // 43: bcx.settlement.v1.SetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	41, // 44: bcx.settlement.v1.GetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	59, // 45: bcx.settlement.v1.FxRate.valid_from:type_name -> google.protobuf.Timestamp
-	59, // 46: bcx.settlement.v1.FxRate.valid_until:type_name -> google.protobuf.Timestamp
-	46, // 47: bcx.settlement.v1.PublishFxRateRequest.rate:type_name -> bcx.settlement.v1.FxRate
-	46, // 48: bcx.settlement.v1.PublishFxRateResponse.rate:type_name -> bcx.settlement.v1.FxRate
-	59, // 49: bcx.settlement.v1.ListFxRatesRequest.at:type_name -> google.protobuf.Timestamp
-	46, // 50: bcx.settlement.v1.ListFxRatesResponse.rates:type_name -> bcx.settlement.v1.FxRate
-	54, // 51: bcx.settlement.v1.CheckLedgerResponse.totals:type_name -> bcx.settlement.v1.CurrencyTotal
-	15, // 52: bcx.settlement.v1.RecordReceiptsLegResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
-	7,  // 53: bcx.settlement.v1.SettlementService.GetAccountBalances:input_type -> bcx.settlement.v1.GetAccountBalancesRequest
-	9,  // 54: bcx.settlement.v1.SettlementService.ListPostings:input_type -> bcx.settlement.v1.ListPostingsRequest
-	11, // 55: bcx.settlement.v1.SettlementService.GetStatement:input_type -> bcx.settlement.v1.GetStatementRequest
-	13, // 56: bcx.settlement.v1.SettlementService.RequestWithdrawal:input_type -> bcx.settlement.v1.RequestWithdrawalRequest
-	16, // 57: bcx.settlement.v1.SettlementService.GetTradeSettlement:input_type -> bcx.settlement.v1.GetTradeSettlementRequest
-	18, // 58: bcx.settlement.v1.SettlementService.ListTradeSettlements:input_type -> bcx.settlement.v1.ListTradeSettlementsRequest
-	20, // 59: bcx.settlement.v1.SettlementService.SetFxPreference:input_type -> bcx.settlement.v1.SetFxPreferenceRequest
-	22, // 60: bcx.settlement.v1.BankService.PostDepositNotice:input_type -> bcx.settlement.v1.PostDepositNoticeRequest
-	25, // 61: bcx.settlement.v1.BankService.StreamInstructions:input_type -> bcx.settlement.v1.StreamInstructionsRequest
-	27, // 62: bcx.settlement.v1.BankService.AcknowledgeInstruction:input_type -> bcx.settlement.v1.AcknowledgeInstructionRequest
-	29, // 63: bcx.settlement.v1.BankService.ConfirmInstruction:input_type -> bcx.settlement.v1.ConfirmInstructionRequest
-	31, // 64: bcx.settlement.v1.BankService.RejectInstruction:input_type -> bcx.settlement.v1.RejectInstructionRequest
-	33, // 65: bcx.settlement.v1.BankService.ImportStatement:input_type -> bcx.settlement.v1.ImportStatementRequest
-	37, // 66: bcx.settlement.v1.BankService.GetReconciliationReport:input_type -> bcx.settlement.v1.GetReconciliationReportRequest
-	39, // 67: bcx.settlement.v1.BankService.ListReconciliationReports:input_type -> bcx.settlement.v1.ListReconciliationReportsRequest
-	56, // 68: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:input_type -> bcx.settlement.v1.RecordReceiptsLegRequest
-	42, // 69: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:input_type -> bcx.settlement.v1.SetFeeScheduleRequest
-	44, // 70: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:input_type -> bcx.settlement.v1.GetFeeScheduleRequest
-	47, // 71: bcx.settlement.v1.SettlementAdminService.PublishFxRate:input_type -> bcx.settlement.v1.PublishFxRateRequest
-	49, // 72: bcx.settlement.v1.SettlementAdminService.ListFxRates:input_type -> bcx.settlement.v1.ListFxRatesRequest
-	51, // 73: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:input_type -> bcx.settlement.v1.RunSettlementCycleRequest
-	53, // 74: bcx.settlement.v1.SettlementAdminService.CheckLedger:input_type -> bcx.settlement.v1.CheckLedgerRequest
-	8,  // 75: bcx.settlement.v1.SettlementService.GetAccountBalances:output_type -> bcx.settlement.v1.GetAccountBalancesResponse
-	10, // 76: bcx.settlement.v1.SettlementService.ListPostings:output_type -> bcx.settlement.v1.ListPostingsResponse
-	12, // 77: bcx.settlement.v1.SettlementService.GetStatement:output_type -> bcx.settlement.v1.GetStatementResponse
-	14, // 78: bcx.settlement.v1.SettlementService.RequestWithdrawal:output_type -> bcx.settlement.v1.RequestWithdrawalResponse
-	17, // 79: bcx.settlement.v1.SettlementService.GetTradeSettlement:output_type -> bcx.settlement.v1.GetTradeSettlementResponse
-	19, // 80: bcx.settlement.v1.SettlementService.ListTradeSettlements:output_type -> bcx.settlement.v1.ListTradeSettlementsResponse
-	21, // 81: bcx.settlement.v1.SettlementService.SetFxPreference:output_type -> bcx.settlement.v1.SetFxPreferenceResponse
-	23, // 82: bcx.settlement.v1.BankService.PostDepositNotice:output_type -> bcx.settlement.v1.PostDepositNoticeResponse
-	26, // 83: bcx.settlement.v1.BankService.StreamInstructions:output_type -> bcx.settlement.v1.StreamInstructionsResponse
-	28, // 84: bcx.settlement.v1.BankService.AcknowledgeInstruction:output_type -> bcx.settlement.v1.AcknowledgeInstructionResponse
-	30, // 85: bcx.settlement.v1.BankService.ConfirmInstruction:output_type -> bcx.settlement.v1.ConfirmInstructionResponse
-	32, // 86: bcx.settlement.v1.BankService.RejectInstruction:output_type -> bcx.settlement.v1.RejectInstructionResponse
-	34, // 87: bcx.settlement.v1.BankService.ImportStatement:output_type -> bcx.settlement.v1.ImportStatementResponse
-	38, // 88: bcx.settlement.v1.BankService.GetReconciliationReport:output_type -> bcx.settlement.v1.GetReconciliationReportResponse
-	40, // 89: bcx.settlement.v1.BankService.ListReconciliationReports:output_type -> bcx.settlement.v1.ListReconciliationReportsResponse
-	57, // 90: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:output_type -> bcx.settlement.v1.RecordReceiptsLegResponse
-	43, // 91: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:output_type -> bcx.settlement.v1.SetFeeScheduleResponse
-	45, // 92: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:output_type -> bcx.settlement.v1.GetFeeScheduleResponse
-	48, // 93: bcx.settlement.v1.SettlementAdminService.PublishFxRate:output_type -> bcx.settlement.v1.PublishFxRateResponse
-	50, // 94: bcx.settlement.v1.SettlementAdminService.ListFxRates:output_type -> bcx.settlement.v1.ListFxRatesResponse
-	52, // 95: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:output_type -> bcx.settlement.v1.RunSettlementCycleResponse
-	55, // 96: bcx.settlement.v1.SettlementAdminService.CheckLedger:output_type -> bcx.settlement.v1.CheckLedgerResponse
-	75, // [75:97] is the sub-list for method output_type
-	53, // [53:75] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	36, // 31: bcx.settlement.v1.ImportStatementResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
+	58, // 32: bcx.settlement.v1.MatchedEntry.amount:type_name -> bcx.type.v1.Money
+	35, // 33: bcx.settlement.v1.ReconciliationReport.matched:type_name -> bcx.settlement.v1.MatchedEntry
+	35, // 34: bcx.settlement.v1.ReconciliationReport.unmatched_bank_entries:type_name -> bcx.settlement.v1.MatchedEntry
+	35, // 35: bcx.settlement.v1.ReconciliationReport.unmatched_ledger_movements:type_name -> bcx.settlement.v1.MatchedEntry
+	35, // 36: bcx.settlement.v1.ReconciliationReport.amount_mismatches:type_name -> bcx.settlement.v1.MatchedEntry
+	58, // 37: bcx.settlement.v1.ReconciliationReport.unexplained_difference:type_name -> bcx.type.v1.Money
+	59, // 38: bcx.settlement.v1.ReconciliationReport.created_at:type_name -> google.protobuf.Timestamp
+	36, // 39: bcx.settlement.v1.GetReconciliationReportResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
+	36, // 40: bcx.settlement.v1.ListReconciliationReportsResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
+	60, // 41: bcx.settlement.v1.FeeSchedule.buyer:type_name -> bcx.type.v1.FeeRule
+	60, // 42: bcx.settlement.v1.FeeSchedule.seller:type_name -> bcx.type.v1.FeeRule
+	41, // 43: bcx.settlement.v1.SetFeeScheduleRequest.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	41, // 44: bcx.settlement.v1.SetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	41, // 45: bcx.settlement.v1.GetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	59, // 46: bcx.settlement.v1.FxRate.valid_from:type_name -> google.protobuf.Timestamp
+	59, // 47: bcx.settlement.v1.FxRate.valid_until:type_name -> google.protobuf.Timestamp
+	46, // 48: bcx.settlement.v1.PublishFxRateRequest.rate:type_name -> bcx.settlement.v1.FxRate
+	46, // 49: bcx.settlement.v1.PublishFxRateResponse.rate:type_name -> bcx.settlement.v1.FxRate
+	59, // 50: bcx.settlement.v1.ListFxRatesRequest.at:type_name -> google.protobuf.Timestamp
+	46, // 51: bcx.settlement.v1.ListFxRatesResponse.rates:type_name -> bcx.settlement.v1.FxRate
+	54, // 52: bcx.settlement.v1.CheckLedgerResponse.totals:type_name -> bcx.settlement.v1.CurrencyTotal
+	15, // 53: bcx.settlement.v1.RecordReceiptsLegResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
+	7,  // 54: bcx.settlement.v1.SettlementService.GetAccountBalances:input_type -> bcx.settlement.v1.GetAccountBalancesRequest
+	9,  // 55: bcx.settlement.v1.SettlementService.ListPostings:input_type -> bcx.settlement.v1.ListPostingsRequest
+	11, // 56: bcx.settlement.v1.SettlementService.GetStatement:input_type -> bcx.settlement.v1.GetStatementRequest
+	13, // 57: bcx.settlement.v1.SettlementService.RequestWithdrawal:input_type -> bcx.settlement.v1.RequestWithdrawalRequest
+	16, // 58: bcx.settlement.v1.SettlementService.GetTradeSettlement:input_type -> bcx.settlement.v1.GetTradeSettlementRequest
+	18, // 59: bcx.settlement.v1.SettlementService.ListTradeSettlements:input_type -> bcx.settlement.v1.ListTradeSettlementsRequest
+	20, // 60: bcx.settlement.v1.SettlementService.SetFxPreference:input_type -> bcx.settlement.v1.SetFxPreferenceRequest
+	22, // 61: bcx.settlement.v1.BankService.PostDepositNotice:input_type -> bcx.settlement.v1.PostDepositNoticeRequest
+	25, // 62: bcx.settlement.v1.BankService.StreamInstructions:input_type -> bcx.settlement.v1.StreamInstructionsRequest
+	27, // 63: bcx.settlement.v1.BankService.AcknowledgeInstruction:input_type -> bcx.settlement.v1.AcknowledgeInstructionRequest
+	29, // 64: bcx.settlement.v1.BankService.ConfirmInstruction:input_type -> bcx.settlement.v1.ConfirmInstructionRequest
+	31, // 65: bcx.settlement.v1.BankService.RejectInstruction:input_type -> bcx.settlement.v1.RejectInstructionRequest
+	33, // 66: bcx.settlement.v1.BankService.ImportStatement:input_type -> bcx.settlement.v1.ImportStatementRequest
+	37, // 67: bcx.settlement.v1.BankService.GetReconciliationReport:input_type -> bcx.settlement.v1.GetReconciliationReportRequest
+	39, // 68: bcx.settlement.v1.BankService.ListReconciliationReports:input_type -> bcx.settlement.v1.ListReconciliationReportsRequest
+	56, // 69: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:input_type -> bcx.settlement.v1.RecordReceiptsLegRequest
+	42, // 70: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:input_type -> bcx.settlement.v1.SetFeeScheduleRequest
+	44, // 71: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:input_type -> bcx.settlement.v1.GetFeeScheduleRequest
+	47, // 72: bcx.settlement.v1.SettlementAdminService.PublishFxRate:input_type -> bcx.settlement.v1.PublishFxRateRequest
+	49, // 73: bcx.settlement.v1.SettlementAdminService.ListFxRates:input_type -> bcx.settlement.v1.ListFxRatesRequest
+	51, // 74: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:input_type -> bcx.settlement.v1.RunSettlementCycleRequest
+	53, // 75: bcx.settlement.v1.SettlementAdminService.CheckLedger:input_type -> bcx.settlement.v1.CheckLedgerRequest
+	8,  // 76: bcx.settlement.v1.SettlementService.GetAccountBalances:output_type -> bcx.settlement.v1.GetAccountBalancesResponse
+	10, // 77: bcx.settlement.v1.SettlementService.ListPostings:output_type -> bcx.settlement.v1.ListPostingsResponse
+	12, // 78: bcx.settlement.v1.SettlementService.GetStatement:output_type -> bcx.settlement.v1.GetStatementResponse
+	14, // 79: bcx.settlement.v1.SettlementService.RequestWithdrawal:output_type -> bcx.settlement.v1.RequestWithdrawalResponse
+	17, // 80: bcx.settlement.v1.SettlementService.GetTradeSettlement:output_type -> bcx.settlement.v1.GetTradeSettlementResponse
+	19, // 81: bcx.settlement.v1.SettlementService.ListTradeSettlements:output_type -> bcx.settlement.v1.ListTradeSettlementsResponse
+	21, // 82: bcx.settlement.v1.SettlementService.SetFxPreference:output_type -> bcx.settlement.v1.SetFxPreferenceResponse
+	23, // 83: bcx.settlement.v1.BankService.PostDepositNotice:output_type -> bcx.settlement.v1.PostDepositNoticeResponse
+	26, // 84: bcx.settlement.v1.BankService.StreamInstructions:output_type -> bcx.settlement.v1.StreamInstructionsResponse
+	28, // 85: bcx.settlement.v1.BankService.AcknowledgeInstruction:output_type -> bcx.settlement.v1.AcknowledgeInstructionResponse
+	30, // 86: bcx.settlement.v1.BankService.ConfirmInstruction:output_type -> bcx.settlement.v1.ConfirmInstructionResponse
+	32, // 87: bcx.settlement.v1.BankService.RejectInstruction:output_type -> bcx.settlement.v1.RejectInstructionResponse
+	34, // 88: bcx.settlement.v1.BankService.ImportStatement:output_type -> bcx.settlement.v1.ImportStatementResponse
+	38, // 89: bcx.settlement.v1.BankService.GetReconciliationReport:output_type -> bcx.settlement.v1.GetReconciliationReportResponse
+	40, // 90: bcx.settlement.v1.BankService.ListReconciliationReports:output_type -> bcx.settlement.v1.ListReconciliationReportsResponse
+	57, // 91: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:output_type -> bcx.settlement.v1.RecordReceiptsLegResponse
+	43, // 92: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:output_type -> bcx.settlement.v1.SetFeeScheduleResponse
+	45, // 93: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:output_type -> bcx.settlement.v1.GetFeeScheduleResponse
+	48, // 94: bcx.settlement.v1.SettlementAdminService.PublishFxRate:output_type -> bcx.settlement.v1.PublishFxRateResponse
+	50, // 95: bcx.settlement.v1.SettlementAdminService.ListFxRates:output_type -> bcx.settlement.v1.ListFxRatesResponse
+	52, // 96: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:output_type -> bcx.settlement.v1.RunSettlementCycleResponse
+	55, // 97: bcx.settlement.v1.SettlementAdminService.CheckLedger:output_type -> bcx.settlement.v1.CheckLedgerResponse
+	76, // [76:98] is the sub-list for method output_type
+	54, // [54:76] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_bcx_settlement_v1_settlement_proto_init() }
