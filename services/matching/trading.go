@@ -180,82 +180,52 @@ func orderOf(reg *registry, res *core.Result) *tradingv1.Order {
 	return reg.order(&res.Order)
 }
 
-func (t *tradingServer) PlaceOrder(ctx context.Context, req *tradingv1.PlaceOrderRequest) (*tradingv1.PlaceOrderResponse, error) {
+// orderCommand runs one order-entry command for the calling member: build
+// fills the core command from the request, the sequencer applies it and makes
+// it durable, and respond renders the result. A refusal is the error.
+func orderCommand[Req any, Resp any](ctx context.Context, t *tradingServer, req Req,
+	build func(auth.Principal, *registry, Req, *core.Command) error, respond func(*registry, *core.Result) Resp) (Resp, error) {
+	var zero Resp
 	p, err := member(ctx)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	r := getRequest()
 	defer putRequest(r)
-	if err := placeCommand(p, t.s.registry(), req, &r.cmd); err != nil {
-		return nil, err
+	if err := build(p, t.s.registry(), req, &r.cmd); err != nil {
+		return zero, err
 	}
 	if err := t.s.do(ctx, r); err != nil {
-		return nil, err
+		return zero, err
 	}
 	if err := resultErr(&r.res); err != nil {
-		return nil, err
+		return zero, err
 	}
-	reg := t.s.registry()
-	return &tradingv1.PlaceOrderResponse{Order: orderOf(reg, &r.res), Executions: reg.executions(r.res.Fills)}, nil
+	return respond(t.s.registry(), &r.res), nil
+}
+
+func (t *tradingServer) PlaceOrder(ctx context.Context, req *tradingv1.PlaceOrderRequest) (*tradingv1.PlaceOrderResponse, error) {
+	return orderCommand(ctx, t, req, placeCommand, func(reg *registry, res *core.Result) *tradingv1.PlaceOrderResponse {
+		return &tradingv1.PlaceOrderResponse{Order: orderOf(reg, res), Executions: reg.executions(res.Fills)}
+	})
 }
 
 func (t *tradingServer) CancelOrder(ctx context.Context, req *tradingv1.CancelOrderRequest) (*tradingv1.CancelOrderResponse, error) {
-	p, err := member(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r := getRequest()
-	defer putRequest(r)
-	if err := cancelCommand(p, t.s.registry(), req, &r.cmd); err != nil {
-		return nil, err
-	}
-	if err := t.s.do(ctx, r); err != nil {
-		return nil, err
-	}
-	if err := resultErr(&r.res); err != nil {
-		return nil, err
-	}
-	return &tradingv1.CancelOrderResponse{Order: orderOf(t.s.registry(), &r.res)}, nil
+	return orderCommand(ctx, t, req, cancelCommand, func(reg *registry, res *core.Result) *tradingv1.CancelOrderResponse {
+		return &tradingv1.CancelOrderResponse{Order: orderOf(reg, res)}
+	})
 }
 
 func (t *tradingServer) ReplaceOrder(ctx context.Context, req *tradingv1.ReplaceOrderRequest) (*tradingv1.ReplaceOrderResponse, error) {
-	p, err := member(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r := getRequest()
-	defer putRequest(r)
-	if err := replaceCommand(p, t.s.registry(), req, &r.cmd); err != nil {
-		return nil, err
-	}
-	if err := t.s.do(ctx, r); err != nil {
-		return nil, err
-	}
-	if err := resultErr(&r.res); err != nil {
-		return nil, err
-	}
-	reg := t.s.registry()
-	return &tradingv1.ReplaceOrderResponse{Order: orderOf(reg, &r.res), Executions: reg.executions(r.res.Fills)}, nil
+	return orderCommand(ctx, t, req, replaceCommand, func(reg *registry, res *core.Result) *tradingv1.ReplaceOrderResponse {
+		return &tradingv1.ReplaceOrderResponse{Order: orderOf(reg, res), Executions: reg.executions(res.Fills)}
+	})
 }
 
 func (t *tradingServer) MassCancel(ctx context.Context, req *tradingv1.MassCancelRequest) (*tradingv1.MassCancelResponse, error) {
-	p, err := member(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r := getRequest()
-	defer putRequest(r)
-	if err := massCancelCommand(p, t.s.registry(), req, &r.cmd); err != nil {
-		return nil, err
-	}
-	if err := t.s.do(ctx, r); err != nil {
-		return nil, err
-	}
-	if err := resultErr(&r.res); err != nil {
-		return nil, err
-	}
-	return &tradingv1.MassCancelResponse{Cancelled: r.res.Count}, nil
+	return orderCommand(ctx, t, req, massCancelCommand, func(_ *registry, res *core.Result) *tradingv1.MassCancelResponse {
+		return &tradingv1.MassCancelResponse{Cancelled: res.Count}
+	})
 }
 
 const (
