@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
+	"github.com/bcx-exchange/bcx/pkg/paging"
 	listingv1 "github.com/bcx-exchange/bcx/proto/bcx/listing/v1"
 	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
 )
@@ -169,7 +170,7 @@ func SeedDemo(ctx context.Context, s *Server, issueTokens bool) (*DevCredentials
 func IssueInternalToken(ctx context.Context, s *Server) (string, error) {
 	ctx = auth.WithPrincipal(ctx, auth.Principal{ParticipantID: DemoOperator, Role: typev1.Role_ROLE_OPERATOR})
 	for token := ""; ; {
-		old, err := s.ListCredentials(ctx, &listingv1.ListCredentialsRequest{ParticipantId: InternalService, PageSize: maxPageSize, PageToken: token})
+		old, err := s.ListCredentials(ctx, &listingv1.ListCredentialsRequest{ParticipantId: InternalService, PageSize: paging.MaxSize, PageToken: token})
 		if err != nil {
 			return "", err
 		}

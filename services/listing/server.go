@@ -20,6 +20,7 @@ import (
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/idempotency"
 	"github.com/bcx-exchange/bcx/pkg/money"
+	"github.com/bcx-exchange/bcx/pkg/paging"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	listingv1 "github.com/bcx-exchange/bcx/proto/bcx/listing/v1"
 	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
@@ -96,22 +97,13 @@ func read[T any](ctx context.Context, s *Server, fn func(q Q) (T, error)) (T, er
 	return out, err
 }
 
-const (
-	defaultPageSize = 50
-	maxPageSize     = 500
-)
-
 // page decodes paging fields: list calls return up to size items after the
 // key in the token.
 func page(size int32, token string) (int, string, error) {
-	if size < 0 {
-		return 0, "", rpcerr.Invalid("page_size", "must not be negative")
+	n, err := paging.Size(size)
+	if err != nil {
+		return 0, "", err
 	}
-	n := int(size)
-	if n == 0 {
-		n = defaultPageSize
-	}
-	n = min(n, maxPageSize)
 	after, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil {
 		return 0, "", rpcerr.Invalid("page_token", "malformed page token")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/journal"
+	"github.com/bcx-exchange/bcx/pkg/paging"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
 	"github.com/bcx-exchange/bcx/services/matching/core"
@@ -369,20 +370,11 @@ func (t *tradingServer) GetOrder(ctx context.Context, req *tradingv1.GetOrderReq
 	return &tradingv1.GetOrderResponse{Order: reg.order(&v)}, nil
 }
 
-const (
-	defaultPageSize = 50
-	maxPageSize     = 500
-)
-
 func pageArgs(size int32, token string) (int, int64, error) {
-	if size < 0 {
-		return 0, 0, rpcerr.Invalid("page_size", "must not be negative")
+	n, err := paging.Size(size)
+	if err != nil {
+		return 0, 0, err
 	}
-	n := int(size)
-	if n == 0 {
-		n = defaultPageSize
-	}
-	n = min(n, maxPageSize)
 	var after int64
 	if token != "" {
 		v, err := strconv.ParseInt(token, 10, 64)

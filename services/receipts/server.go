@@ -41,6 +41,7 @@ import (
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/money"
+	"github.com/bcx-exchange/bcx/pkg/paging"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	"github.com/bcx-exchange/bcx/pkg/sqlstore"
 	receiptsv1 "github.com/bcx-exchange/bcx/proto/bcx/receipts/v1"
@@ -716,11 +717,6 @@ func (s *Server) GetReceipt(ctx context.Context, req *receiptsv1.GetReceiptReque
 	return resp, err
 }
 
-const (
-	defaultPageSize = 50
-	maxPageSize     = 500
-)
-
 // ListReceipts lists the receipts the caller may see, by receipt number,
 // filtered by holder, warehouse, commodity and status.
 func (s *Server) ListReceipts(ctx context.Context, req *receiptsv1.ListReceiptsRequest) (*receiptsv1.ListReceiptsResponse, error) {
@@ -728,14 +724,10 @@ func (s *Server) ListReceipts(ctx context.Context, req *receiptsv1.ListReceiptsR
 	if err != nil {
 		return nil, err
 	}
-	if req.PageSize < 0 {
-		return nil, rpcerr.Invalid("page_size", "must not be negative")
+	size, err := paging.Size(req.PageSize)
+	if err != nil {
+		return nil, err
 	}
-	size := int(req.PageSize)
-	if size == 0 {
-		size = defaultPageSize
-	}
-	size = min(size, maxPageSize)
 	after, err := base64.RawURLEncoding.DecodeString(req.PageToken)
 	if err != nil {
 		return nil, rpcerr.Invalid("page_token", "malformed page token")

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pkgmoney "github.com/bcx-exchange/bcx/pkg/money"
+	"github.com/bcx-exchange/bcx/pkg/paging"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
 )
@@ -79,21 +80,12 @@ func parseDate(field, v string) (time.Time, error) {
 	return d, nil
 }
 
-const (
-	defaultPageSize = 50
-	maxPageSize     = 500
-)
-
 // page decodes paging fields; tokens carry the last id returned.
 func page(size int32, token string) (int, int64, error) {
-	if size < 0 {
-		return 0, 0, rpcerr.Invalid("page_size", "must not be negative")
+	n, err := paging.Size(size)
+	if err != nil {
+		return 0, 0, err
 	}
-	n := int(size)
-	if n == 0 {
-		n = defaultPageSize
-	}
-	n = min(n, maxPageSize)
 	if token == "" {
 		return n, 0, nil
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/bankstatement"
 	pkgmoney "github.com/bcx-exchange/bcx/pkg/money"
+	"github.com/bcx-exchange/bcx/pkg/paging"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	"github.com/bcx-exchange/bcx/pkg/sqlstore"
 	settlementv1 "github.com/bcx-exchange/bcx/proto/bcx/settlement/v1"
@@ -443,11 +444,9 @@ func (s *Service) listReports(ctx context.Context, req *settlementv1.ListReconci
 	if p.Role == typev1.Role_ROLE_CLEARING_BANK {
 		bank = p.ParticipantID
 	}
-	size := defaultPageSize
-	if req.PageSize < 0 {
-		return nil, rpcerr.Invalid("page_size", "must not be negative")
-	} else if req.PageSize > 0 {
-		size = min(int(req.PageSize), maxPageSize)
+	size, err := paging.Size(req.PageSize)
+	if err != nil {
+		return nil, err
 	}
 	size = min(size, 50) // reports can be large
 	after := req.PageToken
