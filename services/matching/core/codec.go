@@ -116,6 +116,23 @@ func AppendCommand(b []byte, c *Command) []byte {
 		b = appendFeeRule(b, &c.Fees.Seller)
 	case CmdDefineInstrument:
 		b = appendDef(b, &c.Def)
+	case CmdSetFXRate:
+		b = appendString(b, c.Key)
+		b = appendString(b, c.Currency)
+		b = appendVarint(b, int64(c.CurrencyExp))
+		b = appendString(b, c.CounterCurrency)
+		b = appendVarint(b, int64(c.CounterExp))
+		b = appendVarint(b, c.Amount)
+		b = appendVarint(b, c.ValidFrom)
+		b = appendVarint(b, c.ValidUntil)
+	case CmdSetFunding:
+		b = appendVarint(b, c.Participant)
+		b = appendString(b, c.ParticipantID)
+		b = appendString(b, c.Key)
+		b = appendString(b, c.Currency)
+		b = appendVarint(b, int64(c.CurrencyExp))
+		b = appendString(b, c.CounterCurrency)
+		b = appendVarint(b, int64(c.CounterExp))
 	}
 	return b
 }
@@ -173,7 +190,16 @@ func appendEvent(b []byte, e *Event, ev *Events) []byte {
 		b = appendVarint(b, t.SellOrder)
 		b = appendVarint(b, int64(t.Buyer))
 		b = appendVarint(b, int64(t.Seller))
-		b = append(b, t.Aggressor)
+		// Bits 2 and 3 flag FX legs, appended at the end: a trade without
+		// them encodes as it did before FX funding existed.
+		flags := t.Aggressor
+		if t.BuyerFX.Rate != 0 {
+			flags |= 4
+		}
+		if t.SellerFX.Rate != 0 {
+			flags |= 8
+		}
+		b = append(b, flags)
 		b = appendVarint(b, t.BuyerFee)
 		b = appendVarint(b, t.SellerFee)
 		b = appendString(b, t.BuyClient)
@@ -183,6 +209,13 @@ func appendEvent(b []byte, e *Event, ev *Events) []byte {
 		for i := range al {
 			b = appendString(b, al[i].Receipt)
 			b = appendVarint(b, al[i].WeightMicro)
+		}
+		for _, l := range [2]*FXLeg{&t.BuyerFX, &t.SellerFX} {
+			if l.Rate != 0 {
+				b = appendVarint(b, int64(l.Rate))
+				b = appendVarint(b, int64(l.Currency))
+				b = appendVarint(b, l.Amount)
+			}
 		}
 	case EvFunds:
 		b = appendVarint(b, int64(e.Participant))
@@ -206,6 +239,12 @@ func appendEvent(b []byte, e *Event, ev *Events) []byte {
 		b = appendVarint(b, int64(e.Def))
 	case EvFeeSchedule:
 		b = appendVarint(b, int64(e.Def))
+		b = appendVarint(b, int64(e.FeeIndex))
+	case EvFXRate:
+		b = appendVarint(b, int64(e.FeeIndex))
+	case EvFunding:
+		b = appendVarint(b, int64(e.Participant))
+		b = appendVarint(b, int64(e.Currency))
 		b = appendVarint(b, int64(e.FeeIndex))
 	}
 	return b
@@ -397,6 +436,23 @@ func decodeCommand(d *decoder, c *Command) {
 		d.feeRule(&c.Fees.Seller)
 	case CmdDefineInstrument:
 		decodeDef(d, &c.Def)
+	case CmdSetFXRate:
+		c.Key = d.string()
+		c.Currency = d.string()
+		c.CurrencyExp = d.i32()
+		c.CounterCurrency = d.string()
+		c.CounterExp = d.i32()
+		c.Amount = d.varint()
+		c.ValidFrom = d.varint()
+		c.ValidUntil = d.varint()
+	case CmdSetFunding:
+		c.Participant = d.varint()
+		c.ParticipantID = d.string()
+		c.Key = d.string()
+		c.Currency = d.string()
+		c.CurrencyExp = d.i32()
+		c.CounterCurrency = d.string()
+		c.CounterExp = d.i32()
 	default:
 		d.fail(fmt.Sprintf("unknown command kind %d", c.Kind))
 	}
@@ -454,7 +510,8 @@ func decodeEvent(d *decoder, e *Event, ev *Events) {
 		t.SellOrder = d.varint()
 		t.Buyer = d.i32()
 		t.Seller = d.i32()
-		t.Aggressor = d.byte()
+		flags := d.byte()
+		t.Aggressor = flags & 3
 		t.BuyerFee = d.varint()
 		t.SellerFee = d.varint()
 		t.BuyClient = d.string()
@@ -465,6 +522,13 @@ func decodeEvent(d *decoder, e *Event, ev *Events) {
 			ev.Allocs = append(ev.Allocs, Alloc{Receipt: d.string(), WeightMicro: d.varint()})
 		}
 		t.AllocsEnd = int32(len(ev.Allocs))
+		t.BuyerFX, t.SellerFX = FXLeg{}, FXLeg{}
+		if flags&4 != 0 {
+			t.BuyerFX = FXLeg{Rate: d.i32(), Currency: d.i32(), Amount: d.varint()}
+		}
+		if flags&8 != 0 {
+			t.SellerFX = FXLeg{Rate: d.i32(), Currency: d.i32(), Amount: d.varint()}
+		}
 	case EvFunds:
 		e.Participant = d.i32()
 		e.Currency = d.i32()
@@ -490,6 +554,12 @@ func decodeEvent(d *decoder, e *Event, ev *Events) {
 		e.Def = d.i32()
 	case EvFeeSchedule:
 		e.Def = d.i32()
+		e.FeeIndex = d.i32()
+	case EvFXRate:
+		e.FeeIndex = d.i32()
+	case EvFunding:
+		e.Participant = d.i32()
+		e.Currency = d.i32()
 		e.FeeIndex = d.i32()
 	default:
 		d.fail(fmt.Sprintf("unknown event kind %d", e.Kind))

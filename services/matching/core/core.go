@@ -23,6 +23,7 @@ type Core struct {
 	curByCode  map[string]int32
 
 	defs      []InstrumentDef // every definition ever made, in order
+	defCur    []int32         // each definition's currency index
 	insts     []instrument
 	instByNum map[int64]int32
 
@@ -45,9 +46,14 @@ type Core struct {
 	keys   map[string]int32 // idempotency key -> index in keyLog
 	keyLog []keyEntry
 
-	// Conservation counters, per currency index and for weight.
-	credits, debits, feesPaid       []int64
-	weightIn, weightOut, weightSold int64
+	// FX rates published to the core, in order (never removed: orders
+	// and trades refer to them by index).
+	rates []fxRate
+
+	// Conservation counters, per currency index and for weight. fxNet is
+	// what FX conversions moved into members' funds (negative: out).
+	credits, debits, feesPaid, fxNet []int64
+	weightIn, weightOut, weightSold  int64
 
 	// Per-command scratch.
 	seq      uint64
@@ -87,8 +93,10 @@ type participant struct {
 	number int64
 	id     string
 	funds  []funds // by currency index
-	pools  []int32 // pool slots in deposit order
-	execs  ring[Fill]
+	// funding: trades in one currency are funded from another.
+	funding []fundingPref
+	pools   []int32 // pool slots in deposit order
+	execs   ring[Fill]
 }
 
 type pool struct {
@@ -126,15 +134,20 @@ type order struct {
 	open      int64
 	cancelled int64
 	notional  int64
-	reserved  int64 // funds, buy orders
+	reserved  int64 // funds, buy orders (in the funding currency if fx)
 	fee       int32
-	w0        wres // sell reservations: first pool inline, the rest in wn
-	wn        []wres
-	cloid     string
-	created   int64
-	updated   int64
-	seq       uint64
-	touched   uint64
+	// FX funding: fx is 1 + the locked rate's index (0: none), fxCur the
+	// funding currency; fxBase is what the order's fills paid (buy) or
+	// received (sell) in the trade currency, fxDone its conversion.
+	fx, fxCur      int32
+	fxBase, fxDone int64
+	w0             wres // sell reservations: first pool inline, the rest in wn
+	wn             []wres
+	cloid          string
+	created        int64
+	updated        int64
+	seq            uint64
+	touched        uint64
 }
 
 type cloidKey struct {
@@ -216,6 +229,10 @@ func (c *Core) Apply(seq uint64, ts int64, cmd *Command, res *Result) {
 		c.setFeeSchedule(cmd, res)
 	case CmdDefineInstrument:
 		c.defineInstrument(cmd, res)
+	case CmdSetFXRate:
+		c.setFXRate(cmd, res)
+	case CmdSetFunding:
+		c.setFunding(cmd, res)
 	default:
 		res.refuse(StatusInvalid, RejectInvalid, "command")
 	}
@@ -302,6 +319,13 @@ func hashCmd(cmd *Command) uint64 {
 	b = appendVarint(b, cmd.Instrument)
 	b = appendFeeRule(b, &cmd.Fees.Buyer)
 	b = appendFeeRule(b, &cmd.Fees.Seller)
+	if cmd.Kind == CmdSetFXRate || cmd.Kind == CmdSetFunding {
+		// Only these kinds: older kinds' hashes are in journals and
+		// snapshots and must not change.
+		b = appendString(b, cmd.CounterCurrency)
+		b = appendVarint(b, cmd.ValidFrom)
+		b = appendVarint(b, cmd.ValidUntil)
+	}
 	h.Write(b)
 	return h.Sum64()
 }
@@ -357,6 +381,7 @@ func (c *Core) ensureCurrency(code string, exp int32) int32 {
 	c.credits = append(c.credits, 0)
 	c.debits = append(c.debits, 0)
 	c.feesPaid = append(c.feesPaid, 0)
+	c.fxNet = append(c.fxNet, 0)
 	return i
 }
 
@@ -554,9 +579,10 @@ func (c *Core) defineInstrument(cmd *Command, res *Result) {
 			return // already in effect: no change
 		}
 	}
-	c.ensureCurrency(d.Currency, d.CurrencyExp)
+	cur := c.ensureCurrency(d.Currency, d.CurrencyExp)
 	di := int32(len(c.defs))
 	c.defs = append(c.defs, d)
+	c.defCur = append(c.defCur, cur)
 	c.ev.List = append(c.ev.List, Event{Kind: EvInstrument, Def: di})
 	res.Changed = true
 	if !exists {

@@ -14,7 +14,9 @@ import (
 //     and reserved is the sum of the reservations of its open buy orders,
 //     each exactly what its open quantity needs;
 //   - funds are conserved: per currency, the sum of totals equals credits
-//     minus debits minus fees paid;
+//     minus debits minus fees paid plus what FX conversions moved in;
+//   - an FX-funded order's converted total is exactly its trade-currency
+//     total converted with its rounding;
 //   - pools: total >= reserved >= 0, reserved is the sum of the open sell
 //     orders' reservations in it, and every open sell order holds exactly
 //     its open lots' weight;
@@ -40,6 +42,19 @@ func (c *Core) CheckInvariants() error {
 			return fmt.Errorf("order %d not indexed at its slot", o.id)
 		}
 		d := &c.defs[o.def]
+		if o.fx != 0 {
+			if o.fx < 0 || int(o.fx) > len(c.rates) {
+				return fmt.Errorf("order %d: no FX rate %d", o.id, o.fx-1)
+			}
+			r := &c.rates[o.fx-1]
+			tc := c.defCur[o.def]
+			if o.fxCur == tc || !(r.base == tc && r.quote == o.fxCur || r.quote == tc && r.base == o.fxCur) {
+				return fmt.Errorf("order %d: FX rate %d does not convert %s", o.id, o.fx-1, d.Currency)
+			}
+			if done, ok := c.convert(r, tc, o.fxBase, o.side == orderbook.Buy); !ok || done != o.fxDone {
+				return fmt.Errorf("order %d: FX total %d converts to %d, recorded %d", o.id, o.fxBase, done, o.fxDone)
+			}
+		}
 		if o.open == 0 {
 			if o.reserved != 0 || o.wresLen() != 0 {
 				return fmt.Errorf("finished order %d holds a reservation", o.id)
@@ -53,10 +68,13 @@ func (c *Core) CheckInvariants() error {
 		}
 		if o.side == orderbook.Buy {
 			need, ok := c.buyReserve(d, o.fee, o.price, o.open)
+			if ok && o.fx != 0 {
+				need, ok = c.fxNeed(o, need)
+			}
 			if !ok || need != o.reserved {
 				return fmt.Errorf("buy order %d reserves %d, needs %d", o.id, o.reserved, need)
 			}
-			want[key{o.part, c.curByCode[d.Currency]}] += o.reserved
+			want[key{o.part, c.fundCur(o)}] += o.reserved
 			if o.wresLen() != 0 {
 				return fmt.Errorf("buy order %d reserves weight", o.id)
 			}
@@ -107,9 +125,9 @@ func (c *Core) CheckInvariants() error {
 		}
 	}
 	for cur := range c.currencies {
-		if want := c.credits[cur] - c.debits[cur] - c.feesPaid[cur]; sums[cur] != want {
-			return fmt.Errorf("%s not conserved: balances %d, credits %d - debits %d - fees %d = %d",
-				c.currencies[cur].Code, sums[cur], c.credits[cur], c.debits[cur], c.feesPaid[cur], want)
+		if want := c.credits[cur] - c.debits[cur] - c.feesPaid[cur] + c.fxNet[cur]; sums[cur] != want {
+			return fmt.Errorf("%s not conserved: balances %d, credits %d - debits %d - fees %d + FX %d = %d",
+				c.currencies[cur].Code, sums[cur], c.credits[cur], c.debits[cur], c.feesPaid[cur], c.fxNet[cur], want)
 		}
 	}
 	var weight int64

@@ -224,19 +224,25 @@ func (c *Core) place(cmd *Command, res *Result) {
 		return
 	}
 	pi, known := c.partIndex(cmd.Participant)
-	var reserve int64
+	cur := c.defCur[in.def]
+	fx, fxCur, ok := c.fxCheck(pi, known, cur, cmd.TIF, res)
+	if !ok {
+		return
+	}
 	if cmd.Side == orderbook.Buy {
 		r, ok := c.buyReserve(d, in.fee, cmd.Price, cmd.Qty)
+		if ok && fx != 0 {
+			cur = fxCur
+			r, ok = c.convert(&c.rates[fx-1], c.defCur[in.def], r, true)
+		}
 		if !ok {
 			res.refuse(StatusInvalid, RejectTooLarge, "quantity")
 			return
 		}
-		cur := c.curByCode[d.Currency]
 		if !known || c.availableFunds(pi, cur) < r {
 			res.refuse(StatusRefused, RejectInsufficientFunds, "")
 			return
 		}
-		reserve = r
 	} else if !known || c.availableWeight(pi, d.Number) < cmd.Qty*d.LotMicro {
 		res.refuse(StatusRefused, RejectInsufficientPosition, "")
 		return
@@ -245,8 +251,7 @@ func (c *Core) place(cmd *Command, res *Result) {
 	o := c.orders.at(slot)
 	*o = order{id: c.nextOrderID, partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: cmd.Side, typ: cmd.Type, tif: cmd.TIF,
 		stp: cmd.STP, postOnly: cmd.PostOnly, price: cmd.Price, qty: cmd.Qty, display: cmd.DisplayQty,
-		minQty: cmd.MinQty, fee: in.fee, cloid: cmd.ClientOrderID, created: c.ts, w0: wres{pool: -1}}
-	_ = reserve
+		minQty: cmd.MinQty, fee: in.fee, cloid: cmd.ClientOrderID, created: c.ts, w0: wres{pool: -1}, fx: fx, fxCur: fxCur}
 	c.pending = slot
 	c.incoming = slot
 	r := in.book.Submit(orderbook.Order{ID: o.id, Participant: cmd.Participant, User: uint64(slot), Side: cmd.Side,
@@ -390,11 +395,14 @@ func (c *Core) replace(cmd *Command, res *Result) {
 	}
 	if o.side == orderbook.Buy {
 		need, ok := c.buyReserve(d, o.fee, price, open)
+		if ok && o.fx != 0 {
+			need, ok = c.fxNeed(o, need)
+		}
 		if !ok {
 			res.refuse(StatusInvalid, RejectTooLarge, "quantity")
 			return
 		}
-		if need-o.reserved > c.availableFunds(o.part, c.curByCode[d.Currency]) {
+		if need-o.reserved > c.availableFunds(o.part, c.fundCur(o)) {
 			res.refuse(StatusRefused, RejectInsufficientFunds, "")
 			return
 		}
@@ -497,11 +505,14 @@ func (c *Core) rereserve(slot int32) {
 		if o.open > 0 {
 			var ok bool
 			need, ok = c.buyReserve(d, o.fee, o.price, o.open)
+			if ok && o.fx != 0 {
+				need, ok = c.fxNeed(o, need)
+			}
 			if !ok {
 				panic("core: reservation overflow after the entry checks")
 			}
 		}
-		f := c.parts[o.part].fundsOf(c.curByCode[d.Currency])
+		f := c.parts[o.part].fundsOf(c.fundCur(o))
 		f.reserved += need - o.reserved
 		o.reserved = need
 		return
@@ -616,7 +627,7 @@ func (c *Core) fill(ii int32, e *orderbook.Event) {
 	notional := p * d.TickLotMinor * q // fits: checked at entry against the order's limit
 	buyerFee := c.fees[bo.fee].Buyer.fee(notional, q)
 	sellerFee := min(c.fees[so.fee].Seller.fee(notional, q), notional)
-	cur := c.curByCode[d.Currency]
+	cur := c.defCur[in.def]
 
 	// Open quantities after the fill, from the book.
 	if buy == a {
@@ -631,8 +642,12 @@ func (c *Core) fill(ii int32, e *orderbook.Event) {
 
 	// Buyer: pay notional and fee out of the reservation, which is then
 	// recomputed for the open remainder.
-	bf := c.parts[bo.part].fundsOf(cur)
-	bf.total -= notional + buyerFee
+	var buyerFX, sellerFX FXLeg
+	if bo.fx != 0 {
+		buyerFX = FXLeg{Rate: bo.fx, Currency: bo.fxCur, Amount: c.fxSettle(bo, notional+buyerFee)}
+	} else {
+		c.parts[bo.part].fundsOf(cur).total -= notional + buyerFee
+	}
 	c.rereserve(buy)
 	// Seller: deliver weight from the reserved pools, oldest first.
 	allocStart := int32(len(c.ev.Allocs))
@@ -658,14 +673,18 @@ func (c *Core) fill(ii int32, e *orderbook.Event) {
 		}
 	}
 	c.weightSold += q * d.LotMicro
-	sf := c.parts[so.part].fundsOf(cur)
-	sf.total += notional - sellerFee
+	if so.fx != 0 {
+		sellerFX = FXLeg{Rate: so.fx, Currency: so.fxCur, Amount: c.fxSettle(so, notional-sellerFee)}
+	} else {
+		c.parts[so.part].fundsOf(cur).total += notional - sellerFee
+	}
 	c.rereserve(sell) // releases any rounding excess (none: weight is exact)
 	c.feesPaid[cur] += buyerFee + sellerFee
 
 	t := Trade{ID: c.nextTradeID, Def: in.def, Price: p, Qty: q, BuyOrder: bo.id, SellOrder: so.id,
 		Buyer: bo.part, Seller: so.part, Aggressor: aggressor, BuyerFee: buyerFee, SellerFee: sellerFee,
-		BuyClient: bo.cloid, SellClient: so.cloid, AllocsStart: allocStart, AllocsEnd: int32(len(c.ev.Allocs))}
+		BuyClient: bo.cloid, SellClient: so.cloid, AllocsStart: allocStart, AllocsEnd: int32(len(c.ev.Allocs)),
+		BuyerFX: buyerFX, SellerFX: sellerFX}
 	c.nextTradeID++
 	c.ev.List = append(c.ev.List, Event{Kind: EvTrade, Trade: t})
 	in.lastPrice, in.lastQty = p, q

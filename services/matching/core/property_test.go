@@ -65,6 +65,25 @@ func randomCommand(rng *rand.Rand, h *harness) Command {
 			c.Instrument = inst
 		}
 		return c
+	case k < 75:
+		// FX: a rate for USD/CNY around 7.1, valid for a while around now,
+		// or a participant opting in or out of funding one from the other.
+		now := int64(h.seq+1) * 1000
+		if rng.IntN(2) == 0 {
+			from := now - rng.Int64N(300_000)
+			return Command{Kind: CmdSetFXRate, Key: fmt.Sprint("rate", rng.IntN(400)), Currency: "USD", CurrencyExp: 2,
+				CounterCurrency: "CNY", CounterExp: 2, Amount: 70_000_000_000 + rng.Int64N(3_000_000_000),
+				ValidFrom: from, ValidUntil: from + 50_000 + rng.Int64N(1_000_000)}
+		}
+		trade, funding := "USD", "CNY"
+		if rng.IntN(3) == 0 {
+			trade, funding = funding, trade
+		}
+		if rng.IntN(4) == 0 {
+			funding = ""
+		}
+		return Command{Kind: CmdSetFunding, Participant: p, ParticipantID: fmt.Sprint("P", p), Key: fmt.Sprint("fund", rng.IntN(1000)),
+			Currency: trade, CurrencyExp: 2, CounterCurrency: funding, CounterExp: 2}
 	case k < 80:
 		cur := "CNY"
 		if rng.IntN(3) == 0 {
@@ -132,7 +151,7 @@ func TestPropertyConservation(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(seed), 99))
 			h := newHarness(t)
 			h.setup()
-			var trades, refused int
+			var trades, fxTrades, refused int
 			var mid []byte
 			midLog := 0
 			for i := range 3000 {
@@ -151,15 +170,19 @@ func TestPropertyConservation(t *testing.T) {
 				for _, e := range h.c.Events().List {
 					if e.Kind == EvTrade {
 						trades++
+						if e.Trade.BuyerFX.Rate != 0 || e.Trade.SellerFX.Rate != 0 {
+							fxTrades++
+						}
 					}
 				}
 				if i == 1500 {
 					mid, midLog = h.c.AppendSnapshot(nil), len(h.log)
 				}
 			}
-			if trades < 20 || refused == 0 {
-				t.Fatalf("weak stream: %d trades, %d refused", trades, refused)
+			if trades < 20 || fxTrades < 3 || refused == 0 {
+				t.Fatalf("weak stream: %d trades (%d FX-funded), %d refused", trades, fxTrades, refused)
 			}
+			t.Logf("%d trades (%d FX-funded), %d refused", trades, fxTrades, refused)
 			want := h.c.AppendSnapshot(nil)
 
 			full := replay(t, New(h.c.lim), h.log)

@@ -17,7 +17,13 @@ import (
 // byte the snapshot of a core restored from a snapshot and replayed from
 // there, and StateHash is a digest of it.
 
-const snapMagic = "BCXCORE1"
+// snapMagic starts every snapshot written; snapMagicV1 is the format
+// before FX funding (no rates, funding preferences or FX order state),
+// still loaded.
+const (
+	snapMagic   = "BCXCORE2"
+	snapMagicV1 = "BCXCORE1"
+)
 
 // AppendSnapshot appends the core's canonical encoding to b.
 func (c *Core) AppendSnapshot(b []byte) []byte {
@@ -33,6 +39,17 @@ func (c *Core) AppendSnapshot(b []byte) []byte {
 		b = appendVarint(b, c.credits[i])
 		b = appendVarint(b, c.debits[i])
 		b = appendVarint(b, c.feesPaid[i])
+		b = appendVarint(b, c.fxNet[i])
+	}
+	b = appendUvarint(b, uint64(len(c.rates)))
+	for i := range c.rates {
+		r := &c.rates[i]
+		b = appendString(b, r.key)
+		b = appendVarint(b, int64(r.base))
+		b = appendVarint(b, int64(r.quote))
+		b = appendVarint(b, r.coef)
+		b = appendVarint(b, r.from)
+		b = appendVarint(b, r.until)
 	}
 	b = appendVarint(b, c.weightIn)
 	b = appendVarint(b, c.weightOut)
@@ -55,6 +72,11 @@ func (c *Core) AppendSnapshot(b []byte) []byte {
 		for _, f := range p.funds {
 			b = appendVarint(b, f.total)
 			b = appendVarint(b, f.reserved)
+		}
+		b = appendUvarint(b, uint64(len(p.funding)))
+		for _, f := range p.funding {
+			b = appendVarint(b, int64(f.trade))
+			b = appendVarint(b, int64(f.funding))
 		}
 		b = appendUvarint(b, uint64(len(p.pools)))
 		for _, s := range p.pools {
@@ -156,6 +178,9 @@ func (c *Core) appendOrder(b []byte, slot int32) []byte {
 	if o.expired {
 		flags |= 1 << 9
 	}
+	if o.fx != 0 {
+		flags |= 1 << 10
+	}
 	b = appendUvarint(b, flags)
 	b = appendVarint(b, o.price)
 	b = appendVarint(b, o.qty)
@@ -167,6 +192,12 @@ func (c *Core) appendOrder(b []byte, slot int32) []byte {
 	b = appendVarint(b, o.notional)
 	b = appendVarint(b, o.reserved)
 	b = appendVarint(b, int64(o.fee))
+	if o.fx != 0 {
+		b = appendVarint(b, int64(o.fx))
+		b = appendVarint(b, int64(o.fxCur))
+		b = appendVarint(b, o.fxBase)
+		b = appendVarint(b, o.fxDone)
+	}
 	n := o.wresLen()
 	b = appendUvarint(b, uint64(n))
 	for i := range n {
@@ -199,9 +230,10 @@ var ErrSnapshot = errors.New("core: bad snapshot")
 // Load rebuilds a core from a snapshot's bytes.
 func Load(p []byte, lim Limits) (*Core, error) {
 	c := New(lim)
-	if len(p) < len(snapMagic) || string(p[:len(snapMagic)]) != snapMagic {
+	if len(p) < len(snapMagic) || (string(p[:len(snapMagic)]) != snapMagic && string(p[:len(snapMagic)]) != snapMagicV1) {
 		return nil, fmt.Errorf("%w: magic", ErrSnapshot)
 	}
+	v1 := string(p[:len(snapMagic)]) == snapMagicV1
 	d := &decoder{b: p[len(snapMagic):]}
 	c.lastSeq = d.uvarint()
 	c.lastTime = d.varint()
@@ -212,12 +244,29 @@ func Load(p []byte, lim Limits) (*Core, error) {
 		c.credits[i] = d.varint()
 		c.debits[i] = d.varint()
 		c.feesPaid[i] = d.varint()
+		if !v1 {
+			c.fxNet[i] = d.varint()
+		}
+	}
+	if !v1 {
+		for range d.count(1 << 24) {
+			r := fxRate{key: d.string(), base: d.i32(), quote: d.i32(), coef: d.varint(), from: d.varint(), until: d.varint()}
+			if r.base < 0 || int(r.base) >= len(c.currencies) || r.quote < 0 || int(r.quote) >= len(c.currencies) || r.coef <= 0 {
+				return nil, fmt.Errorf("%w: FX rate %q", ErrSnapshot, r.key)
+			}
+			c.rates = append(c.rates, r)
+		}
 	}
 	c.weightIn, c.weightOut, c.weightSold = d.varint(), d.varint(), d.varint()
 	for range d.count(1 << 24) {
 		var def InstrumentDef
 		decodeDef(d, &def)
+		cur, ok := c.curByCode[def.Currency]
+		if !ok && d.err == nil {
+			return nil, fmt.Errorf("%w: instrument %s in unknown currency %q", ErrSnapshot, def.Symbol, def.Currency)
+		}
 		c.defs = append(c.defs, def)
+		c.defCur = append(c.defCur, cur)
 	}
 	c.fees = c.fees[:0]
 	for range d.count(1 << 24) {
@@ -231,6 +280,15 @@ func Load(p []byte, lim Limits) (*Core, error) {
 		p := &c.parts[pi]
 		for range d.count(1 << 16) {
 			p.funds = append(p.funds, funds{total: d.varint(), reserved: d.varint()})
+		}
+		if !v1 {
+			for range d.count(1 << 16) {
+				f := fundingPref{trade: d.i32(), funding: d.i32()}
+				if f.trade < 0 || int(f.trade) >= len(c.currencies) || f.funding < 0 || int(f.funding) >= len(c.currencies) {
+					return nil, fmt.Errorf("%w: participant %s funding %+v", ErrSnapshot, p.id, f)
+				}
+				p.funding = append(p.funding, f)
+			}
 		}
 		for range d.count(1 << 24) {
 			pl := pool{receipt: d.string(), part: pi, live: true}
@@ -337,6 +395,12 @@ func (c *Core) decodeOrder(d *decoder) (int32, error) {
 	o.filled, o.open, o.cancelled, o.notional = d.varint(), d.varint(), d.varint(), d.varint()
 	o.reserved = d.varint()
 	o.fee = d.i32()
+	if f&(1<<10) != 0 {
+		o.fx, o.fxCur, o.fxBase, o.fxDone = d.i32(), d.i32(), d.varint(), d.varint()
+		if o.fx <= 0 || int(o.fx) > len(c.rates) || o.fxCur < 0 || int(o.fxCur) >= len(c.currencies) {
+			return 0, fmt.Errorf("%w: order %d has a bad FX rate", ErrSnapshot, o.id)
+		}
+	}
 	o.w0 = wres{pool: -1}
 	for range d.count(1 << 16) {
 		rc, w := d.string(), d.varint()

@@ -83,6 +83,9 @@ const (
 	RejectNoChange Reject = 104
 	// RejectBookFull: the instrument's book holds its maximum of orders.
 	RejectBookFull Reject = 105
+	// RejectNoFXRate: the participant funds this currency from another and
+	// no published rate is valid now.
+	RejectNoFXRate Reject = 106
 )
 
 // Status is the outcome class of a command; the service maps it to a gRPC
@@ -126,7 +129,9 @@ const (
 	CmdCancel           CmdKind = 9
 	CmdReplace          CmdKind = 10
 	CmdMassCancel       CmdKind = 11
-	cmdKindMax          CmdKind = 11
+	CmdSetFXRate        CmdKind = 12
+	CmdSetFunding       CmdKind = 13
+	cmdKindMax          CmdKind = 13
 )
 
 // InstrumentDef is what the core needs of an instrument, in its units.
@@ -221,6 +226,13 @@ type Command struct {
 	Receipt     string
 	Symbols     []int64 // instrument numbers a receipt qualifies for
 	WeightMicro int64   // > 0
+	// FX: a rate (Key is its id, Amount its coefficient at FXRateDecimals)
+	// converts Currency (base) and CounterCurrency (quote), valid in
+	// [ValidFrom, ValidUntil); a funding preference funds Currency (the
+	// trade currency) from CounterCurrency ("" ends it).
+	CounterCurrency       string
+	CounterExp            int32
+	ValidFrom, ValidUntil int64
 
 	// Reference data and control.
 	Def         InstrumentDef
@@ -323,7 +335,12 @@ const (
 	EvInstrument EventKind = 6
 	// EvFeeSchedule: an instrument's fee schedule changed (Def, FeeIndex).
 	EvFeeSchedule EventKind = 7
-	evKindMax     EventKind = 7
+	// EvFXRate: a rate was published (FeeIndex is its index, for FXRate).
+	EvFXRate EventKind = 8
+	// EvFunding: a participant's funding currency for trades in Currency
+	// changed to FeeIndex (a currency index; -1: none).
+	EvFunding EventKind = 9
+	evKindMax EventKind = 9
 )
 
 // Alloc is weight of one receipt delivered by a sale.
@@ -349,6 +366,18 @@ type Trade struct {
 	SellClient  string
 	AllocsStart int32 // into the event list's allocation buffer
 	AllocsEnd   int32
+	// An FX-funded side's conversion (Rate 0: none).
+	BuyerFX, SellerFX FXLeg
+}
+
+// FXLeg is the conversion of one side of a trade into its funding
+// currency: the buyer paid, or the seller received, Amount minor units of
+// currency Currency (an index) instead of the trade currency, at the rate
+// with index Rate-1.
+type FXLeg struct {
+	Rate     int32
+	Currency int32
+	Amount   int64
 }
 
 // Event is one thing that happened. Fields not meaningful for the Kind are

@@ -1,0 +1,289 @@
+package core
+
+import (
+	"math"
+
+	"github.com/bcx-exchange/bcx/pkg/orderbook"
+)
+
+// FX funding. A participant that opted in (CmdSetFunding) trades an
+// instrument quoted in one currency (USD) with funds in another (CNY): its
+// orders in that currency reserve, pay and receive in the funding currency,
+// converted by the core itself at a rate settlement published to it
+// (CmdSetFXRate). Doing the conversion in the core, at order entry and on
+// each fill, is what gives such a member buying power: a buy reserves the
+// funding-currency value of its notional and maximum fee, so no balance
+// ever goes negative, and settlement books exactly the conversions the
+// trade events carry.
+//
+// Rules, all deterministic (the rate is chosen by the command's sequenced
+// time, never the wall clock):
+//   - the rate is the published one whose validity window contains the
+//     order's entry time, the latest valid-from winning (the later command
+//     on a tie); the order keeps that rate for its life;
+//   - an FX-funded order must be a day order (or IOC/FOK): it cannot outlive
+//     the trading day its rate was published for;
+//   - rounding (package settlement/fx has the same rule in decimals): a
+//     member pays the exact value rounded UP to the funding currency's minor
+//     unit and receives it rounded DOWN. Rounding is applied to the order's
+//     running total, and each fill moves the difference, so an order's fills
+//     together pay exactly round(total), never one minor unit per fill more;
+//   - without a valid rate, an opted-in member's order is refused
+//     (RejectNoFXRate) rather than silently funded in the instrument's
+//     currency.
+
+// FXRateDecimals is the fixed-point scale of a rate's coefficient: a rate
+// of 7.1234 USD/CNY is 71234 * 10^6 (settlement allows at most 10
+// decimals).
+const FXRateDecimals = 10
+
+const fxRateScale = 10_000_000_000
+
+type fxRate struct {
+	key         string // settlement's rate id
+	base, quote int32  // currency indexes: quote units per one base unit
+	coef        int64  // rate * 10^FXRateDecimals, > 0
+	from, until int64  // validity [from, until), unix ns
+}
+
+type fundingPref struct{ trade, funding int32 }
+
+// FXRateInfo is a rate as the service renders it.
+type FXRateInfo struct {
+	Key         string
+	Base, Quote string
+	Coef        int64 // rate * 10^FXRateDecimals
+}
+
+// FXRate returns the rate with index i (as in Trade.BuyerFX.Rate).
+func (c *Core) FXRate(i int32) (FXRateInfo, bool) {
+	if i < 0 || int(i) >= len(c.rates) {
+		return FXRateInfo{}, false
+	}
+	r := &c.rates[i]
+	return FXRateInfo{Key: r.key, Base: c.currencies[r.base].Code, Quote: c.currencies[r.quote].Code, Coef: r.coef}, true
+}
+
+// pow10 returns 10^n for 0 <= n <= 18.
+func pow10(n int32) int64 {
+	p := int64(1)
+	for range n {
+		p *= 10
+	}
+	return p
+}
+
+// convert expresses amount minor units of currency from in minor units of
+// the other currency of rate r, rounded up (up) or down. The second result
+// is false on overflow.
+func (c *Core) convert(r *fxRate, from int32, amount int64, up bool) (int64, bool) {
+	if amount == 0 {
+		return 0, true
+	}
+	to := r.quote
+	if from == r.quote {
+		to = r.base
+	}
+	fe, te := c.currencies[from].Exp, c.currencies[to].Exp
+	// to = amount * 10^(te-fe) * coef / scale (base to quote), or
+	// amount * 10^(te-fe) * scale / coef (quote to base).
+	mul, div := r.coef, int64(fxRateScale)
+	if from == r.quote {
+		mul, div = div, mul
+	}
+	if te > fe {
+		var ok bool
+		if mul, ok = mulOK(mul, pow10(te-fe)); !ok {
+			return 0, false
+		}
+	} else if fe > te {
+		var ok bool
+		if div, ok = mulOK(div, pow10(fe-te)); !ok {
+			return 0, false
+		}
+	}
+	round := roundDown
+	if up {
+		round = roundUp
+	}
+	return mulDiv(amount, mul, div, round)
+}
+
+// rateFor returns 1 + the index of the rate converting between currencies
+// a and b valid at ts, or 0.
+func (c *Core) rateFor(a, b int32, ts int64) int32 {
+	best := int32(0)
+	for i := range c.rates {
+		r := &c.rates[i]
+		if !((r.base == a && r.quote == b) || (r.base == b && r.quote == a)) || ts < r.from || ts >= r.until {
+			continue
+		}
+		if best == 0 || r.from >= c.rates[best-1].from {
+			best = int32(i) + 1
+		}
+	}
+	return best
+}
+
+// fundingOf returns the participant's funding currency for trades in cur,
+// or -1.
+func (c *Core) fundingOf(part int32, cur int32) int32 {
+	for _, p := range c.parts[part].funding {
+		if p.trade == cur {
+			return p.funding
+		}
+	}
+	return -1
+}
+
+// fundCur is the currency an order reserves and pays in.
+func (c *Core) fundCur(o *order) int32 {
+	if o.fx != 0 {
+		return o.fxCur
+	}
+	return c.defCur[o.def]
+}
+
+// fxNeed converts what an FX-funded buy must still hold, in the trade
+// currency, into the funding currency: the increase of its rounded-up
+// running total.
+func (c *Core) fxNeed(o *order, tradeNeed int64) (int64, bool) {
+	if tradeNeed == 0 {
+		return 0, true
+	}
+	r := &c.rates[o.fx-1]
+	if o.fxBase > math.MaxInt64-tradeNeed {
+		return 0, false
+	}
+	v, ok := c.convert(r, c.defCur[o.def], o.fxBase+tradeNeed, true)
+	return v - o.fxDone, ok
+}
+
+// fxSettle moves one fill's trade-currency amount (a buyer's payment or a
+// seller's proceeds) through the order's funding currency and returns the
+// funding-currency amount, positive.
+func (c *Core) fxSettle(o *order, amount int64) int64 {
+	r := &c.rates[o.fx-1]
+	cur := c.defCur[o.def]
+	buy := o.side == orderbook.Buy
+	total, ok := c.convert(r, cur, o.fxBase+amount, buy)
+	if !ok {
+		panic("core: FX conversion overflow after the entry checks")
+	}
+	moved := total - o.fxDone
+	o.fxBase += amount
+	o.fxDone = total
+	f := c.parts[o.part].fundsOf(o.fxCur)
+	if buy {
+		f.total -= moved
+		c.fxNet[o.fxCur] -= moved
+		c.fxNet[cur] += amount
+	} else {
+		f.total += moved
+		c.fxNet[o.fxCur] += moved
+		c.fxNet[cur] -= amount
+	}
+	return moved
+}
+
+func (c *Core) setFXRate(cmd *Command, res *Result) {
+	switch {
+	case cmd.Key == "":
+		res.refuse(StatusInvalid, RejectInvalid, "rate_id")
+		return
+	case cmd.Amount <= 0:
+		res.refuse(StatusInvalid, RejectInvalid, "rate")
+		return
+	case cmd.Currency == "" || cmd.CounterCurrency == "" || cmd.Currency == cmd.CounterCurrency:
+		res.refuse(StatusInvalid, RejectWrongCurrency, "quote_currency")
+		return
+	case cmd.ValidUntil <= cmd.ValidFrom:
+		res.refuse(StatusInvalid, RejectInvalid, "valid_until")
+		return
+	case cmd.CurrencyExp < 0 || cmd.CurrencyExp > 6 || cmd.CounterExp < 0 || cmd.CounterExp > 6:
+		res.refuse(StatusInvalid, RejectWrongCurrency, "base_currency")
+		return
+	}
+	if c.idempotent(cmd.Key, hashCmd(cmd), res) {
+		return
+	}
+	if !c.currencyFits(cmd.Currency, cmd.CurrencyExp) || !c.currencyFits(cmd.CounterCurrency, cmd.CounterExp) {
+		res.refuse(StatusInvalid, RejectWrongCurrency, "base_currency")
+		return
+	}
+	b := c.ensureCurrency(cmd.Currency, cmd.CurrencyExp)
+	q := c.ensureCurrency(cmd.CounterCurrency, cmd.CounterExp)
+	c.rates = append(c.rates, fxRate{key: cmd.Key, base: b, quote: q, coef: cmd.Amount, from: cmd.ValidFrom, until: cmd.ValidUntil})
+	c.remember(cmd.Key, hashCmd(cmd))
+	c.ev.List = append(c.ev.List, Event{Kind: EvFXRate, FeeIndex: int32(len(c.rates) - 1)})
+	res.Changed = true
+}
+
+func (c *Core) setFunding(cmd *Command, res *Result) {
+	switch {
+	case cmd.Key == "":
+		res.refuse(StatusInvalid, RejectInvalid, "idempotency_key")
+		return
+	case cmd.Currency == "" || cmd.Currency == cmd.CounterCurrency:
+		res.refuse(StatusInvalid, RejectWrongCurrency, "funding_currency")
+		return
+	}
+	if c.idempotent(cmd.Key, hashCmd(cmd), res) {
+		return
+	}
+	if !c.currencyFits(cmd.Currency, cmd.CurrencyExp) || (cmd.CounterCurrency != "" && !c.currencyFits(cmd.CounterCurrency, cmd.CounterExp)) {
+		res.refuse(StatusInvalid, RejectWrongCurrency, "funding_currency")
+		return
+	}
+	pi := c.ensurePart(cmd.Participant, cmd.ParticipantID)
+	tc := c.ensureCurrency(cmd.Currency, cmd.CurrencyExp)
+	fc := int32(-1)
+	if cmd.CounterCurrency != "" {
+		fc = c.ensureCurrency(cmd.CounterCurrency, cmd.CounterExp)
+	}
+	p := &c.parts[pi]
+	kept := p.funding[:0]
+	for _, f := range p.funding {
+		if f.trade != tc {
+			kept = append(kept, f)
+		}
+	}
+	p.funding = kept
+	if fc >= 0 {
+		p.funding = append(p.funding, fundingPref{trade: tc, funding: fc})
+	}
+	c.remember(cmd.Key, hashCmd(cmd))
+	c.ev.List = append(c.ev.List, Event{Kind: EvFunding, Participant: pi, Currency: tc, FeeIndex: fc})
+	res.Changed = true
+}
+
+// currencyFits reports whether code is unknown or known with exponent exp.
+func (c *Core) currencyFits(code string, exp int32) bool {
+	i, ok := c.curByCode[code]
+	return !ok || c.currencies[i].Exp == exp
+}
+
+// fxCheck decides how a new order of participant pi in an instrument
+// quoted in cur is funded: 0 for the instrument's currency, or 1 + the
+// rate index and the funding currency. It refuses the order (false) when
+// the participant opted in but no rate is valid, or the order could
+// outlive the day.
+func (c *Core) fxCheck(pi int32, known bool, cur int32, tif TIF, res *Result) (int32, int32, bool) {
+	if !known {
+		return 0, 0, true
+	}
+	fc := c.fundingOf(pi, cur)
+	if fc < 0 {
+		return 0, 0, true
+	}
+	if tif == orderbook.GTC {
+		res.refuse(StatusRefused, RejectModeNotAllowed, "time_in_force")
+		return 0, 0, false
+	}
+	r := c.rateFor(cur, fc, c.ts)
+	if r == 0 {
+		res.refuse(StatusRefused, RejectNoFXRate, "")
+		return 0, 0, false
+	}
+	return r, fc, true
+}
