@@ -366,6 +366,7 @@ var rejectNames = map[core.Reject]string{
 	core.RejectReceiptExists:     "RECEIPT_ALREADY_DEPOSITED",
 	core.RejectNoChange:          "REJECT_REASON_NO_CHANGE",
 	core.RejectBookFull:          "REJECT_REASON_BOOK_FULL",
+	core.RejectNoFXRate:          "REJECT_REASON_NO_FX_RATE",
 }
 
 func rejectName(r core.Reject) string {
@@ -396,11 +397,15 @@ var rejectText = map[core.Reject]string{
 	core.RejectReceiptExists:        "receipt already deposited",
 	core.RejectNoChange:             "the replace changes nothing",
 	core.RejectBookFull:             "the instrument's book is full",
+	core.RejectNoFXRate:             "you fund this currency from another and no FX rate is valid now",
 }
 
 // resultErr turns a refused result into the error the client sees.
 func resultErr(res *core.Result) error {
 	msg := rejectText[res.Reject]
+	if res.Reject == core.RejectModeNotAllowed && res.Field == "time_in_force" {
+		msg = "an FX-funded order must be DAY, IOC or FOK: it trades at the rate of its day"
+	}
 	if msg == "" {
 		msg = "refused"
 	}

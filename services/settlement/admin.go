@@ -176,16 +176,36 @@ func (a *adminServer) PublishFxRate(ctx context.Context, req *settlementv1.Publi
 	if err != nil {
 		return nil, err
 	}
-	return idempotent(ctx, s, sc, req.IdempotencyKey, req, func(q *sql.Tx) (*settlementv1.PublishFxRateResponse, error) {
+	var e effects
+	resp, err := idempotent(ctx, s, sc, req.IdempotencyKey, req, func(q *sql.Tx) (*settlementv1.PublishFxRateResponse, error) {
+		e = effects{}
+		id, now := s.store.rate.Add(1), s.now()
 		_, err := q.ExecContext(ctx, `INSERT INTO stl_fx_rates (rate_id, base_currency, quote_currency, rate, valid_from, valid_until,
-			source, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, s.store.rate.Add(1), out.BaseCurrency, out.QuoteCurrency,
-			out.Rate, out.ValidFrom.AsTime().UnixNano(), out.ValidUntil.AsTime().UnixNano(), out.Source, s.now().UnixNano())
+			source, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, id, out.BaseCurrency, out.QuoteCurrency,
+			out.Rate, out.ValidFrom.AsTime().UnixNano(), out.ValidUntil.AsTime().UnixNano(), out.Source, now.UnixNano())
 		if err != nil {
+			return nil, err
+		}
+		// The core converts FX-funded orders itself, so it gets every rate
+		// (once, by the rate's id).
+		key := fxRateKey(id)
+		e.outbox = []outboxCmd{{Kind: outboxFxRate, Key: key, Payload: &tradingv1.SetFxRateRequest{RateId: key,
+			BaseCurrency: out.BaseCurrency, QuoteCurrency: out.QuoteCurrency, Rate: out.Rate, ValidFrom: out.ValidFrom,
+			ValidUntil: out.ValidUntil}}}
+		if err := s.write(ctx, q, &e, now); err != nil {
 			return nil, err
 		}
 		return &settlementv1.PublishFxRateResponse{Rate: out}, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	s.afterCommit(&e)
+	return resp, nil
 }
+
+// fxRateKey is a rate's id in the core (and in trade events' conversions).
+func fxRateKey(id int64) string { return "fxrate/" + strconv.FormatInt(id, 10) }
 
 // ListFxRates returns, per currency pair, the rate conversions would use at
 // a moment (default now).

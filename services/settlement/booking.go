@@ -176,18 +176,34 @@ func (b *booker) convert(member, ccy, funding string, total int64) (bool, error)
 	if err != nil {
 		return false, poison("FX conversion of %s: %v", b.ref, err)
 	}
+	b.bookConversion(member, ccy, funding, total, conv, fundingBank, false)
+	return true, nil
+}
+
+// bookConversion books a member's conversion of total (signed, trade
+// currency ccy) into conv (unsigned, funding currency): the member's
+// trade-currency account comes back to where it was, the exchange's FX
+// positions take the two sides, and an FX conversion instruction goes to
+// the member's funding bank. Unless the core already moved the member's
+// trading funds (coreMoved: the core converted the trade itself), the core
+// is told to move them to match.
+func (b *booker) bookConversion(member, ccy, funding string, total, conv int64, fundingBank string, coreMoved bool) {
+	from, _ := b.s.cfg.Currencies.Lookup(ccy)
+	to, _ := b.s.cfg.Currencies.Lookup(funding)
+	abs := max(total, -total)
 	signedConv := conv
 	if total < 0 {
 		signedConv = -conv
 	}
-	// The member's trade-currency account comes back to where it was; the
-	// exchange's FX positions take the two sides.
 	b.txn.Add(b.target(member, ccy), -total, ledger.KindFX)
 	b.txn.Add(ledger.FXAccount(ccy), total, ledger.KindFX)
 	b.txn.Add(b.target(member, funding), signedConv, ledger.KindFX)
 	b.txn.Add(ledger.FXAccount(funding), -signedConv, ledger.KindFX)
 	b.legs.Members = append(b.legs.Members, memberLeg{Member: member, Currency: funding, AmountMinor: signedConv, Bank: fundingBank})
 	b.legs.Needs = append(b.legs.Needs, cashNeed{Bank: fundingBank, Currency: ccy, AmountMinor: total})
+	if fundingBank == "" {
+		return // no bank to convert at: the FX position stays open for operations
+	}
 
 	in := &instruction{Bank: fundingBank, Kind: settlementv1.InstructionKind_INSTRUCTION_KIND_FX_CONVERSION, Source: b.ref}
 	fromAmt, toAmt := from.FormatAmount(abs), to.FormatAmount(conv)
@@ -195,14 +211,96 @@ func (b *booker) convert(member, ccy, funding string, total int64) (bool, error)
 	if total < 0 { // the exchange sells funding currency and buys ccy at the member's bank
 		in.DebitAccount, in.Currency, in.AmountMinor = ledger.BankAccount(fundingBank, funding).Name, funding, conv
 		in.CreditAccount, in.CounterCurrency, in.CounterAmountMinor = ledger.BankAccount(fundingBank, ccy).Name, ccy, abs
-		b.fx.outbox = append(b.fx.outbox, creditCmd(key+"/credit", member, fromAmt, ccy), debitCmd(key+"/debit", member, toAmt, funding))
+		if !coreMoved {
+			b.fx.outbox = append(b.fx.outbox, creditCmd(key+"/credit", member, fromAmt, ccy), debitCmd(key+"/debit", member, toAmt, funding))
+		}
 	} else {
 		in.DebitAccount, in.Currency, in.AmountMinor = ledger.BankAccount(fundingBank, ccy).Name, ccy, abs
 		in.CreditAccount, in.CounterCurrency, in.CounterAmountMinor = ledger.BankAccount(fundingBank, funding).Name, funding, conv
-		b.fx.outbox = append(b.fx.outbox, debitCmd(key+"/debit", member, fromAmt, ccy), creditCmd(key+"/credit", member, toAmt, funding))
+		if !coreMoved {
+			b.fx.outbox = append(b.fx.outbox, debitCmd(key+"/debit", member, fromAmt, ccy), creditCmd(key+"/credit", member, toAmt, funding))
+		}
 	}
 	b.fx.instructions = append(b.fx.instructions, in)
-	return true, nil
+}
+
+// coreConverted books one side of a trade the core funded from another
+// currency: the lines in the trade currency, then the conversion the trade
+// event carries (the core already moved the member's trading funds). The
+// conversion must be in the rate's pair and within one minor unit of the
+// exact conversion of the side's total (the core rounds the order's
+// running total, so one fill may round the other way).
+func (b *booker) coreConverted(member, ccy string, c *tradingv1.FxConversion, side fx.Side, lines ...line) error {
+	var total int64
+	acc := b.target(member, ccy)
+	for _, l := range lines {
+		b.txn.Add(acc, l.amountMinor, l.kind)
+		total += l.amountMinor
+	}
+	if total == 0 && c.GetAmount().GetAmount() != "" {
+		if v, err := decimal.NewFromString(c.Amount.Amount); err == nil && v.IsZero() {
+			return nil
+		}
+	}
+	from, err := b.s.cfg.Currencies.Lookup(ccy)
+	if err != nil {
+		return poison("%s: currency %s is not configured", b.ref, ccy)
+	}
+	funding := c.GetAmount().GetCurrency()
+	to, err := b.s.cfg.Currencies.Lookup(funding)
+	if err != nil || funding == ccy {
+		return poison("%s: FX leg of %s in %q", b.ref, member, funding)
+	}
+	conv, err := to.ParseAmount(c.GetAmount().GetAmount())
+	if err != nil || conv < 0 {
+		return poison("%s: FX leg of %s amount %q", b.ref, member, c.GetAmount().GetAmount())
+	}
+	rate, err := fx.ParseRate(c.Rate)
+	if err != nil || !(c.BaseCurrency == ccy && c.QuoteCurrency == funding || c.BaseCurrency == funding && c.QuoteCurrency == ccy) {
+		return poison("%s: FX leg of %s at %s/%s %q does not convert %s to %s", b.ref, member, c.BaseCurrency, c.QuoteCurrency, c.Rate, ccy, funding)
+	}
+	exact, err := fx.Convert(max(total, -total), from, to, fx.Rate{Base: c.BaseCurrency, Quote: c.QuoteCurrency, Rate: rate}, side)
+	if err != nil || exact-conv > 1 || conv-exact > 1 {
+		return poison("%s: FX leg of %s is %s %s, the rate gives %s", b.ref, member, c.Amount.Amount, funding, to.FormatAmount(exact))
+	}
+	if err := b.s.checkPublished(b.ctx, b.q, c, rate); err != nil {
+		return err
+	}
+	bank, err := b.s.ref.Bank(b.ctx, member, funding)
+	if err != nil {
+		return err
+	}
+	if bank == "" {
+		b.s.logger.Warn("FX-funded trade side without a clearing bank in the funding currency: no conversion instruction",
+			"ref", b.ref, "member", member, "funding_currency", funding)
+	}
+	b.bookConversion(member, ccy, funding, total, conv, bank, true)
+	return nil
+}
+
+// checkPublished logs (it cannot refuse: the core has moved the funds) a
+// conversion at a rate settlement did not publish under that id.
+func (s *Service) checkPublished(ctx context.Context, q *sql.Tx, c *tradingv1.FxConversion, rate decimal.Decimal) error {
+	id, ok := strings.CutPrefix(c.RateId, "fxrate/")
+	n, err := strconv.ParseInt(id, 10, 64)
+	if !ok || err != nil {
+		s.logger.Warn("trade converted at a rate settlement did not publish", "rate_id", c.RateId)
+		return nil
+	}
+	var base, quote, published string
+	err = q.QueryRowContext(ctx, `SELECT base_currency, quote_currency, rate FROM stl_fx_rates WHERE rate_id = $1`, n).Scan(&base, &quote, &published)
+	if errors.Is(err, sql.ErrNoRows) {
+		s.logger.Warn("trade converted at a rate settlement did not publish", "rate_id", c.RateId)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if p, perr := decimal.NewFromString(published); perr != nil || base != c.BaseCurrency || quote != c.QuoteCurrency || !p.Equal(rate) {
+		s.logger.Warn("trade converted at a rate other than the one published under its id", "rate_id", c.RateId,
+			"published", base+"/"+quote+" "+published, "used", c.BaseCurrency+"/"+c.QuoteCurrency+" "+c.Rate)
+	}
+	return nil
 }
 
 // transfers turns cash needs into interbank instructions: per currency,
@@ -320,7 +418,7 @@ func feeMinor(field string, m *typev1.Money, cur pkgmoney.Currency) (int64, erro
 // instrument's settlement cycle: gross into available funds at once (T+0,
 // with interbank instructions when buyer and seller clear at different
 // banks), or into pending settlement for the T+1 batch.
-func (s *Service) planTrade(ctx context.Context, q *sql.Tx, prefs fxPrefs, seq int64, at time.Time, t *tradingv1.TradeEvent) (*tradePlan, error) {
+func (s *Service) planTrade(ctx context.Context, q *sql.Tx, seq int64, at time.Time, t *tradingv1.TradeEvent) (*tradePlan, error) {
 	if t.TradeId <= 0 || t.BuyerParticipantId == "" || t.SellerParticipantId == "" {
 		return nil, poison("trade %d has no id, buyer or seller", t.TradeId)
 	}
@@ -370,12 +468,26 @@ func (s *Service) planTrade(ctx context.Context, q *sql.Tx, prefs fxPrefs, seq i
 		target = ledger.Pending
 	}
 	txn := &ledger.Transaction{Kind: ledger.KindTrade, Reference: ref, BookedAt: at}
-	b := &booker{s: s, ctx: ctx, q: q, prefs: prefs, ref: ref, at: at, target: target, txn: txn}
+	// No preferences: a trade is converted exactly when the core converted
+	// it (the order was FX-funded), never after the fact.
+	b := &booker{s: s, ctx: ctx, q: q, ref: ref, at: at, target: target, txn: txn}
 	ccy := cur.Code
-	if err := b.memberFunds(t.BuyerParticipantId, ccy, line{-principal, ledger.KindTrade}, line{-bf, ledger.KindFee}); err != nil {
+	buyer := []line{{-principal, ledger.KindTrade}, {-bf, ledger.KindFee}}
+	if t.BuyerFx != nil {
+		err = b.coreConverted(t.BuyerParticipantId, ccy, t.BuyerFx, fx.MemberPays, buyer...)
+	} else {
+		err = b.memberFunds(t.BuyerParticipantId, ccy, buyer...)
+	}
+	if err != nil {
 		return nil, err
 	}
-	if err := b.memberFunds(t.SellerParticipantId, ccy, line{principal, ledger.KindTrade}, line{-sf, ledger.KindFee}); err != nil {
+	seller := []line{{principal, ledger.KindTrade}, {-sf, ledger.KindFee}}
+	if t.SellerFx != nil {
+		err = b.coreConverted(t.SellerParticipantId, ccy, t.SellerFx, fx.MemberReceives, seller...)
+	} else {
+		err = b.memberFunds(t.SellerParticipantId, ccy, seller...)
+	}
+	if err != nil {
 		return nil, err
 	}
 	txn.Add(ledger.FeeIncomeAccount(ccy), bf+sf, ledger.KindFee)

@@ -225,7 +225,6 @@ func (s *Service) bookEvents(ctx context.Context, batch []eventItem) error {
 		if err != nil {
 			return err
 		}
-		var prefs fxPrefs
 		var plans []*tradePlan
 		now := s.now()
 		for _, it := range fresh {
@@ -237,12 +236,7 @@ func (s *Service) bookEvents(ctx context.Context, batch []eventItem) error {
 				s.logger.Warn("trade event redelivered under a new position; already booked", "trade_id", t.TradeId, "sequence", it.ev.Sequence)
 				continue
 			}
-			if prefs == nil {
-				if prefs, err = s.loadFxPrefs(ctx, q); err != nil {
-					return err
-				}
-			}
-			p, err := s.planTrade(ctx, q, prefs, it.ev.Sequence, it.ev.GetTime().AsTime(), t)
+			p, err := s.planTrade(ctx, q, it.ev.Sequence, it.ev.GetTime().AsTime(), t)
 			if errors.Is(err, errPoison) {
 				s.logger.Error("trade event parked: it cannot be booked", "sequence", it.ev.Sequence, "trade_id", t.TradeId, "reason", err)
 				if err := s.park(ctx, q, it, err.Error(), now); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	settlementv1 "github.com/bcx-exchange/bcx/proto/bcx/settlement/v1"
+	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
 	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
 	"github.com/bcx-exchange/bcx/services/settlement/ledger"
 )
@@ -254,7 +255,10 @@ func (m *memberServer) ListTradeSettlements(ctx context.Context, req *settlement
 }
 
 // SetFxPreference opts the caller in (or out) of settling trades in one
-// currency from funds in another. It applies to trades booked after it.
+// currency from funds in another. It is forwarded to the core, which funds
+// the member's orders entered after it from the funding currency (their
+// trades carry the conversion); settlement also converts the member's
+// later weight adjustments in that currency.
 func (m *memberServer) SetFxPreference(ctx context.Context, req *settlementv1.SetFxPreferenceRequest) (*settlementv1.SetFxPreferenceResponse, error) {
 	s := m.s
 	p, err := auth.MustFromContext(ctx)
@@ -272,8 +276,15 @@ func (m *memberServer) SetFxPreference(ctx context.Context, req *settlementv1.Se
 			return nil, rpcerr.Invalid("funding_currency", "is the trade currency")
 		}
 	}
-	return idempotent(ctx, s, "settlement.SetFxPreference/"+p.ParticipantID, req.IdempotencyKey, req,
+	var e effects
+	resp, err := idempotent(ctx, s, "settlement.SetFxPreference/"+p.ParticipantID, req.IdempotencyKey, req,
 		func(q *sql.Tx) (*settlementv1.SetFxPreferenceResponse, error) {
+			e = effects{}
+			now := s.now()
+			// One command per change, in order (the outbox sends by id).
+			key := "fxpref/" + p.ParticipantID + "/" + req.TradeCurrency + "/" + strconv.FormatInt(now.UnixNano(), 10)
+			e.outbox = []outboxCmd{{Kind: outboxFunding, Key: key, Payload: &tradingv1.SetFundingCurrencyRequest{IdempotencyKey: key,
+				ParticipantId: p.ParticipantID, TradeCurrency: req.TradeCurrency, FundingCurrency: req.FundingCurrency}}}
 			var err error
 			if req.FundingCurrency == "" {
 				_, err = q.ExecContext(ctx, `DELETE FROM stl_fx_preferences WHERE participant_id = $1 AND trade_currency = $2`,
@@ -287,6 +298,14 @@ func (m *memberServer) SetFxPreference(ctx context.Context, req *settlementv1.Se
 			if err != nil {
 				return nil, err
 			}
+			if err := s.write(ctx, q, &e, now); err != nil {
+				return nil, err
+			}
 			return &settlementv1.SetFxPreferenceResponse{TradeCurrency: req.TradeCurrency, FundingCurrency: req.FundingCurrency}, nil
 		})
+	if err != nil {
+		return nil, err
+	}
+	s.afterCommit(&e)
+	return resp, nil
 }

@@ -18,6 +18,8 @@ const (
 	outboxCredit      = "credit_funds"
 	outboxDebit       = "debit_funds"
 	outboxFeeSchedule = "set_fee_schedule"
+	outboxFxRate      = "set_fx_rate"
+	outboxFunding     = "set_funding_currency"
 )
 
 // Outbox row states.
@@ -179,6 +181,20 @@ func (s *Service) send(ctx context.Context, r outboxRow) error {
 			return err
 		}
 		_, err := s.cfg.Core.SetFeeSchedule(ctx, req)
+		return err
+	case outboxFxRate:
+		req := &tradingv1.SetFxRateRequest{}
+		if err := proto.Unmarshal(r.payload, req); err != nil {
+			return err
+		}
+		_, err := s.cfg.Core.SetFxRate(ctx, req)
+		return err
+	case outboxFunding:
+		req := &tradingv1.SetFundingCurrencyRequest{}
+		if err := proto.Unmarshal(r.payload, req); err != nil {
+			return err
+		}
+		_, err := s.cfg.Core.SetFundingCurrency(ctx, req)
 		return err
 	}
 	return status.Error(codes.InvalidArgument, fmt.Sprintf("unknown outbox kind %q", r.kind))

@@ -30,6 +30,8 @@ type Core interface {
 	CreditFunds(ctx context.Context, in *tradingv1.CreditFundsRequest, opts ...grpc.CallOption) (*tradingv1.CreditFundsResponse, error)
 	DebitFunds(ctx context.Context, in *tradingv1.DebitFundsRequest, opts ...grpc.CallOption) (*tradingv1.DebitFundsResponse, error)
 	SetFeeSchedule(ctx context.Context, in *tradingv1.SetFeeScheduleRequest, opts ...grpc.CallOption) (*tradingv1.SetFeeScheduleResponse, error)
+	SetFxRate(ctx context.Context, in *tradingv1.SetFxRateRequest, opts ...grpc.CallOption) (*tradingv1.SetFxRateResponse, error)
+	SetFundingCurrency(ctx context.Context, in *tradingv1.SetFundingCurrencyRequest, opts ...grpc.CallOption) (*tradingv1.SetFundingCurrencyResponse, error)
 	SubscribeEvents(ctx context.Context, in *tradingv1.SubscribeEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[tradingv1.SubscribeEventsResponse], error)
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	tspb "google.golang.org/protobuf/types/known/timestamppb"
 
@@ -371,6 +372,16 @@ func TestNettingT1(t *testing.T) {
 // TestFX: a member settles USD trades from CNY at the published rate, the
 // conversion rounded in the exchange's favour, with an FX instruction for its
 // bank and the core's funds moved to match.
+// fxLeg is a trade side's conversion as the core reports it.
+func fxLeg(amount *typev1.Money, rateID, rate string) *tradingv1.FxConversion {
+	return &tradingv1.FxConversion{Amount: amount, RateId: rateID, BaseCurrency: "USD", QuoteCurrency: "CNY", Rate: rate}
+}
+
+// TestFX: rates and members' funding preferences are forwarded to the
+// core, which converts FX-funded orders itself; settlement books exactly
+// the conversion each trade side carries, through the FX position
+// accounts, and sends the FX instruction to the member's bank, without
+// moving the core's funds again.
 func TestFX(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -391,16 +402,26 @@ func TestFX(t *testing.T) {
 		if len(rates.Rates) != 1 || rates.Rates[0].Rate != "7.2" || rates.Rates[0].Source != bankA {
 			t.Fatalf("rates at 16:00 = %v", rates)
 		}
+		// Both rates reach the core, once each, under their ids.
+		e.outboxDone("fxrate/1")
+		e.outboxDone("fxrate/2")
+		if r := e.core.Rates(); len(r) != 2 || r[0].RateId != "fxrate/1" || r[0].Rate != "7.1234" || r[1].Rate != "7.2" ||
+			!r[0].ValidFrom.AsTime().Equal(day) {
+			t.Fatalf("rates in the core: %v", r)
+		}
 		_, err := e.alpha.SetFxPreference(ctx, &settlementv1.SetFxPreferenceRequest{TradeCurrency: "USD", FundingCurrency: "USD"})
 		wantCode(t, err, codes.InvalidArgument)
 		must[*settlementv1.SetFxPreferenceResponse](t)(e.alpha.SetFxPreference(ctx, &settlementv1.SetFxPreferenceRequest{TradeCurrency: "USD", FundingCurrency: "CNY"}))
+		eventually(t, "preference forwarded", func() bool { return e.core.FundingOf(memberA, "USD") == "CNY" })
 
 		e.deposit(e.bankA, "DEP-CNY", memberA, cny("200000.00"))
 		e.outboxDone("deposit/" + bankA + "/DEP-CNY")
-		e.core.SetFunds(memberA, "USD", "17510.00") // the core reserved USD for the order
 		stream := must[settlementv1.BankService_StreamInstructionsClient](t)(e.bankA.Bank.StreamInstructions(ctx, &settlementv1.StreamInstructionsRequest{}))
-		// 10 t of TSR20 at 1,751 USD/t = 17,510.00 USD; x 7.1234 = 124,730.734 CNY: alpha pays 124,730.74.
-		e.core.PushTrades(monday10am, trade(1, "TSR20-QD-B", memberA, memberB, usd("1751"), "10", 1, "", ""))
+		// 10 t of TSR20 at 1,751 USD/t = 17,510.00 USD; x 7.1234 = 124,730.734 CNY: the core charged alpha 124,730.74.
+		t1 := trade(1, "TSR20-QD-B", memberA, memberB, usd("1751"), "10", 1, "", "")
+		t1.BuyerFx = fxLeg(cny("124730.74"), "fxrate/1", "7.1234")
+		callsBefore := len(e.core.Calls())
+		e.core.PushTrades(monday10am, t1)
 		e.waitBooked(1)
 		if b := e.balances(memberA); b["member:M-ALPHA:available:CNY"] != "75269.26" || b["member:M-ALPHA:available:USD"] != "0.00" {
 			t.Fatalf("alpha = %v", b)
@@ -417,11 +438,9 @@ func TestFX(t *testing.T) {
 			in.DebitAccount != "bank:BANK-QDCB:settlement:CNY" || in.CreditAccount != "bank:BANK-QDCB:settlement:USD" {
 			t.Fatalf("FX instruction = %v", in)
 		}
-		// The core: USD given back for the trade, CNY taken instead.
-		e.outboxDone("trade/1/fx/M-ALPHA/credit")
-		e.outboxDone("trade/1/fx/M-ALPHA/debit")
-		if usd, cny := e.core.Funds(memberA, "USD").String(), e.core.Funds(memberA, "CNY").String(); usd != "35020" || cny != "75269.26" {
-			t.Fatalf("core funds USD %s CNY %s", usd, cny)
+		// The core already moved alpha's funds: nothing is sent to it.
+		if calls := e.core.Calls()[callsBefore:]; len(calls) != 0 {
+			t.Fatalf("booking an FX-funded trade sent the core %v", calls)
 		}
 		// The bank converts: the FX positions close, the cash changes currency.
 		must[*settlementv1.ConfirmInstructionResponse](t)(e.bankA.Bank.ConfirmInstruction(ctx, &settlementv1.ConfirmInstructionRequest{
@@ -430,21 +449,22 @@ func TestFX(t *testing.T) {
 			b["bank:BANK-QDCB:settlement:CNY"] != "75269.26" || b["bank:BANK-QDCB:settlement:USD"] != "17510.00" {
 			t.Fatalf("exchange after conversion = %v", b)
 		}
-		// No rate valid at the trade's time: booked in USD, unconverted.
+		// A trade the core funded in USD (no FX leg: the order came before
+		// the preference, or had no rate) is booked in USD, whatever the
+		// preference says now.
 		e.core.PushTrades(day.AddDate(0, 0, 2), trade(2, "TSR20-QD-B", memberA, memberB, usd("1750"), "10", 1, "", ""))
 		e.waitBooked(2)
 		if b := e.balances(memberA); b["member:M-ALPHA:available:USD"] != "-17500.00" || b["member:M-ALPHA:available:CNY"] != "75269.26" {
-			t.Fatalf("alpha after an unconvertible trade = %v", b)
+			t.Fatalf("alpha after a USD-funded trade = %v", b)
 		}
 
-		// A seller that opted in receives the conversion rounded down:
+		// An FX-funded seller receives the conversion rounded down:
 		// 17,510.00 USD x 7.1234 = 124,730.734 CNY, gamma gets 124,730.73; its
 		// bank (B) converts, and bank A sends bank B the buyer's dollars.
-		must[*settlementv1.SetFxPreferenceResponse](t)(e.gamma.SetFxPreference(ctx, &settlementv1.SetFxPreferenceRequest{
-			IdempotencyKey: "fx-pref", TradeCurrency: "USD", FundingCurrency: "CNY"}))
-		e.core.SetFunds(memberC, "USD", "17510.00") // the core credited the seller's proceeds
 		streamB := must[settlementv1.BankService_StreamInstructionsClient](t)(e.bankB.Bank.StreamInstructions(ctx, &settlementv1.StreamInstructionsRequest{}))
-		e.core.PushTrades(monday10am.Add(time.Hour), trade(3, "TSR20-QD-B", memberB, memberC, usd("1751"), "10", 1, "", ""))
+		t3 := trade(3, "TSR20-QD-B", memberB, memberC, usd("1751"), "10", 1, "", "")
+		t3.SellerFx = fxLeg(cny("124730.73"), "fxrate/1", "7.1234")
+		e.core.PushTrades(monday10am.Add(time.Hour), t3)
 		e.waitBooked(3)
 		if b := e.balances(memberC); b["member:M-GAMMA:available:CNY"] != "124730.73" || b["member:M-GAMMA:available:USD"] != "0.00" {
 			t.Fatalf("gamma = %v", b)
@@ -462,10 +482,22 @@ func TestFX(t *testing.T) {
 			ib.CreditAccount != "bank:BANK-SHCB:settlement:USD" {
 			t.Fatalf("interbank instruction = %v", ib)
 		}
-		e.outboxDone("trade/3/fx/M-GAMMA/credit")
-		e.outboxDone("trade/3/fx/M-GAMMA/debit")
-		if usd, cny := e.core.Funds(memberC, "USD").String(), e.core.Funds(memberC, "CNY").String(); usd != "0" || cny != "124730.73" {
-			t.Fatalf("gamma's core funds USD %s CNY %s", usd, cny)
+
+		// A conversion two fen away from the rate's, or in a pair that does
+		// not convert the trade, is parked, not booked.
+		bad := trade(4, "TSR20-QD-B", memberA, memberB, usd("1751"), "10", 1, "", "")
+		bad.BuyerFx = fxLeg(cny("124730.76"), "fxrate/1", "7.1234")
+		bad2 := trade(5, "TSR20-QD-B", memberA, memberB, usd("1751"), "10", 1, "", "")
+		bad2.BuyerFx = &tradingv1.FxConversion{Amount: cny("124730.74"), RateId: "fxrate/1", BaseCurrency: "USD", QuoteCurrency: "JPY", Rate: "7.1234"}
+		e.core.PushTrades(monday10am.Add(2*time.Hour), bad, bad2, trade(6, "TSR20-QD-B", memberA, memberB, usd("1751"), "10", 1, "", ""))
+		e.waitBooked(6)
+		for _, id := range []int64{4, 5} {
+			if _, err := e.settlement(e.operator, id); status.Code(err) != codes.NotFound {
+				t.Fatalf("trade %d with a bad FX leg: %v", id, err)
+			}
+		}
+		if n := settlement.ParkedEvents(t, e.svc); n != 2 {
+			t.Fatalf("%d parked events, want 2", n)
 		}
 		e.checkLedger()
 	})

@@ -788,12 +788,13 @@ type Registry struct {
 	PartNumbers  []int64
 	Currencies   []string // codes by currency index
 	CurrencyExps []int32
+	FXRates      []FXRateInfo // by rate index
 }
 
 // RegistrySize reports the registry's sizes, so a caller can tell when to
-// copy it again.
-func (c *Core) RegistrySize() (defs, parts, curs int) {
-	return len(c.defs), len(c.parts), len(c.currencies)
+// copy it again; other counts currencies and FX rates.
+func (c *Core) RegistrySize() (defs, parts, other int) {
+	return len(c.defs), len(c.parts), len(c.currencies) + len(c.rates)
 }
 
 // Registry copies the reference data.
@@ -806,6 +807,10 @@ func (c *Core) Registry() *Registry {
 	for _, cu := range c.currencies {
 		r.Currencies = append(r.Currencies, cu.Code)
 		r.CurrencyExps = append(r.CurrencyExps, cu.Exp)
+	}
+	for i := range c.rates {
+		info, _ := c.FXRate(int32(i))
+		r.FXRates = append(r.FXRates, info)
 	}
 	return r
 }

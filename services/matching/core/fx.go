@@ -277,7 +277,7 @@ func (c *Core) fxCheck(pi int32, known bool, cur int32, tif TIF, res *Result) (i
 		return 0, 0, true
 	}
 	if tif == orderbook.GTC {
-		res.refuse(StatusRefused, RejectModeNotAllowed, "time_in_force")
+		res.refuse(StatusInvalid, RejectModeNotAllowed, "time_in_force")
 		return 0, 0, false
 	}
 	r := c.rateFor(cur, fc, c.ts)

@@ -58,6 +58,10 @@ type Core struct {
 	Shared bool
 	// Schedules holds the fee schedules received, by symbol.
 	Schedules map[string]*tradingv1.SetFeeScheduleRequest
+	// rates and funding are the FX rates and funding currencies (by
+	// member/trade currency) forwarded to the core.
+	rates   []*tradingv1.SetFxRateRequest
+	funding map[string]string
 	// cut, when closed, ends every open stream.
 	cut chan struct{}
 }
@@ -66,7 +70,8 @@ type Core struct {
 func New() *Core {
 	return &Core{keys: map[string]bool{}, funds: map[string]decimal.Decimal{}, wake: make(chan struct{}),
 		FailBefore: map[string]int{}, LoseAck: map[string]int{}, Schedules: map[string]*tradingv1.SetFeeScheduleRequest{},
-		cut: make(chan struct{})}
+		funding: map[string]string{},
+		cut:     make(chan struct{})}
 }
 
 func (c *Core) command(method, key string, apply func() error) error {
@@ -146,6 +151,30 @@ func (c *Core) SetFeeSchedule(_ context.Context, in *tradingv1.SetFeeScheduleReq
 	return &tradingv1.SetFeeScheduleResponse{}, nil
 }
 
+// SetFxRate implements settlement.Core.
+func (c *Core) SetFxRate(_ context.Context, in *tradingv1.SetFxRateRequest, _ ...grpc.CallOption) (*tradingv1.SetFxRateResponse, error) {
+	err := c.command("SetFxRate", in.RateId, func() error {
+		c.rates = append(c.rates, proto.Clone(in).(*tradingv1.SetFxRateRequest))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &tradingv1.SetFxRateResponse{}, nil
+}
+
+// SetFundingCurrency implements settlement.Core.
+func (c *Core) SetFundingCurrency(_ context.Context, in *tradingv1.SetFundingCurrencyRequest, _ ...grpc.CallOption) (*tradingv1.SetFundingCurrencyResponse, error) {
+	err := c.command("SetFundingCurrency", in.IdempotencyKey, func() error {
+		c.funding[fundsKey(in.ParticipantId, in.TradeCurrency)] = in.FundingCurrency
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &tradingv1.SetFundingCurrencyResponse{}, nil
+}
+
 // SetFunds sets a member's trading funds (as trading would have moved them).
 func (c *Core) SetFunds(member, ccy, amount string) {
 	c.mu.Lock()
@@ -158,6 +187,21 @@ func (c *Core) Funds(member, ccy string) decimal.Decimal {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.funds[fundsKey(member, ccy)]
+}
+
+// Rates returns the FX rates the core received, in order.
+func (c *Core) Rates() []*tradingv1.SetFxRateRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*tradingv1.SetFxRateRequest(nil), c.rates...)
+}
+
+// FundingOf returns the funding currency the core holds for a member's
+// trades in ccy.
+func (c *Core) FundingOf(member, ccy string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.funding[fundsKey(member, ccy)]
 }
 
 // Calls returns the commands received so far.

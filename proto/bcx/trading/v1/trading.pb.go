@@ -284,6 +284,8 @@ const (
 	RejectReason_REJECT_REASON_NO_CHANGE RejectReason = 19
 	// The instrument's book holds as many orders as it can.
 	RejectReason_REJECT_REASON_BOOK_FULL RejectReason = 20
+	// The member funds this currency from another and no FX rate is valid now.
+	RejectReason_REJECT_REASON_NO_FX_RATE RejectReason = 21
 )
 
 // Enum value maps for RejectReason.
@@ -310,6 +312,7 @@ var (
 		18: "REJECT_REASON_INSTRUMENT_AMENDED",
 		19: "REJECT_REASON_NO_CHANGE",
 		20: "REJECT_REASON_BOOK_FULL",
+		21: "REJECT_REASON_NO_FX_RATE",
 	}
 	RejectReason_value = map[string]int32{
 		"REJECT_REASON_UNSPECIFIED":               0,
@@ -333,6 +336,7 @@ var (
 		"REJECT_REASON_INSTRUMENT_AMENDED":        18,
 		"REJECT_REASON_NO_CHANGE":                 19,
 		"REJECT_REASON_BOOK_FULL":                 20,
+		"REJECT_REASON_NO_FX_RATE":                21,
 	}
 )
 
@@ -4436,7 +4440,12 @@ type TradeEvent struct {
 	BuyerFee  *v1.Money `protobuf:"bytes,13,opt,name=buyer_fee,json=buyerFee,proto3" json:"buyer_fee,omitempty"`
 	SellerFee *v1.Money `protobuf:"bytes,14,opt,name=seller_fee,json=sellerFee,proto3" json:"seller_fee,omitempty"`
 	// Whole lots traded (quantity is their weight).
-	Lots          int64 `protobuf:"varint,15,opt,name=lots,proto3" json:"lots,omitempty"`
+	Lots int64 `protobuf:"varint,15,opt,name=lots,proto3" json:"lots,omitempty"`
+	// Set when a side is FX-funded: what the buyer paid, or the seller received,
+	// in its funding currency instead of price x quantity ± fee in the
+	// instrument's currency. Settlement books exactly these.
+	BuyerFx       *FxConversion `protobuf:"bytes,16,opt,name=buyer_fx,json=buyerFx,proto3" json:"buyer_fx,omitempty"`
+	SellerFx      *FxConversion `protobuf:"bytes,17,opt,name=seller_fx,json=sellerFx,proto3" json:"seller_fx,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4576,6 +4585,100 @@ func (x *TradeEvent) GetLots() int64 {
 	return 0
 }
 
+func (x *TradeEvent) GetBuyerFx() *FxConversion {
+	if x != nil {
+		return x.BuyerFx
+	}
+	return nil
+}
+
+func (x *TradeEvent) GetSellerFx() *FxConversion {
+	if x != nil {
+		return x.SellerFx
+	}
+	return nil
+}
+
+// One side's conversion of a trade into its funding currency, at the rate the
+// order was entered under. The core rounds the order's running total (up when
+// the member pays, down when it receives); each fill moves the difference.
+type FxConversion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Amount        *v1.Money              `protobuf:"bytes,1,opt,name=amount,proto3" json:"amount,omitempty"`
+	RateId        string                 `protobuf:"bytes,2,opt,name=rate_id,json=rateId,proto3" json:"rate_id,omitempty"`
+	BaseCurrency  string                 `protobuf:"bytes,3,opt,name=base_currency,json=baseCurrency,proto3" json:"base_currency,omitempty"`
+	QuoteCurrency string                 `protobuf:"bytes,4,opt,name=quote_currency,json=quoteCurrency,proto3" json:"quote_currency,omitempty"`
+	// Quote units per one base unit, decimal.
+	Rate          string `protobuf:"bytes,5,opt,name=rate,proto3" json:"rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FxConversion) Reset() {
+	*x = FxConversion{}
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FxConversion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FxConversion) ProtoMessage() {}
+
+func (x *FxConversion) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FxConversion.ProtoReflect.Descriptor instead.
+func (*FxConversion) Descriptor() ([]byte, []int) {
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *FxConversion) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *FxConversion) GetRateId() string {
+	if x != nil {
+		return x.RateId
+	}
+	return ""
+}
+
+func (x *FxConversion) GetBaseCurrency() string {
+	if x != nil {
+		return x.BaseCurrency
+	}
+	return ""
+}
+
+func (x *FxConversion) GetQuoteCurrency() string {
+	if x != nil {
+		return x.QuoteCurrency
+	}
+	return ""
+}
+
+func (x *FxConversion) GetRate() string {
+	if x != nil {
+		return x.Rate
+	}
+	return ""
+}
+
 type ReceiptAllocation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ReceiptNumber string                 `protobuf:"bytes,1,opt,name=receipt_number,json=receiptNumber,proto3" json:"receipt_number,omitempty"`
@@ -4587,7 +4690,7 @@ type ReceiptAllocation struct {
 
 func (x *ReceiptAllocation) Reset() {
 	*x = ReceiptAllocation{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4599,7 +4702,7 @@ func (x *ReceiptAllocation) String() string {
 func (*ReceiptAllocation) ProtoMessage() {}
 
 func (x *ReceiptAllocation) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4612,7 +4715,7 @@ func (x *ReceiptAllocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptAllocation.ProtoReflect.Descriptor instead.
 func (*ReceiptAllocation) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{54}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ReceiptAllocation) GetReceiptNumber() string {
@@ -4641,7 +4744,7 @@ type FundsEvent struct {
 
 func (x *FundsEvent) Reset() {
 	*x = FundsEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4653,7 +4756,7 @@ func (x *FundsEvent) String() string {
 func (*FundsEvent) ProtoMessage() {}
 
 func (x *FundsEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4666,7 +4769,7 @@ func (x *FundsEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundsEvent.ProtoReflect.Descriptor instead.
 func (*FundsEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{55}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *FundsEvent) GetIdempotencyKey() string {
@@ -4704,7 +4807,7 @@ type PositionEvent struct {
 
 func (x *PositionEvent) Reset() {
 	*x = PositionEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4716,7 +4819,7 @@ func (x *PositionEvent) String() string {
 func (*PositionEvent) ProtoMessage() {}
 
 func (x *PositionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4729,7 +4832,7 @@ func (x *PositionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionEvent.ProtoReflect.Descriptor instead.
 func (*PositionEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{56}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *PositionEvent) GetIdempotencyKey() string {
@@ -4776,7 +4879,7 @@ type OrderEvent struct {
 
 func (x *OrderEvent) Reset() {
 	*x = OrderEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4788,7 +4891,7 @@ func (x *OrderEvent) String() string {
 func (*OrderEvent) ProtoMessage() {}
 
 func (x *OrderEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4801,7 +4904,7 @@ func (x *OrderEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderEvent.ProtoReflect.Descriptor instead.
 func (*OrderEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{57}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *OrderEvent) GetOrder() *Order {
@@ -4821,7 +4924,7 @@ type PhaseEvent struct {
 
 func (x *PhaseEvent) Reset() {
 	*x = PhaseEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4833,7 +4936,7 @@ func (x *PhaseEvent) String() string {
 func (*PhaseEvent) ProtoMessage() {}
 
 func (x *PhaseEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4846,7 +4949,7 @@ func (x *PhaseEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhaseEvent.ProtoReflect.Descriptor instead.
 func (*PhaseEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{58}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PhaseEvent) GetSymbol() string {
@@ -4875,7 +4978,7 @@ type SetFeeScheduleRequest struct {
 
 func (x *SetFeeScheduleRequest) Reset() {
 	*x = SetFeeScheduleRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4887,7 +4990,7 @@ func (x *SetFeeScheduleRequest) String() string {
 func (*SetFeeScheduleRequest) ProtoMessage() {}
 
 func (x *SetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4900,7 +5003,7 @@ func (x *SetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFeeScheduleRequest.ProtoReflect.Descriptor instead.
 func (*SetFeeScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{59}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *SetFeeScheduleRequest) GetIdempotencyKey() string {
@@ -4940,7 +5043,7 @@ type SetFeeScheduleResponse struct {
 
 func (x *SetFeeScheduleResponse) Reset() {
 	*x = SetFeeScheduleResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4952,7 +5055,7 @@ func (x *SetFeeScheduleResponse) String() string {
 func (*SetFeeScheduleResponse) ProtoMessage() {}
 
 func (x *SetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4965,7 +5068,7 @@ func (x *SetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFeeScheduleResponse.ProtoReflect.Descriptor instead.
 func (*SetFeeScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{60}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *SetFeeScheduleResponse) GetSequence() int64 {
@@ -4973,6 +5076,265 @@ func (x *SetFeeScheduleResponse) GetSequence() int64 {
 		return x.Sequence
 	}
 	return 0
+}
+
+type SetFxRateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Settlement's rate id; the same id applies once.
+	RateId        string `protobuf:"bytes,1,opt,name=rate_id,json=rateId,proto3" json:"rate_id,omitempty"`
+	BaseCurrency  string `protobuf:"bytes,2,opt,name=base_currency,json=baseCurrency,proto3" json:"base_currency,omitempty"`
+	QuoteCurrency string `protobuf:"bytes,3,opt,name=quote_currency,json=quoteCurrency,proto3" json:"quote_currency,omitempty"`
+	// Quote units per one base unit, decimal, at most 10 fraction digits.
+	Rate          string                 `protobuf:"bytes,4,opt,name=rate,proto3" json:"rate,omitempty"`
+	ValidFrom     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=valid_from,json=validFrom,proto3" json:"valid_from,omitempty"`
+	ValidUntil    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetFxRateRequest) Reset() {
+	*x = SetFxRateRequest{}
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFxRateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFxRateRequest) ProtoMessage() {}
+
+func (x *SetFxRateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFxRateRequest.ProtoReflect.Descriptor instead.
+func (*SetFxRateRequest) Descriptor() ([]byte, []int) {
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SetFxRateRequest) GetRateId() string {
+	if x != nil {
+		return x.RateId
+	}
+	return ""
+}
+
+func (x *SetFxRateRequest) GetBaseCurrency() string {
+	if x != nil {
+		return x.BaseCurrency
+	}
+	return ""
+}
+
+func (x *SetFxRateRequest) GetQuoteCurrency() string {
+	if x != nil {
+		return x.QuoteCurrency
+	}
+	return ""
+}
+
+func (x *SetFxRateRequest) GetRate() string {
+	if x != nil {
+		return x.Rate
+	}
+	return ""
+}
+
+func (x *SetFxRateRequest) GetValidFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ValidFrom
+	}
+	return nil
+}
+
+func (x *SetFxRateRequest) GetValidUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ValidUntil
+	}
+	return nil
+}
+
+type SetFxRateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequence      int64                  `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Duplicate     bool                   `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetFxRateResponse) Reset() {
+	*x = SetFxRateResponse{}
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFxRateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFxRateResponse) ProtoMessage() {}
+
+func (x *SetFxRateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFxRateResponse.ProtoReflect.Descriptor instead.
+func (*SetFxRateResponse) Descriptor() ([]byte, []int) {
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *SetFxRateResponse) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *SetFxRateResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+type SetFundingCurrencyRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	IdempotencyKey string                 `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	ParticipantId  string                 `protobuf:"bytes,2,opt,name=participant_id,json=participantId,proto3" json:"participant_id,omitempty"`
+	TradeCurrency  string                 `protobuf:"bytes,3,opt,name=trade_currency,json=tradeCurrency,proto3" json:"trade_currency,omitempty"`
+	// Empty: the member's orders in trade_currency are funded in it again.
+	FundingCurrency string `protobuf:"bytes,4,opt,name=funding_currency,json=fundingCurrency,proto3" json:"funding_currency,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SetFundingCurrencyRequest) Reset() {
+	*x = SetFundingCurrencyRequest{}
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFundingCurrencyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFundingCurrencyRequest) ProtoMessage() {}
+
+func (x *SetFundingCurrencyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFundingCurrencyRequest.ProtoReflect.Descriptor instead.
+func (*SetFundingCurrencyRequest) Descriptor() ([]byte, []int) {
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *SetFundingCurrencyRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *SetFundingCurrencyRequest) GetParticipantId() string {
+	if x != nil {
+		return x.ParticipantId
+	}
+	return ""
+}
+
+func (x *SetFundingCurrencyRequest) GetTradeCurrency() string {
+	if x != nil {
+		return x.TradeCurrency
+	}
+	return ""
+}
+
+func (x *SetFundingCurrencyRequest) GetFundingCurrency() string {
+	if x != nil {
+		return x.FundingCurrency
+	}
+	return ""
+}
+
+type SetFundingCurrencyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequence      int64                  `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Duplicate     bool                   `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetFundingCurrencyResponse) Reset() {
+	*x = SetFundingCurrencyResponse{}
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFundingCurrencyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFundingCurrencyResponse) ProtoMessage() {}
+
+func (x *SetFundingCurrencyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFundingCurrencyResponse.ProtoReflect.Descriptor instead.
+func (*SetFundingCurrencyResponse) Descriptor() ([]byte, []int) {
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *SetFundingCurrencyResponse) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *SetFundingCurrencyResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
 }
 
 type TakeSnapshotRequest struct {
@@ -4983,7 +5345,7 @@ type TakeSnapshotRequest struct {
 
 func (x *TakeSnapshotRequest) Reset() {
 	*x = TakeSnapshotRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[61]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4995,7 +5357,7 @@ func (x *TakeSnapshotRequest) String() string {
 func (*TakeSnapshotRequest) ProtoMessage() {}
 
 func (x *TakeSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[61]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5008,7 +5370,7 @@ func (x *TakeSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*TakeSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{61}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{66}
 }
 
 type TakeSnapshotResponse struct {
@@ -5022,7 +5384,7 @@ type TakeSnapshotResponse struct {
 
 func (x *TakeSnapshotResponse) Reset() {
 	*x = TakeSnapshotResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[62]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5034,7 +5396,7 @@ func (x *TakeSnapshotResponse) String() string {
 func (*TakeSnapshotResponse) ProtoMessage() {}
 
 func (x *TakeSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[62]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5047,7 +5409,7 @@ func (x *TakeSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*TakeSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{62}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *TakeSnapshotResponse) GetSequence() int64 {
@@ -5376,7 +5738,7 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\bposition\x18\x05 \x01(\v2\x1d.bcx.trading.v1.PositionEventH\x00R\bposition\x122\n" +
 	"\x05order\x18\x06 \x01(\v2\x1a.bcx.trading.v1.OrderEventH\x00R\x05order\x122\n" +
 	"\x05phase\x18\a \x01(\v2\x1a.bcx.trading.v1.PhaseEventH\x00R\x05phaseB\a\n" +
-	"\x05event\"\xe6\x04\n" +
+	"\x05event\"\xda\x05\n" +
 	"\n" +
 	"TradeEvent\x12\x19\n" +
 	"\btrade_id\x18\x01 \x01(\x03R\atradeId\x12\x16\n" +
@@ -5398,7 +5760,15 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\tbuyer_fee\x18\r \x01(\v2\x12.bcx.type.v1.MoneyR\bbuyerFee\x121\n" +
 	"\n" +
 	"seller_fee\x18\x0e \x01(\v2\x12.bcx.type.v1.MoneyR\tsellerFee\x12\x12\n" +
-	"\x04lots\x18\x0f \x01(\x03R\x04lots\"R\n" +
+	"\x04lots\x18\x0f \x01(\x03R\x04lots\x127\n" +
+	"\bbuyer_fx\x18\x10 \x01(\v2\x1c.bcx.trading.v1.FxConversionR\abuyerFx\x129\n" +
+	"\tseller_fx\x18\x11 \x01(\v2\x1c.bcx.trading.v1.FxConversionR\bsellerFx\"\xb3\x01\n" +
+	"\fFxConversion\x12*\n" +
+	"\x06amount\x18\x01 \x01(\v2\x12.bcx.type.v1.MoneyR\x06amount\x12\x17\n" +
+	"\arate_id\x18\x02 \x01(\tR\x06rateId\x12#\n" +
+	"\rbase_currency\x18\x03 \x01(\tR\fbaseCurrency\x12%\n" +
+	"\x0equote_currency\x18\x04 \x01(\tR\rquoteCurrency\x12\x12\n" +
+	"\x04rate\x18\x05 \x01(\tR\x04rate\"R\n" +
 	"\x11ReceiptAllocation\x12%\n" +
 	"\x0ereceipt_number\x18\x01 \x01(\tR\rreceiptNumber\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\tR\x06weight\"\x88\x01\n" +
@@ -5426,7 +5796,27 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\x05buyer\x18\x03 \x01(\v2\x14.bcx.type.v1.FeeRuleR\x05buyer\x12,\n" +
 	"\x06seller\x18\x04 \x01(\v2\x14.bcx.type.v1.FeeRuleR\x06seller\"4\n" +
 	"\x16SetFeeScheduleResponse\x12\x1a\n" +
-	"\bsequence\x18\x01 \x01(\x03R\bsequence\"\x15\n" +
+	"\bsequence\x18\x01 \x01(\x03R\bsequence\"\x83\x02\n" +
+	"\x10SetFxRateRequest\x12\x17\n" +
+	"\arate_id\x18\x01 \x01(\tR\x06rateId\x12#\n" +
+	"\rbase_currency\x18\x02 \x01(\tR\fbaseCurrency\x12%\n" +
+	"\x0equote_currency\x18\x03 \x01(\tR\rquoteCurrency\x12\x12\n" +
+	"\x04rate\x18\x04 \x01(\tR\x04rate\x129\n" +
+	"\n" +
+	"valid_from\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tvalidFrom\x12;\n" +
+	"\vvalid_until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"validUntil\"M\n" +
+	"\x11SetFxRateResponse\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xbd\x01\n" +
+	"\x19SetFundingCurrencyRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12%\n" +
+	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12%\n" +
+	"\x0etrade_currency\x18\x03 \x01(\tR\rtradeCurrency\x12)\n" +
+	"\x10funding_currency\x18\x04 \x01(\tR\x0ffundingCurrency\"V\n" +
+	"\x1aSetFundingCurrencyResponse\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x15\n" +
 	"\x13TakeSnapshotRequest\"Q\n" +
 	"\x14TakeSnapshotResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1d\n" +
@@ -5455,7 +5845,7 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\x13ORDER_STATUS_FILLED\x10\x03\x12\x1a\n" +
 	"\x16ORDER_STATUS_CANCELLED\x10\x04\x12\x18\n" +
 	"\x14ORDER_STATUS_EXPIRED\x10\x05\x12\x19\n" +
-	"\x15ORDER_STATUS_REJECTED\x10\x06*\x86\x06\n" +
+	"\x15ORDER_STATUS_REJECTED\x10\x06*\xa4\x06\n" +
 	"\fRejectReason\x12\x1d\n" +
 	"\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" REJECT_REASON_UNKNOWN_INSTRUMENT\x10\x01\x12 \n" +
@@ -5478,7 +5868,8 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\x17REJECT_REASON_TOO_LARGE\x10\x11\x12$\n" +
 	" REJECT_REASON_INSTRUMENT_AMENDED\x10\x12\x12\x1b\n" +
 	"\x17REJECT_REASON_NO_CHANGE\x10\x13\x12\x1b\n" +
-	"\x17REJECT_REASON_BOOK_FULL\x10\x14*\x9d\x01\n" +
+	"\x17REJECT_REASON_BOOK_FULL\x10\x14\x12\x1c\n" +
+	"\x18REJECT_REASON_NO_FX_RATE\x10\x15*\x9d\x01\n" +
 	"\rListingStatus\x12\x1e\n" +
 	"\x1aLISTING_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LISTING_STATUS_OPEN\x10\x01\x12\x19\n" +
@@ -5518,7 +5909,7 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\fStartAuction\x12#.bcx.trading.v1.StartAuctionRequest\x1a$.bcx.trading.v1.StartAuctionResponse\x12b\n" +
 	"\x0fPlaceAuctionBid\x12&.bcx.trading.v1.PlaceAuctionBidRequest\x1a'.bcx.trading.v1.PlaceAuctionBidResponse\x12S\n" +
 	"\n" +
-	"GetAuction\x12!.bcx.trading.v1.GetAuctionRequest\x1a\".bcx.trading.v1.GetAuctionResponse2\x88\x06\n" +
+	"GetAuction\x12!.bcx.trading.v1.GetAuctionRequest\x1a\".bcx.trading.v1.GetAuctionResponse2\xc7\a\n" +
 	"\vCoreService\x12V\n" +
 	"\vCreditFunds\x12\".bcx.trading.v1.CreditFundsRequest\x1a#.bcx.trading.v1.CreditFundsResponse\x12S\n" +
 	"\n" +
@@ -5528,7 +5919,9 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\x12SetInstrumentPhase\x12).bcx.trading.v1.SetInstrumentPhaseRequest\x1a*.bcx.trading.v1.SetInstrumentPhaseResponse\x12d\n" +
 	"\x0fSubscribeEvents\x12&.bcx.trading.v1.SubscribeEventsRequest\x1a'.bcx.trading.v1.SubscribeEventsResponse0\x01\x12_\n" +
 	"\x0eSetFeeSchedule\x12%.bcx.trading.v1.SetFeeScheduleRequest\x1a&.bcx.trading.v1.SetFeeScheduleResponse\x12Y\n" +
-	"\fTakeSnapshot\x12#.bcx.trading.v1.TakeSnapshotRequest\x1a$.bcx.trading.v1.TakeSnapshotResponseB\xb8\x01\n" +
+	"\fTakeSnapshot\x12#.bcx.trading.v1.TakeSnapshotRequest\x1a$.bcx.trading.v1.TakeSnapshotResponse\x12P\n" +
+	"\tSetFxRate\x12 .bcx.trading.v1.SetFxRateRequest\x1a!.bcx.trading.v1.SetFxRateResponse\x12k\n" +
+	"\x12SetFundingCurrency\x12).bcx.trading.v1.SetFundingCurrencyRequest\x1a*.bcx.trading.v1.SetFundingCurrencyResponseB\xb8\x01\n" +
 	"\x12com.bcx.trading.v1B\fTradingProtoP\x01Z:github.com/bcx-exchange/bcx/proto/bcx/trading/v1;tradingv1\xa2\x02\x03BTX\xaa\x02\x0eBcx.Trading.V1\xca\x02\x0eBcx\\Trading\\V1\xe2\x02\x1aBcx\\Trading\\V1\\GPBMetadata\xea\x02\x10Bcx::Trading::V1b\x06proto3"
 
 var (
@@ -5544,7 +5937,7 @@ func file_bcx_trading_v1_trading_proto_rawDescGZIP() []byte {
 }
 
 var file_bcx_trading_v1_trading_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_bcx_trading_v1_trading_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_bcx_trading_v1_trading_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_bcx_trading_v1_trading_proto_goTypes = []any{
 	(OrderType)(0),                     // 0: bcx.trading.v1.OrderType
 	(TimeInForce)(0),                   // 1: bcx.trading.v1.TimeInForce
@@ -5608,45 +6001,50 @@ var file_bcx_trading_v1_trading_proto_goTypes = []any{
 	(*SubscribeEventsRequest)(nil),     // 59: bcx.trading.v1.SubscribeEventsRequest
 	(*SubscribeEventsResponse)(nil),    // 60: bcx.trading.v1.SubscribeEventsResponse
 	(*TradeEvent)(nil),                 // 61: bcx.trading.v1.TradeEvent
-	(*ReceiptAllocation)(nil),          // 62: bcx.trading.v1.ReceiptAllocation
-	(*FundsEvent)(nil),                 // 63: bcx.trading.v1.FundsEvent
-	(*PositionEvent)(nil),              // 64: bcx.trading.v1.PositionEvent
-	(*OrderEvent)(nil),                 // 65: bcx.trading.v1.OrderEvent
-	(*PhaseEvent)(nil),                 // 66: bcx.trading.v1.PhaseEvent
-	(*SetFeeScheduleRequest)(nil),      // 67: bcx.trading.v1.SetFeeScheduleRequest
-	(*SetFeeScheduleResponse)(nil),     // 68: bcx.trading.v1.SetFeeScheduleResponse
-	(*TakeSnapshotRequest)(nil),        // 69: bcx.trading.v1.TakeSnapshotRequest
-	(*TakeSnapshotResponse)(nil),       // 70: bcx.trading.v1.TakeSnapshotResponse
-	(v1.Side)(0),                       // 71: bcx.type.v1.Side
-	(*v1.Money)(nil),                   // 72: bcx.type.v1.Money
-	(*timestamppb.Timestamp)(nil),      // 73: google.protobuf.Timestamp
-	(*v1.FeeRule)(nil),                 // 74: bcx.type.v1.FeeRule
+	(*FxConversion)(nil),               // 62: bcx.trading.v1.FxConversion
+	(*ReceiptAllocation)(nil),          // 63: bcx.trading.v1.ReceiptAllocation
+	(*FundsEvent)(nil),                 // 64: bcx.trading.v1.FundsEvent
+	(*PositionEvent)(nil),              // 65: bcx.trading.v1.PositionEvent
+	(*OrderEvent)(nil),                 // 66: bcx.trading.v1.OrderEvent
+	(*PhaseEvent)(nil),                 // 67: bcx.trading.v1.PhaseEvent
+	(*SetFeeScheduleRequest)(nil),      // 68: bcx.trading.v1.SetFeeScheduleRequest
+	(*SetFeeScheduleResponse)(nil),     // 69: bcx.trading.v1.SetFeeScheduleResponse
+	(*SetFxRateRequest)(nil),           // 70: bcx.trading.v1.SetFxRateRequest
+	(*SetFxRateResponse)(nil),          // 71: bcx.trading.v1.SetFxRateResponse
+	(*SetFundingCurrencyRequest)(nil),  // 72: bcx.trading.v1.SetFundingCurrencyRequest
+	(*SetFundingCurrencyResponse)(nil), // 73: bcx.trading.v1.SetFundingCurrencyResponse
+	(*TakeSnapshotRequest)(nil),        // 74: bcx.trading.v1.TakeSnapshotRequest
+	(*TakeSnapshotResponse)(nil),       // 75: bcx.trading.v1.TakeSnapshotResponse
+	(v1.Side)(0),                       // 76: bcx.type.v1.Side
+	(*v1.Money)(nil),                   // 77: bcx.type.v1.Money
+	(*timestamppb.Timestamp)(nil),      // 78: google.protobuf.Timestamp
+	(*v1.FeeRule)(nil),                 // 79: bcx.type.v1.FeeRule
 }
 var file_bcx_trading_v1_trading_proto_depIdxs = []int32{
-	71,  // 0: bcx.trading.v1.Order.side:type_name -> bcx.type.v1.Side
+	76,  // 0: bcx.trading.v1.Order.side:type_name -> bcx.type.v1.Side
 	0,   // 1: bcx.trading.v1.Order.order_type:type_name -> bcx.trading.v1.OrderType
 	1,   // 2: bcx.trading.v1.Order.time_in_force:type_name -> bcx.trading.v1.TimeInForce
-	72,  // 3: bcx.trading.v1.Order.price:type_name -> bcx.type.v1.Money
+	77,  // 3: bcx.trading.v1.Order.price:type_name -> bcx.type.v1.Money
 	2,   // 4: bcx.trading.v1.Order.self_trade_prevention:type_name -> bcx.trading.v1.SelfTradePrevention
 	3,   // 5: bcx.trading.v1.Order.status:type_name -> bcx.trading.v1.OrderStatus
 	4,   // 6: bcx.trading.v1.Order.reject_reason:type_name -> bcx.trading.v1.RejectReason
-	72,  // 7: bcx.trading.v1.Order.average_price:type_name -> bcx.type.v1.Money
-	73,  // 8: bcx.trading.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	73,  // 9: bcx.trading.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	71,  // 10: bcx.trading.v1.Execution.side:type_name -> bcx.type.v1.Side
-	72,  // 11: bcx.trading.v1.Execution.price:type_name -> bcx.type.v1.Money
-	72,  // 12: bcx.trading.v1.Execution.fee:type_name -> bcx.type.v1.Money
-	73,  // 13: bcx.trading.v1.Execution.executed_at:type_name -> google.protobuf.Timestamp
-	71,  // 14: bcx.trading.v1.PlaceOrderRequest.side:type_name -> bcx.type.v1.Side
+	77,  // 7: bcx.trading.v1.Order.average_price:type_name -> bcx.type.v1.Money
+	78,  // 8: bcx.trading.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	78,  // 9: bcx.trading.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	76,  // 10: bcx.trading.v1.Execution.side:type_name -> bcx.type.v1.Side
+	77,  // 11: bcx.trading.v1.Execution.price:type_name -> bcx.type.v1.Money
+	77,  // 12: bcx.trading.v1.Execution.fee:type_name -> bcx.type.v1.Money
+	78,  // 13: bcx.trading.v1.Execution.executed_at:type_name -> google.protobuf.Timestamp
+	76,  // 14: bcx.trading.v1.PlaceOrderRequest.side:type_name -> bcx.type.v1.Side
 	0,   // 15: bcx.trading.v1.PlaceOrderRequest.order_type:type_name -> bcx.trading.v1.OrderType
 	1,   // 16: bcx.trading.v1.PlaceOrderRequest.time_in_force:type_name -> bcx.trading.v1.TimeInForce
-	72,  // 17: bcx.trading.v1.PlaceOrderRequest.price:type_name -> bcx.type.v1.Money
+	77,  // 17: bcx.trading.v1.PlaceOrderRequest.price:type_name -> bcx.type.v1.Money
 	2,   // 18: bcx.trading.v1.PlaceOrderRequest.self_trade_prevention:type_name -> bcx.trading.v1.SelfTradePrevention
-	72,  // 19: bcx.trading.v1.PlaceOrderRequest.protection_price:type_name -> bcx.type.v1.Money
+	77,  // 19: bcx.trading.v1.PlaceOrderRequest.protection_price:type_name -> bcx.type.v1.Money
 	8,   // 20: bcx.trading.v1.PlaceOrderResponse.order:type_name -> bcx.trading.v1.Order
 	9,   // 21: bcx.trading.v1.PlaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
 	8,   // 22: bcx.trading.v1.CancelOrderResponse.order:type_name -> bcx.trading.v1.Order
-	72,  // 23: bcx.trading.v1.ReplaceOrderRequest.price:type_name -> bcx.type.v1.Money
+	77,  // 23: bcx.trading.v1.ReplaceOrderRequest.price:type_name -> bcx.type.v1.Money
 	8,   // 24: bcx.trading.v1.ReplaceOrderResponse.order:type_name -> bcx.trading.v1.Order
 	9,   // 25: bcx.trading.v1.ReplaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
 	10,  // 26: bcx.trading.v1.OrderEntryRequest.place:type_name -> bcx.trading.v1.PlaceOrderRequest
@@ -5666,109 +6064,118 @@ var file_bcx_trading_v1_trading_proto_depIdxs = []int32{
 	8,   // 40: bcx.trading.v1.StreamExecutionsResponse.order:type_name -> bcx.trading.v1.Order
 	30,  // 41: bcx.trading.v1.GetBalancesResponse.funds:type_name -> bcx.trading.v1.FundsBalance
 	31,  // 42: bcx.trading.v1.GetBalancesResponse.positions:type_name -> bcx.trading.v1.PositionBalance
-	71,  // 43: bcx.trading.v1.Listing.side:type_name -> bcx.type.v1.Side
-	72,  // 44: bcx.trading.v1.Listing.price:type_name -> bcx.type.v1.Money
+	76,  // 43: bcx.trading.v1.Listing.side:type_name -> bcx.type.v1.Side
+	77,  // 44: bcx.trading.v1.Listing.price:type_name -> bcx.type.v1.Money
 	5,   // 45: bcx.trading.v1.Listing.status:type_name -> bcx.trading.v1.ListingStatus
-	73,  // 46: bcx.trading.v1.Listing.expires_at:type_name -> google.protobuf.Timestamp
-	71,  // 47: bcx.trading.v1.PostListingRequest.side:type_name -> bcx.type.v1.Side
-	72,  // 48: bcx.trading.v1.PostListingRequest.price:type_name -> bcx.type.v1.Money
-	73,  // 49: bcx.trading.v1.PostListingRequest.expires_at:type_name -> google.protobuf.Timestamp
+	78,  // 46: bcx.trading.v1.Listing.expires_at:type_name -> google.protobuf.Timestamp
+	76,  // 47: bcx.trading.v1.PostListingRequest.side:type_name -> bcx.type.v1.Side
+	77,  // 48: bcx.trading.v1.PostListingRequest.price:type_name -> bcx.type.v1.Money
+	78,  // 49: bcx.trading.v1.PostListingRequest.expires_at:type_name -> google.protobuf.Timestamp
 	33,  // 50: bcx.trading.v1.PostListingResponse.listing:type_name -> bcx.trading.v1.Listing
 	33,  // 51: bcx.trading.v1.TakeListingResponse.listing:type_name -> bcx.trading.v1.Listing
 	9,   // 52: bcx.trading.v1.TakeListingResponse.executions:type_name -> bcx.trading.v1.Execution
 	33,  // 53: bcx.trading.v1.WithdrawListingResponse.listing:type_name -> bcx.trading.v1.Listing
-	71,  // 54: bcx.trading.v1.SearchListingsRequest.side:type_name -> bcx.type.v1.Side
+	76,  // 54: bcx.trading.v1.SearchListingsRequest.side:type_name -> bcx.type.v1.Side
 	33,  // 55: bcx.trading.v1.SearchListingsResponse.listings:type_name -> bcx.trading.v1.Listing
-	72,  // 56: bcx.trading.v1.Auction.reserve_price:type_name -> bcx.type.v1.Money
-	72,  // 57: bcx.trading.v1.Auction.min_increment:type_name -> bcx.type.v1.Money
-	73,  // 58: bcx.trading.v1.Auction.starts_at:type_name -> google.protobuf.Timestamp
-	73,  // 59: bcx.trading.v1.Auction.ends_at:type_name -> google.protobuf.Timestamp
+	77,  // 56: bcx.trading.v1.Auction.reserve_price:type_name -> bcx.type.v1.Money
+	77,  // 57: bcx.trading.v1.Auction.min_increment:type_name -> bcx.type.v1.Money
+	78,  // 58: bcx.trading.v1.Auction.starts_at:type_name -> google.protobuf.Timestamp
+	78,  // 59: bcx.trading.v1.Auction.ends_at:type_name -> google.protobuf.Timestamp
 	6,   // 60: bcx.trading.v1.Auction.status:type_name -> bcx.trading.v1.AuctionStatus
-	72,  // 61: bcx.trading.v1.Auction.best_bid:type_name -> bcx.type.v1.Money
+	77,  // 61: bcx.trading.v1.Auction.best_bid:type_name -> bcx.type.v1.Money
 	9,   // 62: bcx.trading.v1.Auction.results:type_name -> bcx.trading.v1.Execution
-	72,  // 63: bcx.trading.v1.StartAuctionRequest.reserve_price:type_name -> bcx.type.v1.Money
-	72,  // 64: bcx.trading.v1.StartAuctionRequest.min_increment:type_name -> bcx.type.v1.Money
-	73,  // 65: bcx.trading.v1.StartAuctionRequest.starts_at:type_name -> google.protobuf.Timestamp
-	73,  // 66: bcx.trading.v1.StartAuctionRequest.ends_at:type_name -> google.protobuf.Timestamp
+	77,  // 63: bcx.trading.v1.StartAuctionRequest.reserve_price:type_name -> bcx.type.v1.Money
+	77,  // 64: bcx.trading.v1.StartAuctionRequest.min_increment:type_name -> bcx.type.v1.Money
+	78,  // 65: bcx.trading.v1.StartAuctionRequest.starts_at:type_name -> google.protobuf.Timestamp
+	78,  // 66: bcx.trading.v1.StartAuctionRequest.ends_at:type_name -> google.protobuf.Timestamp
 	42,  // 67: bcx.trading.v1.StartAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
-	72,  // 68: bcx.trading.v1.PlaceAuctionBidRequest.price:type_name -> bcx.type.v1.Money
+	77,  // 68: bcx.trading.v1.PlaceAuctionBidRequest.price:type_name -> bcx.type.v1.Money
 	42,  // 69: bcx.trading.v1.PlaceAuctionBidResponse.auction:type_name -> bcx.trading.v1.Auction
 	42,  // 70: bcx.trading.v1.GetAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
-	72,  // 71: bcx.trading.v1.CreditFundsRequest.amount:type_name -> bcx.type.v1.Money
-	72,  // 72: bcx.trading.v1.DebitFundsRequest.amount:type_name -> bcx.type.v1.Money
+	77,  // 71: bcx.trading.v1.CreditFundsRequest.amount:type_name -> bcx.type.v1.Money
+	77,  // 72: bcx.trading.v1.DebitFundsRequest.amount:type_name -> bcx.type.v1.Money
 	7,   // 73: bcx.trading.v1.SetInstrumentPhaseRequest.phase:type_name -> bcx.trading.v1.InstrumentPhase
 	7,   // 74: bcx.trading.v1.SetInstrumentPhaseResponse.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	73,  // 75: bcx.trading.v1.SubscribeEventsResponse.time:type_name -> google.protobuf.Timestamp
+	78,  // 75: bcx.trading.v1.SubscribeEventsResponse.time:type_name -> google.protobuf.Timestamp
 	61,  // 76: bcx.trading.v1.SubscribeEventsResponse.trade:type_name -> bcx.trading.v1.TradeEvent
-	63,  // 77: bcx.trading.v1.SubscribeEventsResponse.funds:type_name -> bcx.trading.v1.FundsEvent
-	64,  // 78: bcx.trading.v1.SubscribeEventsResponse.position:type_name -> bcx.trading.v1.PositionEvent
-	65,  // 79: bcx.trading.v1.SubscribeEventsResponse.order:type_name -> bcx.trading.v1.OrderEvent
-	66,  // 80: bcx.trading.v1.SubscribeEventsResponse.phase:type_name -> bcx.trading.v1.PhaseEvent
-	72,  // 81: bcx.trading.v1.TradeEvent.price:type_name -> bcx.type.v1.Money
-	71,  // 82: bcx.trading.v1.TradeEvent.aggressor_side:type_name -> bcx.type.v1.Side
-	62,  // 83: bcx.trading.v1.TradeEvent.allocations:type_name -> bcx.trading.v1.ReceiptAllocation
-	72,  // 84: bcx.trading.v1.TradeEvent.buyer_fee:type_name -> bcx.type.v1.Money
-	72,  // 85: bcx.trading.v1.TradeEvent.seller_fee:type_name -> bcx.type.v1.Money
-	72,  // 86: bcx.trading.v1.FundsEvent.amount:type_name -> bcx.type.v1.Money
-	8,   // 87: bcx.trading.v1.OrderEvent.order:type_name -> bcx.trading.v1.Order
-	7,   // 88: bcx.trading.v1.PhaseEvent.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	74,  // 89: bcx.trading.v1.SetFeeScheduleRequest.buyer:type_name -> bcx.type.v1.FeeRule
-	74,  // 90: bcx.trading.v1.SetFeeScheduleRequest.seller:type_name -> bcx.type.v1.FeeRule
-	10,  // 91: bcx.trading.v1.TradingService.PlaceOrder:input_type -> bcx.trading.v1.PlaceOrderRequest
-	12,  // 92: bcx.trading.v1.TradingService.CancelOrder:input_type -> bcx.trading.v1.CancelOrderRequest
-	14,  // 93: bcx.trading.v1.TradingService.ReplaceOrder:input_type -> bcx.trading.v1.ReplaceOrderRequest
-	16,  // 94: bcx.trading.v1.TradingService.MassCancel:input_type -> bcx.trading.v1.MassCancelRequest
-	18,  // 95: bcx.trading.v1.TradingService.OrderEntry:input_type -> bcx.trading.v1.OrderEntryRequest
-	21,  // 96: bcx.trading.v1.TradingService.GetOrder:input_type -> bcx.trading.v1.GetOrderRequest
-	23,  // 97: bcx.trading.v1.TradingService.ListOrders:input_type -> bcx.trading.v1.ListOrdersRequest
-	25,  // 98: bcx.trading.v1.TradingService.ListExecutions:input_type -> bcx.trading.v1.ListExecutionsRequest
-	27,  // 99: bcx.trading.v1.TradingService.StreamExecutions:input_type -> bcx.trading.v1.StreamExecutionsRequest
-	29,  // 100: bcx.trading.v1.TradingService.GetBalances:input_type -> bcx.trading.v1.GetBalancesRequest
-	34,  // 101: bcx.trading.v1.TradingService.PostListing:input_type -> bcx.trading.v1.PostListingRequest
-	36,  // 102: bcx.trading.v1.TradingService.TakeListing:input_type -> bcx.trading.v1.TakeListingRequest
-	38,  // 103: bcx.trading.v1.TradingService.WithdrawListing:input_type -> bcx.trading.v1.WithdrawListingRequest
-	40,  // 104: bcx.trading.v1.TradingService.SearchListings:input_type -> bcx.trading.v1.SearchListingsRequest
-	43,  // 105: bcx.trading.v1.TradingService.StartAuction:input_type -> bcx.trading.v1.StartAuctionRequest
-	45,  // 106: bcx.trading.v1.TradingService.PlaceAuctionBid:input_type -> bcx.trading.v1.PlaceAuctionBidRequest
-	47,  // 107: bcx.trading.v1.TradingService.GetAuction:input_type -> bcx.trading.v1.GetAuctionRequest
-	49,  // 108: bcx.trading.v1.CoreService.CreditFunds:input_type -> bcx.trading.v1.CreditFundsRequest
-	51,  // 109: bcx.trading.v1.CoreService.DebitFunds:input_type -> bcx.trading.v1.DebitFundsRequest
-	53,  // 110: bcx.trading.v1.CoreService.CreditPosition:input_type -> bcx.trading.v1.CreditPositionRequest
-	55,  // 111: bcx.trading.v1.CoreService.DebitPosition:input_type -> bcx.trading.v1.DebitPositionRequest
-	57,  // 112: bcx.trading.v1.CoreService.SetInstrumentPhase:input_type -> bcx.trading.v1.SetInstrumentPhaseRequest
-	59,  // 113: bcx.trading.v1.CoreService.SubscribeEvents:input_type -> bcx.trading.v1.SubscribeEventsRequest
-	67,  // 114: bcx.trading.v1.CoreService.SetFeeSchedule:input_type -> bcx.trading.v1.SetFeeScheduleRequest
-	69,  // 115: bcx.trading.v1.CoreService.TakeSnapshot:input_type -> bcx.trading.v1.TakeSnapshotRequest
-	11,  // 116: bcx.trading.v1.TradingService.PlaceOrder:output_type -> bcx.trading.v1.PlaceOrderResponse
-	13,  // 117: bcx.trading.v1.TradingService.CancelOrder:output_type -> bcx.trading.v1.CancelOrderResponse
-	15,  // 118: bcx.trading.v1.TradingService.ReplaceOrder:output_type -> bcx.trading.v1.ReplaceOrderResponse
-	17,  // 119: bcx.trading.v1.TradingService.MassCancel:output_type -> bcx.trading.v1.MassCancelResponse
-	19,  // 120: bcx.trading.v1.TradingService.OrderEntry:output_type -> bcx.trading.v1.OrderEntryResponse
-	22,  // 121: bcx.trading.v1.TradingService.GetOrder:output_type -> bcx.trading.v1.GetOrderResponse
-	24,  // 122: bcx.trading.v1.TradingService.ListOrders:output_type -> bcx.trading.v1.ListOrdersResponse
-	26,  // 123: bcx.trading.v1.TradingService.ListExecutions:output_type -> bcx.trading.v1.ListExecutionsResponse
-	28,  // 124: bcx.trading.v1.TradingService.StreamExecutions:output_type -> bcx.trading.v1.StreamExecutionsResponse
-	32,  // 125: bcx.trading.v1.TradingService.GetBalances:output_type -> bcx.trading.v1.GetBalancesResponse
-	35,  // 126: bcx.trading.v1.TradingService.PostListing:output_type -> bcx.trading.v1.PostListingResponse
-	37,  // 127: bcx.trading.v1.TradingService.TakeListing:output_type -> bcx.trading.v1.TakeListingResponse
-	39,  // 128: bcx.trading.v1.TradingService.WithdrawListing:output_type -> bcx.trading.v1.WithdrawListingResponse
-	41,  // 129: bcx.trading.v1.TradingService.SearchListings:output_type -> bcx.trading.v1.SearchListingsResponse
-	44,  // 130: bcx.trading.v1.TradingService.StartAuction:output_type -> bcx.trading.v1.StartAuctionResponse
-	46,  // 131: bcx.trading.v1.TradingService.PlaceAuctionBid:output_type -> bcx.trading.v1.PlaceAuctionBidResponse
-	48,  // 132: bcx.trading.v1.TradingService.GetAuction:output_type -> bcx.trading.v1.GetAuctionResponse
-	50,  // 133: bcx.trading.v1.CoreService.CreditFunds:output_type -> bcx.trading.v1.CreditFundsResponse
-	52,  // 134: bcx.trading.v1.CoreService.DebitFunds:output_type -> bcx.trading.v1.DebitFundsResponse
-	54,  // 135: bcx.trading.v1.CoreService.CreditPosition:output_type -> bcx.trading.v1.CreditPositionResponse
-	56,  // 136: bcx.trading.v1.CoreService.DebitPosition:output_type -> bcx.trading.v1.DebitPositionResponse
-	58,  // 137: bcx.trading.v1.CoreService.SetInstrumentPhase:output_type -> bcx.trading.v1.SetInstrumentPhaseResponse
-	60,  // 138: bcx.trading.v1.CoreService.SubscribeEvents:output_type -> bcx.trading.v1.SubscribeEventsResponse
-	68,  // 139: bcx.trading.v1.CoreService.SetFeeSchedule:output_type -> bcx.trading.v1.SetFeeScheduleResponse
-	70,  // 140: bcx.trading.v1.CoreService.TakeSnapshot:output_type -> bcx.trading.v1.TakeSnapshotResponse
-	116, // [116:141] is the sub-list for method output_type
-	91,  // [91:116] is the sub-list for method input_type
-	91,  // [91:91] is the sub-list for extension type_name
-	91,  // [91:91] is the sub-list for extension extendee
-	0,   // [0:91] is the sub-list for field type_name
+	64,  // 77: bcx.trading.v1.SubscribeEventsResponse.funds:type_name -> bcx.trading.v1.FundsEvent
+	65,  // 78: bcx.trading.v1.SubscribeEventsResponse.position:type_name -> bcx.trading.v1.PositionEvent
+	66,  // 79: bcx.trading.v1.SubscribeEventsResponse.order:type_name -> bcx.trading.v1.OrderEvent
+	67,  // 80: bcx.trading.v1.SubscribeEventsResponse.phase:type_name -> bcx.trading.v1.PhaseEvent
+	77,  // 81: bcx.trading.v1.TradeEvent.price:type_name -> bcx.type.v1.Money
+	76,  // 82: bcx.trading.v1.TradeEvent.aggressor_side:type_name -> bcx.type.v1.Side
+	63,  // 83: bcx.trading.v1.TradeEvent.allocations:type_name -> bcx.trading.v1.ReceiptAllocation
+	77,  // 84: bcx.trading.v1.TradeEvent.buyer_fee:type_name -> bcx.type.v1.Money
+	77,  // 85: bcx.trading.v1.TradeEvent.seller_fee:type_name -> bcx.type.v1.Money
+	62,  // 86: bcx.trading.v1.TradeEvent.buyer_fx:type_name -> bcx.trading.v1.FxConversion
+	62,  // 87: bcx.trading.v1.TradeEvent.seller_fx:type_name -> bcx.trading.v1.FxConversion
+	77,  // 88: bcx.trading.v1.FxConversion.amount:type_name -> bcx.type.v1.Money
+	77,  // 89: bcx.trading.v1.FundsEvent.amount:type_name -> bcx.type.v1.Money
+	8,   // 90: bcx.trading.v1.OrderEvent.order:type_name -> bcx.trading.v1.Order
+	7,   // 91: bcx.trading.v1.PhaseEvent.phase:type_name -> bcx.trading.v1.InstrumentPhase
+	79,  // 92: bcx.trading.v1.SetFeeScheduleRequest.buyer:type_name -> bcx.type.v1.FeeRule
+	79,  // 93: bcx.trading.v1.SetFeeScheduleRequest.seller:type_name -> bcx.type.v1.FeeRule
+	78,  // 94: bcx.trading.v1.SetFxRateRequest.valid_from:type_name -> google.protobuf.Timestamp
+	78,  // 95: bcx.trading.v1.SetFxRateRequest.valid_until:type_name -> google.protobuf.Timestamp
+	10,  // 96: bcx.trading.v1.TradingService.PlaceOrder:input_type -> bcx.trading.v1.PlaceOrderRequest
+	12,  // 97: bcx.trading.v1.TradingService.CancelOrder:input_type -> bcx.trading.v1.CancelOrderRequest
+	14,  // 98: bcx.trading.v1.TradingService.ReplaceOrder:input_type -> bcx.trading.v1.ReplaceOrderRequest
+	16,  // 99: bcx.trading.v1.TradingService.MassCancel:input_type -> bcx.trading.v1.MassCancelRequest
+	18,  // 100: bcx.trading.v1.TradingService.OrderEntry:input_type -> bcx.trading.v1.OrderEntryRequest
+	21,  // 101: bcx.trading.v1.TradingService.GetOrder:input_type -> bcx.trading.v1.GetOrderRequest
+	23,  // 102: bcx.trading.v1.TradingService.ListOrders:input_type -> bcx.trading.v1.ListOrdersRequest
+	25,  // 103: bcx.trading.v1.TradingService.ListExecutions:input_type -> bcx.trading.v1.ListExecutionsRequest
+	27,  // 104: bcx.trading.v1.TradingService.StreamExecutions:input_type -> bcx.trading.v1.StreamExecutionsRequest
+	29,  // 105: bcx.trading.v1.TradingService.GetBalances:input_type -> bcx.trading.v1.GetBalancesRequest
+	34,  // 106: bcx.trading.v1.TradingService.PostListing:input_type -> bcx.trading.v1.PostListingRequest
+	36,  // 107: bcx.trading.v1.TradingService.TakeListing:input_type -> bcx.trading.v1.TakeListingRequest
+	38,  // 108: bcx.trading.v1.TradingService.WithdrawListing:input_type -> bcx.trading.v1.WithdrawListingRequest
+	40,  // 109: bcx.trading.v1.TradingService.SearchListings:input_type -> bcx.trading.v1.SearchListingsRequest
+	43,  // 110: bcx.trading.v1.TradingService.StartAuction:input_type -> bcx.trading.v1.StartAuctionRequest
+	45,  // 111: bcx.trading.v1.TradingService.PlaceAuctionBid:input_type -> bcx.trading.v1.PlaceAuctionBidRequest
+	47,  // 112: bcx.trading.v1.TradingService.GetAuction:input_type -> bcx.trading.v1.GetAuctionRequest
+	49,  // 113: bcx.trading.v1.CoreService.CreditFunds:input_type -> bcx.trading.v1.CreditFundsRequest
+	51,  // 114: bcx.trading.v1.CoreService.DebitFunds:input_type -> bcx.trading.v1.DebitFundsRequest
+	53,  // 115: bcx.trading.v1.CoreService.CreditPosition:input_type -> bcx.trading.v1.CreditPositionRequest
+	55,  // 116: bcx.trading.v1.CoreService.DebitPosition:input_type -> bcx.trading.v1.DebitPositionRequest
+	57,  // 117: bcx.trading.v1.CoreService.SetInstrumentPhase:input_type -> bcx.trading.v1.SetInstrumentPhaseRequest
+	59,  // 118: bcx.trading.v1.CoreService.SubscribeEvents:input_type -> bcx.trading.v1.SubscribeEventsRequest
+	68,  // 119: bcx.trading.v1.CoreService.SetFeeSchedule:input_type -> bcx.trading.v1.SetFeeScheduleRequest
+	74,  // 120: bcx.trading.v1.CoreService.TakeSnapshot:input_type -> bcx.trading.v1.TakeSnapshotRequest
+	70,  // 121: bcx.trading.v1.CoreService.SetFxRate:input_type -> bcx.trading.v1.SetFxRateRequest
+	72,  // 122: bcx.trading.v1.CoreService.SetFundingCurrency:input_type -> bcx.trading.v1.SetFundingCurrencyRequest
+	11,  // 123: bcx.trading.v1.TradingService.PlaceOrder:output_type -> bcx.trading.v1.PlaceOrderResponse
+	13,  // 124: bcx.trading.v1.TradingService.CancelOrder:output_type -> bcx.trading.v1.CancelOrderResponse
+	15,  // 125: bcx.trading.v1.TradingService.ReplaceOrder:output_type -> bcx.trading.v1.ReplaceOrderResponse
+	17,  // 126: bcx.trading.v1.TradingService.MassCancel:output_type -> bcx.trading.v1.MassCancelResponse
+	19,  // 127: bcx.trading.v1.TradingService.OrderEntry:output_type -> bcx.trading.v1.OrderEntryResponse
+	22,  // 128: bcx.trading.v1.TradingService.GetOrder:output_type -> bcx.trading.v1.GetOrderResponse
+	24,  // 129: bcx.trading.v1.TradingService.ListOrders:output_type -> bcx.trading.v1.ListOrdersResponse
+	26,  // 130: bcx.trading.v1.TradingService.ListExecutions:output_type -> bcx.trading.v1.ListExecutionsResponse
+	28,  // 131: bcx.trading.v1.TradingService.StreamExecutions:output_type -> bcx.trading.v1.StreamExecutionsResponse
+	32,  // 132: bcx.trading.v1.TradingService.GetBalances:output_type -> bcx.trading.v1.GetBalancesResponse
+	35,  // 133: bcx.trading.v1.TradingService.PostListing:output_type -> bcx.trading.v1.PostListingResponse
+	37,  // 134: bcx.trading.v1.TradingService.TakeListing:output_type -> bcx.trading.v1.TakeListingResponse
+	39,  // 135: bcx.trading.v1.TradingService.WithdrawListing:output_type -> bcx.trading.v1.WithdrawListingResponse
+	41,  // 136: bcx.trading.v1.TradingService.SearchListings:output_type -> bcx.trading.v1.SearchListingsResponse
+	44,  // 137: bcx.trading.v1.TradingService.StartAuction:output_type -> bcx.trading.v1.StartAuctionResponse
+	46,  // 138: bcx.trading.v1.TradingService.PlaceAuctionBid:output_type -> bcx.trading.v1.PlaceAuctionBidResponse
+	48,  // 139: bcx.trading.v1.TradingService.GetAuction:output_type -> bcx.trading.v1.GetAuctionResponse
+	50,  // 140: bcx.trading.v1.CoreService.CreditFunds:output_type -> bcx.trading.v1.CreditFundsResponse
+	52,  // 141: bcx.trading.v1.CoreService.DebitFunds:output_type -> bcx.trading.v1.DebitFundsResponse
+	54,  // 142: bcx.trading.v1.CoreService.CreditPosition:output_type -> bcx.trading.v1.CreditPositionResponse
+	56,  // 143: bcx.trading.v1.CoreService.DebitPosition:output_type -> bcx.trading.v1.DebitPositionResponse
+	58,  // 144: bcx.trading.v1.CoreService.SetInstrumentPhase:output_type -> bcx.trading.v1.SetInstrumentPhaseResponse
+	60,  // 145: bcx.trading.v1.CoreService.SubscribeEvents:output_type -> bcx.trading.v1.SubscribeEventsResponse
+	69,  // 146: bcx.trading.v1.CoreService.SetFeeSchedule:output_type -> bcx.trading.v1.SetFeeScheduleResponse
+	75,  // 147: bcx.trading.v1.CoreService.TakeSnapshot:output_type -> bcx.trading.v1.TakeSnapshotResponse
+	71,  // 148: bcx.trading.v1.CoreService.SetFxRate:output_type -> bcx.trading.v1.SetFxRateResponse
+	73,  // 149: bcx.trading.v1.CoreService.SetFundingCurrency:output_type -> bcx.trading.v1.SetFundingCurrencyResponse
+	123, // [123:150] is the sub-list for method output_type
+	96,  // [96:123] is the sub-list for method input_type
+	96,  // [96:96] is the sub-list for extension type_name
+	96,  // [96:96] is the sub-list for extension extendee
+	0,   // [0:96] is the sub-list for field type_name
 }
 
 func init() { file_bcx_trading_v1_trading_proto_init() }
@@ -5806,7 +6213,7 @@ func file_bcx_trading_v1_trading_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bcx_trading_v1_trading_proto_rawDesc), len(file_bcx_trading_v1_trading_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   63,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -771,6 +771,8 @@ const (
 	CoreService_SubscribeEvents_FullMethodName    = "/bcx.trading.v1.CoreService/SubscribeEvents"
 	CoreService_SetFeeSchedule_FullMethodName     = "/bcx.trading.v1.CoreService/SetFeeSchedule"
 	CoreService_TakeSnapshot_FullMethodName       = "/bcx.trading.v1.CoreService/TakeSnapshot"
+	CoreService_SetFxRate_FullMethodName          = "/bcx.trading.v1.CoreService/SetFxRate"
+	CoreService_SetFundingCurrency_FullMethodName = "/bcx.trading.v1.CoreService/SetFundingCurrency"
 )
 
 // CoreServiceClient is the client API for CoreService service.
@@ -797,6 +799,12 @@ type CoreServiceClient interface {
 	SetFeeSchedule(ctx context.Context, in *SetFeeScheduleRequest, opts ...grpc.CallOption) (*SetFeeScheduleResponse, error)
 	// Writes a snapshot of the core now.
 	TakeSnapshot(ctx context.Context, in *TakeSnapshotRequest, opts ...grpc.CallOption) (*TakeSnapshotResponse, error)
+	// An FX rate the core converts FX-funded orders at (settlement forwards the
+	// rates operators publish). Idempotent by rate_id.
+	SetFxRate(ctx context.Context, in *SetFxRateRequest, opts ...grpc.CallOption) (*SetFxRateResponse, error)
+	// The currency a member's orders in trade_currency are funded from, from its
+	// next order on (settlement forwards members' preferences).
+	SetFundingCurrency(ctx context.Context, in *SetFundingCurrencyRequest, opts ...grpc.CallOption) (*SetFundingCurrencyResponse, error)
 }
 
 type coreServiceClient struct {
@@ -896,6 +904,26 @@ func (c *coreServiceClient) TakeSnapshot(ctx context.Context, in *TakeSnapshotRe
 	return out, nil
 }
 
+func (c *coreServiceClient) SetFxRate(ctx context.Context, in *SetFxRateRequest, opts ...grpc.CallOption) (*SetFxRateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetFxRateResponse)
+	err := c.cc.Invoke(ctx, CoreService_SetFxRate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreServiceClient) SetFundingCurrency(ctx context.Context, in *SetFundingCurrencyRequest, opts ...grpc.CallOption) (*SetFundingCurrencyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetFundingCurrencyResponse)
+	err := c.cc.Invoke(ctx, CoreService_SetFundingCurrency_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoreServiceServer is the server API for CoreService service.
 // All implementations must embed UnimplementedCoreServiceServer
 // for forward compatibility.
@@ -920,6 +948,12 @@ type CoreServiceServer interface {
 	SetFeeSchedule(context.Context, *SetFeeScheduleRequest) (*SetFeeScheduleResponse, error)
 	// Writes a snapshot of the core now.
 	TakeSnapshot(context.Context, *TakeSnapshotRequest) (*TakeSnapshotResponse, error)
+	// An FX rate the core converts FX-funded orders at (settlement forwards the
+	// rates operators publish). Idempotent by rate_id.
+	SetFxRate(context.Context, *SetFxRateRequest) (*SetFxRateResponse, error)
+	// The currency a member's orders in trade_currency are funded from, from its
+	// next order on (settlement forwards members' preferences).
+	SetFundingCurrency(context.Context, *SetFundingCurrencyRequest) (*SetFundingCurrencyResponse, error)
 	mustEmbedUnimplementedCoreServiceServer()
 }
 
@@ -953,6 +987,12 @@ func (UnimplementedCoreServiceServer) SetFeeSchedule(context.Context, *SetFeeSch
 }
 func (UnimplementedCoreServiceServer) TakeSnapshot(context.Context, *TakeSnapshotRequest) (*TakeSnapshotResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TakeSnapshot not implemented")
+}
+func (UnimplementedCoreServiceServer) SetFxRate(context.Context, *SetFxRateRequest) (*SetFxRateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetFxRate not implemented")
+}
+func (UnimplementedCoreServiceServer) SetFundingCurrency(context.Context, *SetFundingCurrencyRequest) (*SetFundingCurrencyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetFundingCurrency not implemented")
 }
 func (UnimplementedCoreServiceServer) mustEmbedUnimplementedCoreServiceServer() {}
 func (UnimplementedCoreServiceServer) testEmbeddedByValue()                     {}
@@ -1112,6 +1152,42 @@ func _CoreService_TakeSnapshot_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoreService_SetFxRate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetFxRateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServiceServer).SetFxRate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreService_SetFxRate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServiceServer).SetFxRate(ctx, req.(*SetFxRateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoreService_SetFundingCurrency_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetFundingCurrencyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServiceServer).SetFundingCurrency(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreService_SetFundingCurrency_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServiceServer).SetFundingCurrency(ctx, req.(*SetFundingCurrencyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CoreService_ServiceDesc is the grpc.ServiceDesc for CoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1146,6 +1222,14 @@ var CoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TakeSnapshot",
 			Handler:    _CoreService_TakeSnapshot_Handler,
+		},
+		{
+			MethodName: "SetFxRate",
+			Handler:    _CoreService_SetFxRate_Handler,
+		},
+		{
+			MethodName: "SetFundingCurrency",
+			Handler:    _CoreService_SetFundingCurrency_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
