@@ -15,7 +15,7 @@ import (
 )
 
 // runStatement is `bcx statement inspect FILE` (parse and print as JSON,
-// import nothing) and `bcx statement import FILE` (send it to a running
+// import nothing) and `bcx statement import FILE` (stream it to a running
 // exchange as a clearing bank and print the reconciliation report).
 func runStatement(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "import" {
@@ -29,9 +29,11 @@ func runStatement(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("statement import: --token (or BCX_TOKEN) is required: the bank's token")
 		}
 		// Plaintext is for a loopback dev exchange; production puts TLS in front.
+		// The file goes up in 1 MiB chunks (UploadStatement); the answer, with
+		// up to 10,000 breaks per list, can pass gRPC's 4 MiB receive default.
 		conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithPerRPCCredentials(auth.BearerCredentials{Token: *token, Insecure: true}),
-			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
 		if err != nil {
 			return err
 		}

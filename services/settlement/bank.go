@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	"github.com/bcx-exchange/bcx/pkg/sqlstore"
@@ -354,7 +356,11 @@ func (b *bankServer) RejectInstruction(ctx context.Context, req *settlementv1.Re
 }
 
 func (b *bankServer) ImportStatement(ctx context.Context, req *settlementv1.ImportStatementRequest) (*settlementv1.ImportStatementResponse, error) {
-	return b.s.importStatement(ctx, req)
+	return b.s.importStatement(ctx, req.Content, req.FileName)
+}
+
+func (b *bankServer) UploadStatement(stream grpc.ClientStreamingServer[settlementv1.UploadStatementRequest, settlementv1.UploadStatementResponse]) error {
+	return b.s.uploadStatement(stream)
 }
 
 func (b *bankServer) GetReconciliationReport(ctx context.Context, req *settlementv1.GetReconciliationReportRequest) (*settlementv1.GetReconciliationReportResponse, error) {

@@ -6,9 +6,11 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"io"
 	"strconv"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
@@ -150,12 +152,15 @@ func (s *Service) prepare(f *bankstatement.File) ([]*stmtGroup, error) {
 // movements the ledger expects at the calling bank (package recon). The
 // content's hash keys the import: the same file again returns the first
 // report and changes nothing.
-func (s *Service) importStatement(ctx context.Context, req *settlementv1.ImportStatementRequest) (*settlementv1.ImportStatementResponse, error) {
+//
+// ImportStatement (the file in one message) and UploadStatement (the file in
+// chunks, see receiveStatement) both end here.
+func (s *Service) importStatement(ctx context.Context, content []byte, fileName string) (*settlementv1.ImportStatementResponse, error) {
 	p, err := auth.MustFromContext(ctx)
 	if err != nil {
 		return nil, err
 	}
-	reports, imported, err := s.Import(ctx, p.ParticipantID, req.Content, req.FileName)
+	reports, imported, err := s.Import(ctx, p.ParticipantID, content, fileName)
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +170,83 @@ func (s *Service) importStatement(ctx context.Context, req *settlementv1.ImportS
 	}
 	resp.Report = resp.Reports[0]
 	return resp, nil
+}
+
+// maxUploadChunk bounds one chunk of UploadStatement (the API says 1 MiB).
+const maxUploadChunk = 1 << 20
+
+// uploadStatement is UploadStatement: it receives the file (receiveStatement)
+// and imports it exactly as ImportStatement does.
+func (s *Service) uploadStatement(stream grpc.ClientStreamingServer[settlementv1.UploadStatementRequest, settlementv1.UploadStatementResponse]) error {
+	ctx := stream.Context()
+	if _, err := auth.MustFromContext(ctx); err != nil {
+		return err
+	}
+	content, fileName, err := s.receiveStatement(stream)
+	if err != nil {
+		return err
+	}
+	resp, err := s.importStatement(ctx, content, fileName)
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(&settlementv1.UploadStatementResponse{ReportId: resp.ReportId, Imported: resp.Imported,
+		Report: resp.Report, Reports: resp.Reports})
+}
+
+// receiveStatement reads an UploadStatement stream: the metadata first, then
+// chunks of at most maxUploadChunk bytes. It refuses the upload, before
+// anything is parsed or stored, as soon as the bytes received (or the size
+// the metadata declares) pass MaxStatementBytes, so a client cannot make the
+// service hold more than the limit.
+func (s *Service) receiveStatement(stream interface {
+	Recv() (*settlementv1.UploadStatementRequest, error)
+}) (content []byte, fileName string, err error) {
+	limit := s.cfg.MaxStatementBytes
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil, "", rpcerr.Invalid("metadata", "the upload is empty: the first message must carry the metadata")
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	md := first.GetMetadata()
+	if md == nil {
+		return nil, "", rpcerr.Invalid("metadata", "the first message must carry the metadata")
+	}
+	switch {
+	case md.SizeBytes < 0:
+		return nil, "", rpcerr.Invalid("metadata.size_bytes", "must not be negative")
+	case md.SizeBytes > limit:
+		return nil, "", rpcerr.InvalidReason("metadata.size_bytes", reasonTooLarge, "%d bytes is more than the %d-byte limit", md.SizeBytes, limit)
+	case md.SizeBytes > 0:
+		content = make([]byte, 0, md.SizeBytes)
+	}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		part, ok := msg.Part.(*settlementv1.UploadStatementRequest_Chunk)
+		switch {
+		case msg.GetMetadata() != nil:
+			return nil, "", rpcerr.Invalid("metadata", "only the first message carries the metadata")
+		case !ok:
+			return nil, "", rpcerr.Invalid("chunk", "every message after the first must carry a chunk")
+		case len(part.Chunk) > maxUploadChunk:
+			return nil, "", rpcerr.Invalid("chunk", "%d bytes is more than the %d-byte chunk limit", len(part.Chunk), maxUploadChunk)
+		case int64(len(content))+int64(len(part.Chunk)) > limit:
+			return nil, "", rpcerr.InvalidReason("chunk", reasonTooLarge, "the file passes the %d-byte limit", limit)
+		}
+		content = append(content, part.Chunk...)
+	}
+	if md.SizeBytes > 0 && int64(len(content)) != md.SizeBytes {
+		return nil, "", rpcerr.Invalid("metadata.size_bytes", "%d bytes declared, %d received", md.SizeBytes, len(content))
+	}
+	return content, md.FileName, nil
 }
 
 // Import reconciles a statement file for a bank (see importStatement) and

@@ -68,8 +68,9 @@ type Config struct {
 	TimeZone *time.Location
 
 	// MaxStatementBytes bounds an imported statement (default
-	// bankstatement.DefaultMaxBytes; the gRPC server's message limit may be
-	// lower).
+	// bankstatement.DefaultMaxBytes). ImportStatement is also bound by the
+	// gRPC server's message limit (16 MiB); UploadStatement streams the file
+	// in chunks and is bound by this alone.
 	MaxStatementBytes int64
 	// MatchToleranceDays is the value-date tolerance of the amount-and-date
 	// reconciliation pass (default recon.DefaultToleranceDays).
@@ -253,6 +254,7 @@ func Policy() auth.Policy {
 		m(bk, "ConfirmInstruction"):        bank,
 		m(bk, "RejectInstruction"):         bank,
 		m(bk, "ImportStatement"):           bank,
+		m(bk, "UploadStatement"):           bank,
 		m(bk, "GetReconciliationReport"):   {typev1.Role_ROLE_CLEARING_BANK, typev1.Role_ROLE_OPERATOR},
 		m(bk, "ListReconciliationReports"): {typev1.Role_ROLE_CLEARING_BANK, typev1.Role_ROLE_OPERATOR},
 

@@ -2143,6 +2143,220 @@ func (x *ImportStatementResponse) GetReports() []*ReconciliationReport {
 	return nil
 }
 
+// The largest chunk UploadStatement accepts is 1 MiB (1048576 bytes).
+type UploadStatementRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*UploadStatementRequest_Metadata
+	//	*UploadStatementRequest_Chunk
+	Part          isUploadStatementRequest_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadStatementRequest) Reset() {
+	*x = UploadStatementRequest{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadStatementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadStatementRequest) ProtoMessage() {}
+
+func (x *UploadStatementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadStatementRequest.ProtoReflect.Descriptor instead.
+func (*UploadStatementRequest) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UploadStatementRequest) GetPart() isUploadStatementRequest_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *UploadStatementRequest) GetMetadata() *UploadStatementMetadata {
+	if x != nil {
+		if x, ok := x.Part.(*UploadStatementRequest_Metadata); ok {
+			return x.Metadata
+		}
+	}
+	return nil
+}
+
+func (x *UploadStatementRequest) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*UploadStatementRequest_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+type isUploadStatementRequest_Part interface {
+	isUploadStatementRequest_Part()
+}
+
+type UploadStatementRequest_Metadata struct {
+	// The first message, and only the first.
+	Metadata *UploadStatementMetadata `protobuf:"bytes,1,opt,name=metadata,proto3,oneof"`
+}
+
+type UploadStatementRequest_Chunk struct {
+	// Every later message: the next bytes of the file, at most 1 MiB.
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+func (*UploadStatementRequest_Metadata) isUploadStatementRequest_Part() {}
+
+func (*UploadStatementRequest_Chunk) isUploadStatementRequest_Part() {}
+
+// What ImportStatementRequest carries besides the content.
+type UploadStatementMetadata struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional name for the report.
+	FileName string `protobuf:"bytes,1,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	// Optional: the file's size in bytes. A size over the limit is refused at
+	// once; the upload is refused if the bytes received differ from it.
+	SizeBytes     int64 `protobuf:"varint,2,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadStatementMetadata) Reset() {
+	*x = UploadStatementMetadata{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadStatementMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadStatementMetadata) ProtoMessage() {}
+
+func (x *UploadStatementMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadStatementMetadata.ProtoReflect.Descriptor instead.
+func (*UploadStatementMetadata) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UploadStatementMetadata) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *UploadStatementMetadata) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+// The same as ImportStatementResponse.
+type UploadStatementResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first report's id (a file with one account has one report).
+	ReportId string `protobuf:"bytes,1,opt,name=report_id,json=reportId,proto3" json:"report_id,omitempty"`
+	// False when the same statement had been imported before (by either RPC).
+	Imported bool `protobuf:"varint,2,opt,name=imported,proto3" json:"imported,omitempty"`
+	// The first report; the same as reports[0].
+	Report *ReconciliationReport `protobuf:"bytes,3,opt,name=report,proto3" json:"report,omitempty"`
+	// One report per account and currency in the file.
+	Reports       []*ReconciliationReport `protobuf:"bytes,4,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadStatementResponse) Reset() {
+	*x = UploadStatementResponse{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadStatementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadStatementResponse) ProtoMessage() {}
+
+func (x *UploadStatementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadStatementResponse.ProtoReflect.Descriptor instead.
+func (*UploadStatementResponse) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *UploadStatementResponse) GetReportId() string {
+	if x != nil {
+		return x.ReportId
+	}
+	return ""
+}
+
+func (x *UploadStatementResponse) GetImported() bool {
+	if x != nil {
+		return x.Imported
+	}
+	return false
+}
+
+func (x *UploadStatementResponse) GetReport() *ReconciliationReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *UploadStatementResponse) GetReports() []*ReconciliationReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
 type MatchedEntry struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	BankReference    string                 `protobuf:"bytes,1,opt,name=bank_reference,json=bankReference,proto3" json:"bank_reference,omitempty"`
@@ -2157,7 +2371,7 @@ type MatchedEntry struct {
 
 func (x *MatchedEntry) Reset() {
 	*x = MatchedEntry{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[30]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2383,7 @@ func (x *MatchedEntry) String() string {
 func (*MatchedEntry) ProtoMessage() {}
 
 func (x *MatchedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[30]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2396,7 @@ func (x *MatchedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchedEntry.ProtoReflect.Descriptor instead.
 func (*MatchedEntry) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{30}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *MatchedEntry) GetBankReference() string {
@@ -2242,7 +2456,7 @@ type ReconciliationReport struct {
 
 func (x *ReconciliationReport) Reset() {
 	*x = ReconciliationReport{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[31]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2468,7 @@ func (x *ReconciliationReport) String() string {
 func (*ReconciliationReport) ProtoMessage() {}
 
 func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[31]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2481,7 @@ func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationReport.ProtoReflect.Descriptor instead.
 func (*ReconciliationReport) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{31}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReconciliationReport) GetReportId() string {
@@ -2363,7 +2577,7 @@ type GetReconciliationReportRequest struct {
 
 func (x *GetReconciliationReportRequest) Reset() {
 	*x = GetReconciliationReportRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[32]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2589,7 @@ func (x *GetReconciliationReportRequest) String() string {
 func (*GetReconciliationReportRequest) ProtoMessage() {}
 
 func (x *GetReconciliationReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[32]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2602,7 @@ func (x *GetReconciliationReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReconciliationReportRequest.ProtoReflect.Descriptor instead.
 func (*GetReconciliationReportRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{32}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetReconciliationReportRequest) GetReportId() string {
@@ -2407,7 +2621,7 @@ type GetReconciliationReportResponse struct {
 
 func (x *GetReconciliationReportResponse) Reset() {
 	*x = GetReconciliationReportResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[33]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2419,7 +2633,7 @@ func (x *GetReconciliationReportResponse) String() string {
 func (*GetReconciliationReportResponse) ProtoMessage() {}
 
 func (x *GetReconciliationReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[33]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2432,7 +2646,7 @@ func (x *GetReconciliationReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReconciliationReportResponse.ProtoReflect.Descriptor instead.
 func (*GetReconciliationReportResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{33}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetReconciliationReportResponse) GetReport() *ReconciliationReport {
@@ -2452,7 +2666,7 @@ type ListReconciliationReportsRequest struct {
 
 func (x *ListReconciliationReportsRequest) Reset() {
 	*x = ListReconciliationReportsRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[34]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2678,7 @@ func (x *ListReconciliationReportsRequest) String() string {
 func (*ListReconciliationReportsRequest) ProtoMessage() {}
 
 func (x *ListReconciliationReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[34]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,7 +2691,7 @@ func (x *ListReconciliationReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReconciliationReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListReconciliationReportsRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{34}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListReconciliationReportsRequest) GetPageSize() int32 {
@@ -2504,7 +2718,7 @@ type ListReconciliationReportsResponse struct {
 
 func (x *ListReconciliationReportsResponse) Reset() {
 	*x = ListReconciliationReportsResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[35]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2516,7 +2730,7 @@ func (x *ListReconciliationReportsResponse) String() string {
 func (*ListReconciliationReportsResponse) ProtoMessage() {}
 
 func (x *ListReconciliationReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[35]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2529,7 +2743,7 @@ func (x *ListReconciliationReportsResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use ListReconciliationReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListReconciliationReportsResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{35}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListReconciliationReportsResponse) GetReports() []*ReconciliationReport {
@@ -2560,7 +2774,7 @@ type FeeSchedule struct {
 
 func (x *FeeSchedule) Reset() {
 	*x = FeeSchedule{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2786,7 @@ func (x *FeeSchedule) String() string {
 func (*FeeSchedule) ProtoMessage() {}
 
 func (x *FeeSchedule) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2799,7 @@ func (x *FeeSchedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeeSchedule.ProtoReflect.Descriptor instead.
 func (*FeeSchedule) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{36}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FeeSchedule) GetSymbol() string {
@@ -2619,7 +2833,7 @@ type SetFeeScheduleRequest struct {
 
 func (x *SetFeeScheduleRequest) Reset() {
 	*x = SetFeeScheduleRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2631,7 +2845,7 @@ func (x *SetFeeScheduleRequest) String() string {
 func (*SetFeeScheduleRequest) ProtoMessage() {}
 
 func (x *SetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2644,7 +2858,7 @@ func (x *SetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFeeScheduleRequest.ProtoReflect.Descriptor instead.
 func (*SetFeeScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{37}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetFeeScheduleRequest) GetIdempotencyKey() string {
@@ -2670,7 +2884,7 @@ type SetFeeScheduleResponse struct {
 
 func (x *SetFeeScheduleResponse) Reset() {
 	*x = SetFeeScheduleResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2682,7 +2896,7 @@ func (x *SetFeeScheduleResponse) String() string {
 func (*SetFeeScheduleResponse) ProtoMessage() {}
 
 func (x *SetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2695,7 +2909,7 @@ func (x *SetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFeeScheduleResponse.ProtoReflect.Descriptor instead.
 func (*SetFeeScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{38}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetFeeScheduleResponse) GetSchedule() *FeeSchedule {
@@ -2714,7 +2928,7 @@ type GetFeeScheduleRequest struct {
 
 func (x *GetFeeScheduleRequest) Reset() {
 	*x = GetFeeScheduleRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2726,7 +2940,7 @@ func (x *GetFeeScheduleRequest) String() string {
 func (*GetFeeScheduleRequest) ProtoMessage() {}
 
 func (x *GetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2739,7 +2953,7 @@ func (x *GetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFeeScheduleRequest.ProtoReflect.Descriptor instead.
 func (*GetFeeScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{39}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetFeeScheduleRequest) GetSymbol() string {
@@ -2758,7 +2972,7 @@ type GetFeeScheduleResponse struct {
 
 func (x *GetFeeScheduleResponse) Reset() {
 	*x = GetFeeScheduleResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2770,7 +2984,7 @@ func (x *GetFeeScheduleResponse) String() string {
 func (*GetFeeScheduleResponse) ProtoMessage() {}
 
 func (x *GetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2783,7 +2997,7 @@ func (x *GetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFeeScheduleResponse.ProtoReflect.Descriptor instead.
 func (*GetFeeScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{40}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetFeeScheduleResponse) GetSchedule() *FeeSchedule {
@@ -2811,7 +3025,7 @@ type FxRate struct {
 
 func (x *FxRate) Reset() {
 	*x = FxRate{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2823,7 +3037,7 @@ func (x *FxRate) String() string {
 func (*FxRate) ProtoMessage() {}
 
 func (x *FxRate) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2836,7 +3050,7 @@ func (x *FxRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FxRate.ProtoReflect.Descriptor instead.
 func (*FxRate) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{41}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FxRate) GetBaseCurrency() string {
@@ -2891,7 +3105,7 @@ type PublishFxRateRequest struct {
 
 func (x *PublishFxRateRequest) Reset() {
 	*x = PublishFxRateRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2903,7 +3117,7 @@ func (x *PublishFxRateRequest) String() string {
 func (*PublishFxRateRequest) ProtoMessage() {}
 
 func (x *PublishFxRateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2916,7 +3130,7 @@ func (x *PublishFxRateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishFxRateRequest.ProtoReflect.Descriptor instead.
 func (*PublishFxRateRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{42}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PublishFxRateRequest) GetIdempotencyKey() string {
@@ -2942,7 +3156,7 @@ type PublishFxRateResponse struct {
 
 func (x *PublishFxRateResponse) Reset() {
 	*x = PublishFxRateResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3168,7 @@ func (x *PublishFxRateResponse) String() string {
 func (*PublishFxRateResponse) ProtoMessage() {}
 
 func (x *PublishFxRateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3181,7 @@ func (x *PublishFxRateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishFxRateResponse.ProtoReflect.Descriptor instead.
 func (*PublishFxRateResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{43}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PublishFxRateResponse) GetRate() *FxRate {
@@ -2987,7 +3201,7 @@ type ListFxRatesRequest struct {
 
 func (x *ListFxRatesRequest) Reset() {
 	*x = ListFxRatesRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2999,7 +3213,7 @@ func (x *ListFxRatesRequest) String() string {
 func (*ListFxRatesRequest) ProtoMessage() {}
 
 func (x *ListFxRatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3012,7 +3226,7 @@ func (x *ListFxRatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFxRatesRequest.ProtoReflect.Descriptor instead.
 func (*ListFxRatesRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{44}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListFxRatesRequest) GetAt() *timestamppb.Timestamp {
@@ -3031,7 +3245,7 @@ type ListFxRatesResponse struct {
 
 func (x *ListFxRatesResponse) Reset() {
 	*x = ListFxRatesResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3043,7 +3257,7 @@ func (x *ListFxRatesResponse) String() string {
 func (*ListFxRatesResponse) ProtoMessage() {}
 
 func (x *ListFxRatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3056,7 +3270,7 @@ func (x *ListFxRatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFxRatesResponse.ProtoReflect.Descriptor instead.
 func (*ListFxRatesResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{45}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListFxRatesResponse) GetRates() []*FxRate {
@@ -3077,7 +3291,7 @@ type RunSettlementCycleRequest struct {
 
 func (x *RunSettlementCycleRequest) Reset() {
 	*x = RunSettlementCycleRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +3303,7 @@ func (x *RunSettlementCycleRequest) String() string {
 func (*RunSettlementCycleRequest) ProtoMessage() {}
 
 func (x *RunSettlementCycleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +3316,7 @@ func (x *RunSettlementCycleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSettlementCycleRequest.ProtoReflect.Descriptor instead.
 func (*RunSettlementCycleRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{46}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RunSettlementCycleRequest) GetIdempotencyKey() string {
@@ -3129,7 +3343,7 @@ type RunSettlementCycleResponse struct {
 
 func (x *RunSettlementCycleResponse) Reset() {
 	*x = RunSettlementCycleResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3141,7 +3355,7 @@ func (x *RunSettlementCycleResponse) String() string {
 func (*RunSettlementCycleResponse) ProtoMessage() {}
 
 func (x *RunSettlementCycleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3154,7 +3368,7 @@ func (x *RunSettlementCycleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSettlementCycleResponse.ProtoReflect.Descriptor instead.
 func (*RunSettlementCycleResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{47}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RunSettlementCycleResponse) GetTradesSettled() int64 {
@@ -3179,7 +3393,7 @@ type CheckLedgerRequest struct {
 
 func (x *CheckLedgerRequest) Reset() {
 	*x = CheckLedgerRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3191,7 +3405,7 @@ func (x *CheckLedgerRequest) String() string {
 func (*CheckLedgerRequest) ProtoMessage() {}
 
 func (x *CheckLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3204,7 +3418,7 @@ func (x *CheckLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckLedgerRequest.ProtoReflect.Descriptor instead.
 func (*CheckLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{48}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{51}
 }
 
 type CurrencyTotal struct {
@@ -3219,7 +3433,7 @@ type CurrencyTotal struct {
 
 func (x *CurrencyTotal) Reset() {
 	*x = CurrencyTotal{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3231,7 +3445,7 @@ func (x *CurrencyTotal) String() string {
 func (*CurrencyTotal) ProtoMessage() {}
 
 func (x *CurrencyTotal) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3244,7 +3458,7 @@ func (x *CurrencyTotal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CurrencyTotal.ProtoReflect.Descriptor instead.
 func (*CurrencyTotal) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{49}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CurrencyTotal) GetCurrency() string {
@@ -3286,7 +3500,7 @@ type CheckLedgerResponse struct {
 
 func (x *CheckLedgerResponse) Reset() {
 	*x = CheckLedgerResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3298,7 +3512,7 @@ func (x *CheckLedgerResponse) String() string {
 func (*CheckLedgerResponse) ProtoMessage() {}
 
 func (x *CheckLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3311,7 +3525,7 @@ func (x *CheckLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckLedgerResponse.ProtoReflect.Descriptor instead.
 func (*CheckLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{50}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CheckLedgerResponse) GetTotals() []*CurrencyTotal {
@@ -3349,7 +3563,7 @@ type RecordReceiptsLegRequest struct {
 
 func (x *RecordReceiptsLegRequest) Reset() {
 	*x = RecordReceiptsLegRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3361,7 +3575,7 @@ func (x *RecordReceiptsLegRequest) String() string {
 func (*RecordReceiptsLegRequest) ProtoMessage() {}
 
 func (x *RecordReceiptsLegRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3374,7 +3588,7 @@ func (x *RecordReceiptsLegRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordReceiptsLegRequest.ProtoReflect.Descriptor instead.
 func (*RecordReceiptsLegRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{51}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RecordReceiptsLegRequest) GetTradeId() int64 {
@@ -3407,7 +3621,7 @@ type RecordReceiptsLegResponse struct {
 
 func (x *RecordReceiptsLegResponse) Reset() {
 	*x = RecordReceiptsLegResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[52]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3419,7 +3633,7 @@ func (x *RecordReceiptsLegResponse) String() string {
 func (*RecordReceiptsLegResponse) ProtoMessage() {}
 
 func (x *RecordReceiptsLegResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[52]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3432,7 +3646,7 @@ func (x *RecordReceiptsLegResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordReceiptsLegResponse.ProtoReflect.Descriptor instead.
 func (*RecordReceiptsLegResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{52}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RecordReceiptsLegResponse) GetSettlement() *TradeSettlement {
@@ -3581,6 +3795,19 @@ const file_bcx_settlement_v1_settlement_proto_rawDesc = "" +
 	"\treport_id\x18\x01 \x01(\tR\breportId\x12\x1a\n" +
 	"\bimported\x18\x02 \x01(\bR\bimported\x12?\n" +
 	"\x06report\x18\x03 \x01(\v2'.bcx.settlement.v1.ReconciliationReportR\x06report\x12A\n" +
+	"\areports\x18\x04 \x03(\v2'.bcx.settlement.v1.ReconciliationReportR\areports\"\x82\x01\n" +
+	"\x16UploadStatementRequest\x12H\n" +
+	"\bmetadata\x18\x01 \x01(\v2*.bcx.settlement.v1.UploadStatementMetadataH\x00R\bmetadata\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
+	"\x04part\"U\n" +
+	"\x17UploadStatementMetadata\x12\x1b\n" +
+	"\tfile_name\x18\x01 \x01(\tR\bfileName\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x02 \x01(\x03R\tsizeBytes\"\xd6\x01\n" +
+	"\x17UploadStatementResponse\x12\x1b\n" +
+	"\treport_id\x18\x01 \x01(\tR\breportId\x12\x1a\n" +
+	"\bimported\x18\x02 \x01(\bR\bimported\x12?\n" +
+	"\x06report\x18\x03 \x01(\v2'.bcx.settlement.v1.ReconciliationReportR\x06report\x12A\n" +
 	"\areports\x18\x04 \x03(\v2'.bcx.settlement.v1.ReconciliationReportR\areports\"\xd0\x01\n" +
 	"\fMatchedEntry\x12%\n" +
 	"\x0ebank_reference\x18\x01 \x01(\tR\rbankReference\x12!\n" +
@@ -3707,14 +3934,15 @@ const file_bcx_settlement_v1_settlement_proto_rawDesc = "" +
 	"\x11RequestWithdrawal\x12+.bcx.settlement.v1.RequestWithdrawalRequest\x1a,.bcx.settlement.v1.RequestWithdrawalResponse\x12q\n" +
 	"\x12GetTradeSettlement\x12,.bcx.settlement.v1.GetTradeSettlementRequest\x1a-.bcx.settlement.v1.GetTradeSettlementResponse\x12w\n" +
 	"\x14ListTradeSettlements\x12..bcx.settlement.v1.ListTradeSettlementsRequest\x1a/.bcx.settlement.v1.ListTradeSettlementsResponse\x12h\n" +
-	"\x0fSetFxPreference\x12).bcx.settlement.v1.SetFxPreferenceRequest\x1a*.bcx.settlement.v1.SetFxPreferenceResponse2\xca\a\n" +
+	"\x0fSetFxPreference\x12).bcx.settlement.v1.SetFxPreferenceRequest\x1a*.bcx.settlement.v1.SetFxPreferenceResponse2\xb6\b\n" +
 	"\vBankService\x12n\n" +
 	"\x11PostDepositNotice\x12+.bcx.settlement.v1.PostDepositNoticeRequest\x1a,.bcx.settlement.v1.PostDepositNoticeResponse\x12s\n" +
 	"\x12StreamInstructions\x12,.bcx.settlement.v1.StreamInstructionsRequest\x1a-.bcx.settlement.v1.StreamInstructionsResponse0\x01\x12}\n" +
 	"\x16AcknowledgeInstruction\x120.bcx.settlement.v1.AcknowledgeInstructionRequest\x1a1.bcx.settlement.v1.AcknowledgeInstructionResponse\x12q\n" +
 	"\x12ConfirmInstruction\x12,.bcx.settlement.v1.ConfirmInstructionRequest\x1a-.bcx.settlement.v1.ConfirmInstructionResponse\x12n\n" +
 	"\x11RejectInstruction\x12+.bcx.settlement.v1.RejectInstructionRequest\x1a,.bcx.settlement.v1.RejectInstructionResponse\x12h\n" +
-	"\x0fImportStatement\x12).bcx.settlement.v1.ImportStatementRequest\x1a*.bcx.settlement.v1.ImportStatementResponse\x12\x80\x01\n" +
+	"\x0fImportStatement\x12).bcx.settlement.v1.ImportStatementRequest\x1a*.bcx.settlement.v1.ImportStatementResponse\x12j\n" +
+	"\x0fUploadStatement\x12).bcx.settlement.v1.UploadStatementRequest\x1a*.bcx.settlement.v1.UploadStatementResponse(\x01\x12\x80\x01\n" +
 	"\x17GetReconciliationReport\x121.bcx.settlement.v1.GetReconciliationReportRequest\x1a2.bcx.settlement.v1.GetReconciliationReportResponse\x12\x86\x01\n" +
 	"\x19ListReconciliationReports\x123.bcx.settlement.v1.ListReconciliationReportsRequest\x1a4.bcx.settlement.v1.ListReconciliationReportsResponse2\x8b\x01\n" +
 	"\x19SettlementInternalService\x12n\n" +
@@ -3741,7 +3969,7 @@ func file_bcx_settlement_v1_settlement_proto_rawDescGZIP() []byte {
 }
 
 var file_bcx_settlement_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_bcx_settlement_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_bcx_settlement_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_bcx_settlement_v1_settlement_proto_goTypes = []any{
 	(AccountKind)(0),                          // 0: bcx.settlement.v1.AccountKind
 	(WithdrawalStatus)(0),                     // 1: bcx.settlement.v1.WithdrawalStatus
@@ -3778,137 +4006,145 @@ var file_bcx_settlement_v1_settlement_proto_goTypes = []any{
 	(*RejectInstructionResponse)(nil),         // 32: bcx.settlement.v1.RejectInstructionResponse
 	(*ImportStatementRequest)(nil),            // 33: bcx.settlement.v1.ImportStatementRequest
 	(*ImportStatementResponse)(nil),           // 34: bcx.settlement.v1.ImportStatementResponse
-	(*MatchedEntry)(nil),                      // 35: bcx.settlement.v1.MatchedEntry
-	(*ReconciliationReport)(nil),              // 36: bcx.settlement.v1.ReconciliationReport
-	(*GetReconciliationReportRequest)(nil),    // 37: bcx.settlement.v1.GetReconciliationReportRequest
-	(*GetReconciliationReportResponse)(nil),   // 38: bcx.settlement.v1.GetReconciliationReportResponse
-	(*ListReconciliationReportsRequest)(nil),  // 39: bcx.settlement.v1.ListReconciliationReportsRequest
-	(*ListReconciliationReportsResponse)(nil), // 40: bcx.settlement.v1.ListReconciliationReportsResponse
-	(*FeeSchedule)(nil),                       // 41: bcx.settlement.v1.FeeSchedule
-	(*SetFeeScheduleRequest)(nil),             // 42: bcx.settlement.v1.SetFeeScheduleRequest
-	(*SetFeeScheduleResponse)(nil),            // 43: bcx.settlement.v1.SetFeeScheduleResponse
-	(*GetFeeScheduleRequest)(nil),             // 44: bcx.settlement.v1.GetFeeScheduleRequest
-	(*GetFeeScheduleResponse)(nil),            // 45: bcx.settlement.v1.GetFeeScheduleResponse
-	(*FxRate)(nil),                            // 46: bcx.settlement.v1.FxRate
-	(*PublishFxRateRequest)(nil),              // 47: bcx.settlement.v1.PublishFxRateRequest
-	(*PublishFxRateResponse)(nil),             // 48: bcx.settlement.v1.PublishFxRateResponse
-	(*ListFxRatesRequest)(nil),                // 49: bcx.settlement.v1.ListFxRatesRequest
-	(*ListFxRatesResponse)(nil),               // 50: bcx.settlement.v1.ListFxRatesResponse
-	(*RunSettlementCycleRequest)(nil),         // 51: bcx.settlement.v1.RunSettlementCycleRequest
-	(*RunSettlementCycleResponse)(nil),        // 52: bcx.settlement.v1.RunSettlementCycleResponse
-	(*CheckLedgerRequest)(nil),                // 53: bcx.settlement.v1.CheckLedgerRequest
-	(*CurrencyTotal)(nil),                     // 54: bcx.settlement.v1.CurrencyTotal
-	(*CheckLedgerResponse)(nil),               // 55: bcx.settlement.v1.CheckLedgerResponse
-	(*RecordReceiptsLegRequest)(nil),          // 56: bcx.settlement.v1.RecordReceiptsLegRequest
-	(*RecordReceiptsLegResponse)(nil),         // 57: bcx.settlement.v1.RecordReceiptsLegResponse
-	(*v1.Money)(nil),                          // 58: bcx.type.v1.Money
-	(*timestamppb.Timestamp)(nil),             // 59: google.protobuf.Timestamp
-	(*v1.FeeRule)(nil),                        // 60: bcx.type.v1.FeeRule
+	(*UploadStatementRequest)(nil),            // 35: bcx.settlement.v1.UploadStatementRequest
+	(*UploadStatementMetadata)(nil),           // 36: bcx.settlement.v1.UploadStatementMetadata
+	(*UploadStatementResponse)(nil),           // 37: bcx.settlement.v1.UploadStatementResponse
+	(*MatchedEntry)(nil),                      // 38: bcx.settlement.v1.MatchedEntry
+	(*ReconciliationReport)(nil),              // 39: bcx.settlement.v1.ReconciliationReport
+	(*GetReconciliationReportRequest)(nil),    // 40: bcx.settlement.v1.GetReconciliationReportRequest
+	(*GetReconciliationReportResponse)(nil),   // 41: bcx.settlement.v1.GetReconciliationReportResponse
+	(*ListReconciliationReportsRequest)(nil),  // 42: bcx.settlement.v1.ListReconciliationReportsRequest
+	(*ListReconciliationReportsResponse)(nil), // 43: bcx.settlement.v1.ListReconciliationReportsResponse
+	(*FeeSchedule)(nil),                       // 44: bcx.settlement.v1.FeeSchedule
+	(*SetFeeScheduleRequest)(nil),             // 45: bcx.settlement.v1.SetFeeScheduleRequest
+	(*SetFeeScheduleResponse)(nil),            // 46: bcx.settlement.v1.SetFeeScheduleResponse
+	(*GetFeeScheduleRequest)(nil),             // 47: bcx.settlement.v1.GetFeeScheduleRequest
+	(*GetFeeScheduleResponse)(nil),            // 48: bcx.settlement.v1.GetFeeScheduleResponse
+	(*FxRate)(nil),                            // 49: bcx.settlement.v1.FxRate
+	(*PublishFxRateRequest)(nil),              // 50: bcx.settlement.v1.PublishFxRateRequest
+	(*PublishFxRateResponse)(nil),             // 51: bcx.settlement.v1.PublishFxRateResponse
+	(*ListFxRatesRequest)(nil),                // 52: bcx.settlement.v1.ListFxRatesRequest
+	(*ListFxRatesResponse)(nil),               // 53: bcx.settlement.v1.ListFxRatesResponse
+	(*RunSettlementCycleRequest)(nil),         // 54: bcx.settlement.v1.RunSettlementCycleRequest
+	(*RunSettlementCycleResponse)(nil),        // 55: bcx.settlement.v1.RunSettlementCycleResponse
+	(*CheckLedgerRequest)(nil),                // 56: bcx.settlement.v1.CheckLedgerRequest
+	(*CurrencyTotal)(nil),                     // 57: bcx.settlement.v1.CurrencyTotal
+	(*CheckLedgerResponse)(nil),               // 58: bcx.settlement.v1.CheckLedgerResponse
+	(*RecordReceiptsLegRequest)(nil),          // 59: bcx.settlement.v1.RecordReceiptsLegRequest
+	(*RecordReceiptsLegResponse)(nil),         // 60: bcx.settlement.v1.RecordReceiptsLegResponse
+	(*v1.Money)(nil),                          // 61: bcx.type.v1.Money
+	(*timestamppb.Timestamp)(nil),             // 62: google.protobuf.Timestamp
+	(*v1.FeeRule)(nil),                        // 63: bcx.type.v1.FeeRule
 }
 var file_bcx_settlement_v1_settlement_proto_depIdxs = []int32{
 	0,  // 0: bcx.settlement.v1.AccountBalance.kind:type_name -> bcx.settlement.v1.AccountKind
-	58, // 1: bcx.settlement.v1.AccountBalance.balance:type_name -> bcx.type.v1.Money
-	58, // 2: bcx.settlement.v1.Posting.amount:type_name -> bcx.type.v1.Money
-	59, // 3: bcx.settlement.v1.Posting.booked_at:type_name -> google.protobuf.Timestamp
+	61, // 1: bcx.settlement.v1.AccountBalance.balance:type_name -> bcx.type.v1.Money
+	61, // 2: bcx.settlement.v1.Posting.amount:type_name -> bcx.type.v1.Money
+	62, // 3: bcx.settlement.v1.Posting.booked_at:type_name -> google.protobuf.Timestamp
 	5,  // 4: bcx.settlement.v1.GetAccountBalancesResponse.balances:type_name -> bcx.settlement.v1.AccountBalance
 	6,  // 5: bcx.settlement.v1.ListPostingsResponse.postings:type_name -> bcx.settlement.v1.Posting
-	58, // 6: bcx.settlement.v1.GetStatementResponse.opening_balance:type_name -> bcx.type.v1.Money
-	58, // 7: bcx.settlement.v1.GetStatementResponse.closing_balance:type_name -> bcx.type.v1.Money
+	61, // 6: bcx.settlement.v1.GetStatementResponse.opening_balance:type_name -> bcx.type.v1.Money
+	61, // 7: bcx.settlement.v1.GetStatementResponse.closing_balance:type_name -> bcx.type.v1.Money
 	6,  // 8: bcx.settlement.v1.GetStatementResponse.postings:type_name -> bcx.settlement.v1.Posting
-	58, // 9: bcx.settlement.v1.RequestWithdrawalRequest.amount:type_name -> bcx.type.v1.Money
+	61, // 9: bcx.settlement.v1.RequestWithdrawalRequest.amount:type_name -> bcx.type.v1.Money
 	1,  // 10: bcx.settlement.v1.RequestWithdrawalResponse.status:type_name -> bcx.settlement.v1.WithdrawalStatus
-	58, // 11: bcx.settlement.v1.TradeSettlement.price:type_name -> bcx.type.v1.Money
-	58, // 12: bcx.settlement.v1.TradeSettlement.principal:type_name -> bcx.type.v1.Money
-	58, // 13: bcx.settlement.v1.TradeSettlement.buyer_fee:type_name -> bcx.type.v1.Money
-	58, // 14: bcx.settlement.v1.TradeSettlement.seller_fee:type_name -> bcx.type.v1.Money
+	61, // 11: bcx.settlement.v1.TradeSettlement.price:type_name -> bcx.type.v1.Money
+	61, // 12: bcx.settlement.v1.TradeSettlement.principal:type_name -> bcx.type.v1.Money
+	61, // 13: bcx.settlement.v1.TradeSettlement.buyer_fee:type_name -> bcx.type.v1.Money
+	61, // 14: bcx.settlement.v1.TradeSettlement.seller_fee:type_name -> bcx.type.v1.Money
 	2,  // 15: bcx.settlement.v1.TradeSettlement.status:type_name -> bcx.settlement.v1.SettlementStatus
-	58, // 16: bcx.settlement.v1.TradeSettlement.weight_adjustment:type_name -> bcx.type.v1.Money
+	61, // 16: bcx.settlement.v1.TradeSettlement.weight_adjustment:type_name -> bcx.type.v1.Money
 	15, // 17: bcx.settlement.v1.GetTradeSettlementResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
 	2,  // 18: bcx.settlement.v1.ListTradeSettlementsRequest.status:type_name -> bcx.settlement.v1.SettlementStatus
 	15, // 19: bcx.settlement.v1.ListTradeSettlementsResponse.settlements:type_name -> bcx.settlement.v1.TradeSettlement
-	58, // 20: bcx.settlement.v1.PostDepositNoticeRequest.amount:type_name -> bcx.type.v1.Money
+	61, // 20: bcx.settlement.v1.PostDepositNoticeRequest.amount:type_name -> bcx.type.v1.Money
 	3,  // 21: bcx.settlement.v1.Instruction.kind:type_name -> bcx.settlement.v1.InstructionKind
-	58, // 22: bcx.settlement.v1.Instruction.amount:type_name -> bcx.type.v1.Money
-	58, // 23: bcx.settlement.v1.Instruction.counter_amount:type_name -> bcx.type.v1.Money
+	61, // 22: bcx.settlement.v1.Instruction.amount:type_name -> bcx.type.v1.Money
+	61, // 23: bcx.settlement.v1.Instruction.counter_amount:type_name -> bcx.type.v1.Money
 	4,  // 24: bcx.settlement.v1.Instruction.status:type_name -> bcx.settlement.v1.InstructionStatus
-	59, // 25: bcx.settlement.v1.Instruction.created_at:type_name -> google.protobuf.Timestamp
+	62, // 25: bcx.settlement.v1.Instruction.created_at:type_name -> google.protobuf.Timestamp
 	24, // 26: bcx.settlement.v1.StreamInstructionsResponse.instruction:type_name -> bcx.settlement.v1.Instruction
 	24, // 27: bcx.settlement.v1.AcknowledgeInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
 	24, // 28: bcx.settlement.v1.ConfirmInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
 	24, // 29: bcx.settlement.v1.RejectInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
-	36, // 30: bcx.settlement.v1.ImportStatementResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
-	36, // 31: bcx.settlement.v1.ImportStatementResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
-	58, // 32: bcx.settlement.v1.MatchedEntry.amount:type_name -> bcx.type.v1.Money
-	35, // 33: bcx.settlement.v1.ReconciliationReport.matched:type_name -> bcx.settlement.v1.MatchedEntry
-	35, // 34: bcx.settlement.v1.ReconciliationReport.unmatched_bank_entries:type_name -> bcx.settlement.v1.MatchedEntry
-	35, // 35: bcx.settlement.v1.ReconciliationReport.unmatched_ledger_movements:type_name -> bcx.settlement.v1.MatchedEntry
-	35, // 36: bcx.settlement.v1.ReconciliationReport.amount_mismatches:type_name -> bcx.settlement.v1.MatchedEntry
-	58, // 37: bcx.settlement.v1.ReconciliationReport.unexplained_difference:type_name -> bcx.type.v1.Money
-	59, // 38: bcx.settlement.v1.ReconciliationReport.created_at:type_name -> google.protobuf.Timestamp
-	36, // 39: bcx.settlement.v1.GetReconciliationReportResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
-	36, // 40: bcx.settlement.v1.ListReconciliationReportsResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
-	60, // 41: bcx.settlement.v1.FeeSchedule.buyer:type_name -> bcx.type.v1.FeeRule
-	60, // 42: bcx.settlement.v1.FeeSchedule.seller:type_name -> bcx.type.v1.FeeRule
-	41, // 43: bcx.settlement.v1.SetFeeScheduleRequest.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	41, // 44: bcx.settlement.v1.SetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	41, // 45: bcx.settlement.v1.GetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	59, // 46: bcx.settlement.v1.FxRate.valid_from:type_name -> google.protobuf.Timestamp
-	59, // 47: bcx.settlement.v1.FxRate.valid_until:type_name -> google.protobuf.Timestamp
-	46, // 48: bcx.settlement.v1.PublishFxRateRequest.rate:type_name -> bcx.settlement.v1.FxRate
-	46, // 49: bcx.settlement.v1.PublishFxRateResponse.rate:type_name -> bcx.settlement.v1.FxRate
-	59, // 50: bcx.settlement.v1.ListFxRatesRequest.at:type_name -> google.protobuf.Timestamp
-	46, // 51: bcx.settlement.v1.ListFxRatesResponse.rates:type_name -> bcx.settlement.v1.FxRate
-	54, // 52: bcx.settlement.v1.CheckLedgerResponse.totals:type_name -> bcx.settlement.v1.CurrencyTotal
-	15, // 53: bcx.settlement.v1.RecordReceiptsLegResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
-	7,  // 54: bcx.settlement.v1.SettlementService.GetAccountBalances:input_type -> bcx.settlement.v1.GetAccountBalancesRequest
-	9,  // 55: bcx.settlement.v1.SettlementService.ListPostings:input_type -> bcx.settlement.v1.ListPostingsRequest
-	11, // 56: bcx.settlement.v1.SettlementService.GetStatement:input_type -> bcx.settlement.v1.GetStatementRequest
-	13, // 57: bcx.settlement.v1.SettlementService.RequestWithdrawal:input_type -> bcx.settlement.v1.RequestWithdrawalRequest
-	16, // 58: bcx.settlement.v1.SettlementService.GetTradeSettlement:input_type -> bcx.settlement.v1.GetTradeSettlementRequest
-	18, // 59: bcx.settlement.v1.SettlementService.ListTradeSettlements:input_type -> bcx.settlement.v1.ListTradeSettlementsRequest
-	20, // 60: bcx.settlement.v1.SettlementService.SetFxPreference:input_type -> bcx.settlement.v1.SetFxPreferenceRequest
-	22, // 61: bcx.settlement.v1.BankService.PostDepositNotice:input_type -> bcx.settlement.v1.PostDepositNoticeRequest
-	25, // 62: bcx.settlement.v1.BankService.StreamInstructions:input_type -> bcx.settlement.v1.StreamInstructionsRequest
-	27, // 63: bcx.settlement.v1.BankService.AcknowledgeInstruction:input_type -> bcx.settlement.v1.AcknowledgeInstructionRequest
-	29, // 64: bcx.settlement.v1.BankService.ConfirmInstruction:input_type -> bcx.settlement.v1.ConfirmInstructionRequest
-	31, // 65: bcx.settlement.v1.BankService.RejectInstruction:input_type -> bcx.settlement.v1.RejectInstructionRequest
-	33, // 66: bcx.settlement.v1.BankService.ImportStatement:input_type -> bcx.settlement.v1.ImportStatementRequest
-	37, // 67: bcx.settlement.v1.BankService.GetReconciliationReport:input_type -> bcx.settlement.v1.GetReconciliationReportRequest
-	39, // 68: bcx.settlement.v1.BankService.ListReconciliationReports:input_type -> bcx.settlement.v1.ListReconciliationReportsRequest
-	56, // 69: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:input_type -> bcx.settlement.v1.RecordReceiptsLegRequest
-	42, // 70: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:input_type -> bcx.settlement.v1.SetFeeScheduleRequest
-	44, // 71: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:input_type -> bcx.settlement.v1.GetFeeScheduleRequest
-	47, // 72: bcx.settlement.v1.SettlementAdminService.PublishFxRate:input_type -> bcx.settlement.v1.PublishFxRateRequest
-	49, // 73: bcx.settlement.v1.SettlementAdminService.ListFxRates:input_type -> bcx.settlement.v1.ListFxRatesRequest
-	51, // 74: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:input_type -> bcx.settlement.v1.RunSettlementCycleRequest
-	53, // 75: bcx.settlement.v1.SettlementAdminService.CheckLedger:input_type -> bcx.settlement.v1.CheckLedgerRequest
-	8,  // 76: bcx.settlement.v1.SettlementService.GetAccountBalances:output_type -> bcx.settlement.v1.GetAccountBalancesResponse
-	10, // 77: bcx.settlement.v1.SettlementService.ListPostings:output_type -> bcx.settlement.v1.ListPostingsResponse
-	12, // 78: bcx.settlement.v1.SettlementService.GetStatement:output_type -> bcx.settlement.v1.GetStatementResponse
-	14, // 79: bcx.settlement.v1.SettlementService.RequestWithdrawal:output_type -> bcx.settlement.v1.RequestWithdrawalResponse
-	17, // 80: bcx.settlement.v1.SettlementService.GetTradeSettlement:output_type -> bcx.settlement.v1.GetTradeSettlementResponse
-	19, // 81: bcx.settlement.v1.SettlementService.ListTradeSettlements:output_type -> bcx.settlement.v1.ListTradeSettlementsResponse
-	21, // 82: bcx.settlement.v1.SettlementService.SetFxPreference:output_type -> bcx.settlement.v1.SetFxPreferenceResponse
-	23, // 83: bcx.settlement.v1.BankService.PostDepositNotice:output_type -> bcx.settlement.v1.PostDepositNoticeResponse
-	26, // 84: bcx.settlement.v1.BankService.StreamInstructions:output_type -> bcx.settlement.v1.StreamInstructionsResponse
-	28, // 85: bcx.settlement.v1.BankService.AcknowledgeInstruction:output_type -> bcx.settlement.v1.AcknowledgeInstructionResponse
-	30, // 86: bcx.settlement.v1.BankService.ConfirmInstruction:output_type -> bcx.settlement.v1.ConfirmInstructionResponse
-	32, // 87: bcx.settlement.v1.BankService.RejectInstruction:output_type -> bcx.settlement.v1.RejectInstructionResponse
-	34, // 88: bcx.settlement.v1.BankService.ImportStatement:output_type -> bcx.settlement.v1.ImportStatementResponse
-	38, // 89: bcx.settlement.v1.BankService.GetReconciliationReport:output_type -> bcx.settlement.v1.GetReconciliationReportResponse
-	40, // 90: bcx.settlement.v1.BankService.ListReconciliationReports:output_type -> bcx.settlement.v1.ListReconciliationReportsResponse
-	57, // 91: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:output_type -> bcx.settlement.v1.RecordReceiptsLegResponse
-	43, // 92: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:output_type -> bcx.settlement.v1.SetFeeScheduleResponse
-	45, // 93: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:output_type -> bcx.settlement.v1.GetFeeScheduleResponse
-	48, // 94: bcx.settlement.v1.SettlementAdminService.PublishFxRate:output_type -> bcx.settlement.v1.PublishFxRateResponse
-	50, // 95: bcx.settlement.v1.SettlementAdminService.ListFxRates:output_type -> bcx.settlement.v1.ListFxRatesResponse
-	52, // 96: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:output_type -> bcx.settlement.v1.RunSettlementCycleResponse
-	55, // 97: bcx.settlement.v1.SettlementAdminService.CheckLedger:output_type -> bcx.settlement.v1.CheckLedgerResponse
-	76, // [76:98] is the sub-list for method output_type
-	54, // [54:76] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	39, // 30: bcx.settlement.v1.ImportStatementResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
+	39, // 31: bcx.settlement.v1.ImportStatementResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
+	36, // 32: bcx.settlement.v1.UploadStatementRequest.metadata:type_name -> bcx.settlement.v1.UploadStatementMetadata
+	39, // 33: bcx.settlement.v1.UploadStatementResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
+	39, // 34: bcx.settlement.v1.UploadStatementResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
+	61, // 35: bcx.settlement.v1.MatchedEntry.amount:type_name -> bcx.type.v1.Money
+	38, // 36: bcx.settlement.v1.ReconciliationReport.matched:type_name -> bcx.settlement.v1.MatchedEntry
+	38, // 37: bcx.settlement.v1.ReconciliationReport.unmatched_bank_entries:type_name -> bcx.settlement.v1.MatchedEntry
+	38, // 38: bcx.settlement.v1.ReconciliationReport.unmatched_ledger_movements:type_name -> bcx.settlement.v1.MatchedEntry
+	38, // 39: bcx.settlement.v1.ReconciliationReport.amount_mismatches:type_name -> bcx.settlement.v1.MatchedEntry
+	61, // 40: bcx.settlement.v1.ReconciliationReport.unexplained_difference:type_name -> bcx.type.v1.Money
+	62, // 41: bcx.settlement.v1.ReconciliationReport.created_at:type_name -> google.protobuf.Timestamp
+	39, // 42: bcx.settlement.v1.GetReconciliationReportResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
+	39, // 43: bcx.settlement.v1.ListReconciliationReportsResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
+	63, // 44: bcx.settlement.v1.FeeSchedule.buyer:type_name -> bcx.type.v1.FeeRule
+	63, // 45: bcx.settlement.v1.FeeSchedule.seller:type_name -> bcx.type.v1.FeeRule
+	44, // 46: bcx.settlement.v1.SetFeeScheduleRequest.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	44, // 47: bcx.settlement.v1.SetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	44, // 48: bcx.settlement.v1.GetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	62, // 49: bcx.settlement.v1.FxRate.valid_from:type_name -> google.protobuf.Timestamp
+	62, // 50: bcx.settlement.v1.FxRate.valid_until:type_name -> google.protobuf.Timestamp
+	49, // 51: bcx.settlement.v1.PublishFxRateRequest.rate:type_name -> bcx.settlement.v1.FxRate
+	49, // 52: bcx.settlement.v1.PublishFxRateResponse.rate:type_name -> bcx.settlement.v1.FxRate
+	62, // 53: bcx.settlement.v1.ListFxRatesRequest.at:type_name -> google.protobuf.Timestamp
+	49, // 54: bcx.settlement.v1.ListFxRatesResponse.rates:type_name -> bcx.settlement.v1.FxRate
+	57, // 55: bcx.settlement.v1.CheckLedgerResponse.totals:type_name -> bcx.settlement.v1.CurrencyTotal
+	15, // 56: bcx.settlement.v1.RecordReceiptsLegResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
+	7,  // 57: bcx.settlement.v1.SettlementService.GetAccountBalances:input_type -> bcx.settlement.v1.GetAccountBalancesRequest
+	9,  // 58: bcx.settlement.v1.SettlementService.ListPostings:input_type -> bcx.settlement.v1.ListPostingsRequest
+	11, // 59: bcx.settlement.v1.SettlementService.GetStatement:input_type -> bcx.settlement.v1.GetStatementRequest
+	13, // 60: bcx.settlement.v1.SettlementService.RequestWithdrawal:input_type -> bcx.settlement.v1.RequestWithdrawalRequest
+	16, // 61: bcx.settlement.v1.SettlementService.GetTradeSettlement:input_type -> bcx.settlement.v1.GetTradeSettlementRequest
+	18, // 62: bcx.settlement.v1.SettlementService.ListTradeSettlements:input_type -> bcx.settlement.v1.ListTradeSettlementsRequest
+	20, // 63: bcx.settlement.v1.SettlementService.SetFxPreference:input_type -> bcx.settlement.v1.SetFxPreferenceRequest
+	22, // 64: bcx.settlement.v1.BankService.PostDepositNotice:input_type -> bcx.settlement.v1.PostDepositNoticeRequest
+	25, // 65: bcx.settlement.v1.BankService.StreamInstructions:input_type -> bcx.settlement.v1.StreamInstructionsRequest
+	27, // 66: bcx.settlement.v1.BankService.AcknowledgeInstruction:input_type -> bcx.settlement.v1.AcknowledgeInstructionRequest
+	29, // 67: bcx.settlement.v1.BankService.ConfirmInstruction:input_type -> bcx.settlement.v1.ConfirmInstructionRequest
+	31, // 68: bcx.settlement.v1.BankService.RejectInstruction:input_type -> bcx.settlement.v1.RejectInstructionRequest
+	33, // 69: bcx.settlement.v1.BankService.ImportStatement:input_type -> bcx.settlement.v1.ImportStatementRequest
+	35, // 70: bcx.settlement.v1.BankService.UploadStatement:input_type -> bcx.settlement.v1.UploadStatementRequest
+	40, // 71: bcx.settlement.v1.BankService.GetReconciliationReport:input_type -> bcx.settlement.v1.GetReconciliationReportRequest
+	42, // 72: bcx.settlement.v1.BankService.ListReconciliationReports:input_type -> bcx.settlement.v1.ListReconciliationReportsRequest
+	59, // 73: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:input_type -> bcx.settlement.v1.RecordReceiptsLegRequest
+	45, // 74: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:input_type -> bcx.settlement.v1.SetFeeScheduleRequest
+	47, // 75: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:input_type -> bcx.settlement.v1.GetFeeScheduleRequest
+	50, // 76: bcx.settlement.v1.SettlementAdminService.PublishFxRate:input_type -> bcx.settlement.v1.PublishFxRateRequest
+	52, // 77: bcx.settlement.v1.SettlementAdminService.ListFxRates:input_type -> bcx.settlement.v1.ListFxRatesRequest
+	54, // 78: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:input_type -> bcx.settlement.v1.RunSettlementCycleRequest
+	56, // 79: bcx.settlement.v1.SettlementAdminService.CheckLedger:input_type -> bcx.settlement.v1.CheckLedgerRequest
+	8,  // 80: bcx.settlement.v1.SettlementService.GetAccountBalances:output_type -> bcx.settlement.v1.GetAccountBalancesResponse
+	10, // 81: bcx.settlement.v1.SettlementService.ListPostings:output_type -> bcx.settlement.v1.ListPostingsResponse
+	12, // 82: bcx.settlement.v1.SettlementService.GetStatement:output_type -> bcx.settlement.v1.GetStatementResponse
+	14, // 83: bcx.settlement.v1.SettlementService.RequestWithdrawal:output_type -> bcx.settlement.v1.RequestWithdrawalResponse
+	17, // 84: bcx.settlement.v1.SettlementService.GetTradeSettlement:output_type -> bcx.settlement.v1.GetTradeSettlementResponse
+	19, // 85: bcx.settlement.v1.SettlementService.ListTradeSettlements:output_type -> bcx.settlement.v1.ListTradeSettlementsResponse
+	21, // 86: bcx.settlement.v1.SettlementService.SetFxPreference:output_type -> bcx.settlement.v1.SetFxPreferenceResponse
+	23, // 87: bcx.settlement.v1.BankService.PostDepositNotice:output_type -> bcx.settlement.v1.PostDepositNoticeResponse
+	26, // 88: bcx.settlement.v1.BankService.StreamInstructions:output_type -> bcx.settlement.v1.StreamInstructionsResponse
+	28, // 89: bcx.settlement.v1.BankService.AcknowledgeInstruction:output_type -> bcx.settlement.v1.AcknowledgeInstructionResponse
+	30, // 90: bcx.settlement.v1.BankService.ConfirmInstruction:output_type -> bcx.settlement.v1.ConfirmInstructionResponse
+	32, // 91: bcx.settlement.v1.BankService.RejectInstruction:output_type -> bcx.settlement.v1.RejectInstructionResponse
+	34, // 92: bcx.settlement.v1.BankService.ImportStatement:output_type -> bcx.settlement.v1.ImportStatementResponse
+	37, // 93: bcx.settlement.v1.BankService.UploadStatement:output_type -> bcx.settlement.v1.UploadStatementResponse
+	41, // 94: bcx.settlement.v1.BankService.GetReconciliationReport:output_type -> bcx.settlement.v1.GetReconciliationReportResponse
+	43, // 95: bcx.settlement.v1.BankService.ListReconciliationReports:output_type -> bcx.settlement.v1.ListReconciliationReportsResponse
+	60, // 96: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:output_type -> bcx.settlement.v1.RecordReceiptsLegResponse
+	46, // 97: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:output_type -> bcx.settlement.v1.SetFeeScheduleResponse
+	48, // 98: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:output_type -> bcx.settlement.v1.GetFeeScheduleResponse
+	51, // 99: bcx.settlement.v1.SettlementAdminService.PublishFxRate:output_type -> bcx.settlement.v1.PublishFxRateResponse
+	53, // 100: bcx.settlement.v1.SettlementAdminService.ListFxRates:output_type -> bcx.settlement.v1.ListFxRatesResponse
+	55, // 101: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:output_type -> bcx.settlement.v1.RunSettlementCycleResponse
+	58, // 102: bcx.settlement.v1.SettlementAdminService.CheckLedger:output_type -> bcx.settlement.v1.CheckLedgerResponse
+	80, // [80:103] is the sub-list for method output_type
+	57, // [57:80] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_bcx_settlement_v1_settlement_proto_init() }
@@ -3916,13 +4152,17 @@ func file_bcx_settlement_v1_settlement_proto_init() {
 	if File_bcx_settlement_v1_settlement_proto != nil {
 		return
 	}
+	file_bcx_settlement_v1_settlement_proto_msgTypes[30].OneofWrappers = []any{
+		(*UploadStatementRequest_Metadata)(nil),
+		(*UploadStatementRequest_Chunk)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bcx_settlement_v1_settlement_proto_rawDesc), len(file_bcx_settlement_v1_settlement_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   53,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

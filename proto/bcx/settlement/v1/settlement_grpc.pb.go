@@ -368,6 +368,7 @@ const (
 	BankService_ConfirmInstruction_FullMethodName        = "/bcx.settlement.v1.BankService/ConfirmInstruction"
 	BankService_RejectInstruction_FullMethodName         = "/bcx.settlement.v1.BankService/RejectInstruction"
 	BankService_ImportStatement_FullMethodName           = "/bcx.settlement.v1.BankService/ImportStatement"
+	BankService_UploadStatement_FullMethodName           = "/bcx.settlement.v1.BankService/UploadStatement"
 	BankService_GetReconciliationReport_FullMethodName   = "/bcx.settlement.v1.BankService/GetReconciliationReport"
 	BankService_ListReconciliationReports_FullMethodName = "/bcx.settlement.v1.BankService/ListReconciliationReports"
 )
@@ -385,7 +386,15 @@ type BankServiceClient interface {
 	ConfirmInstruction(ctx context.Context, in *ConfirmInstructionRequest, opts ...grpc.CallOption) (*ConfirmInstructionResponse, error)
 	RejectInstruction(ctx context.Context, in *RejectInstructionRequest, opts ...grpc.CallOption) (*RejectInstructionResponse, error)
 	// camt.053, camt.054 or MT940; re-importing the same statement changes nothing.
+	// The whole file is one message, so it must fit the server's message limit
+	// (16 MiB); larger files go through UploadStatement.
 	ImportStatement(ctx context.Context, in *ImportStatementRequest, opts ...grpc.CallOption) (*ImportStatementResponse, error)
+	// ImportStatement for a file of any size up to the service's statement
+	// limit (64 MiB by default): the first message carries the metadata, each
+	// later one the next chunk of the file. The file is checked, reconciled and
+	// answered exactly as ImportStatement would; a file over the limit is
+	// refused as soon as the limit is passed, and nothing is stored.
+	UploadStatement(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadStatementRequest, UploadStatementResponse], error)
 	GetReconciliationReport(ctx context.Context, in *GetReconciliationReportRequest, opts ...grpc.CallOption) (*GetReconciliationReportResponse, error)
 	ListReconciliationReports(ctx context.Context, in *ListReconciliationReportsRequest, opts ...grpc.CallOption) (*ListReconciliationReportsResponse, error)
 }
@@ -467,6 +476,19 @@ func (c *bankServiceClient) ImportStatement(ctx context.Context, in *ImportState
 	return out, nil
 }
 
+func (c *bankServiceClient) UploadStatement(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadStatementRequest, UploadStatementResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &BankService_ServiceDesc.Streams[1], BankService_UploadStatement_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UploadStatementRequest, UploadStatementResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BankService_UploadStatementClient = grpc.ClientStreamingClient[UploadStatementRequest, UploadStatementResponse]
+
 func (c *bankServiceClient) GetReconciliationReport(ctx context.Context, in *GetReconciliationReportRequest, opts ...grpc.CallOption) (*GetReconciliationReportResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetReconciliationReportResponse)
@@ -500,7 +522,15 @@ type BankServiceServer interface {
 	ConfirmInstruction(context.Context, *ConfirmInstructionRequest) (*ConfirmInstructionResponse, error)
 	RejectInstruction(context.Context, *RejectInstructionRequest) (*RejectInstructionResponse, error)
 	// camt.053, camt.054 or MT940; re-importing the same statement changes nothing.
+	// The whole file is one message, so it must fit the server's message limit
+	// (16 MiB); larger files go through UploadStatement.
 	ImportStatement(context.Context, *ImportStatementRequest) (*ImportStatementResponse, error)
+	// ImportStatement for a file of any size up to the service's statement
+	// limit (64 MiB by default): the first message carries the metadata, each
+	// later one the next chunk of the file. The file is checked, reconciled and
+	// answered exactly as ImportStatement would; a file over the limit is
+	// refused as soon as the limit is passed, and nothing is stored.
+	UploadStatement(grpc.ClientStreamingServer[UploadStatementRequest, UploadStatementResponse]) error
 	GetReconciliationReport(context.Context, *GetReconciliationReportRequest) (*GetReconciliationReportResponse, error)
 	ListReconciliationReports(context.Context, *ListReconciliationReportsRequest) (*ListReconciliationReportsResponse, error)
 	mustEmbedUnimplementedBankServiceServer()
@@ -530,6 +560,9 @@ func (UnimplementedBankServiceServer) RejectInstruction(context.Context, *Reject
 }
 func (UnimplementedBankServiceServer) ImportStatement(context.Context, *ImportStatementRequest) (*ImportStatementResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportStatement not implemented")
+}
+func (UnimplementedBankServiceServer) UploadStatement(grpc.ClientStreamingServer[UploadStatementRequest, UploadStatementResponse]) error {
+	return status.Error(codes.Unimplemented, "method UploadStatement not implemented")
 }
 func (UnimplementedBankServiceServer) GetReconciliationReport(context.Context, *GetReconciliationReportRequest) (*GetReconciliationReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetReconciliationReport not implemented")
@@ -659,6 +692,13 @@ func _BankService_ImportStatement_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BankService_UploadStatement_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(BankServiceServer).UploadStatement(&grpc.GenericServerStream[UploadStatementRequest, UploadStatementResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BankService_UploadStatementServer = grpc.ClientStreamingServer[UploadStatementRequest, UploadStatementResponse]
+
 func _BankService_GetReconciliationReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetReconciliationReportRequest)
 	if err := dec(in); err != nil {
@@ -736,6 +776,11 @@ var BankService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "StreamInstructions",
 			Handler:       _BankService_StreamInstructions_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "UploadStatement",
+			Handler:       _BankService_UploadStatement_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "bcx/settlement/v1/settlement.proto",
