@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	marketdatav1 "github.com/bcx-exchange/bcx/proto/bcx/marketdata/v1"
 	receiptsv1 "github.com/bcx-exchange/bcx/proto/bcx/receipts/v1"
@@ -19,6 +21,65 @@ import (
 	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
 	"github.com/bcx-exchange/bcx/services/listing"
 )
+
+// devSession is a running `bcx dev` with a connection per demo principal.
+type devSession struct {
+	t                                    *testing.T
+	ctx                                  context.Context
+	ops, buyerConn, sellerConn, wh, bank *grpc.ClientConn
+	buyer, seller                        string
+}
+
+func startDevSession(t *testing.T) *devSession {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping end-to-end test in -short mode")
+	}
+	bin := buildBinary(t)
+	dataDir := t.TempDir()
+	addr, _, stop := startDev(t, bin, dataDir)
+	t.Cleanup(stop)
+	raw, err := os.ReadFile(filepath.Join(dataDir, credentialsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var creds listing.DevCredentials
+	if err := json.Unmarshal(raw, &creds); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return &devSession{t: t, ctx: ctx, ops: dial(t, addr, creds.Operator.Token), buyerConn: dial(t, addr, creds.Members[0].Token),
+		sellerConn: dial(t, addr, creds.Members[1].Token), wh: dial(t, addr, creds.Warehouse.Token), bank: dial(t, addr, creds.Bank.Token),
+		buyer: creds.Members[0].ParticipantID, seller: creds.Members[1].ParticipantID}
+}
+
+func (d *devSession) must(what string, err error) {
+	d.t.Helper()
+	if err != nil {
+		d.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// open waits for the schedule to have set the instrument's phase, then
+// opens continuous trading as the operator, whatever the clock says.
+func (d *devSession) open(symbol string) {
+	d.t.Helper()
+	md := marketdatav1.NewMarketDataServiceClient(d.buyerConn)
+	eventually(d.t, "instrument phase from the schedule", func() error {
+		tk, err := md.GetTicker(d.ctx, &marketdatav1.GetTickerRequest{Symbol: symbol})
+		if err != nil {
+			return err
+		}
+		if tk.Ticker.Phase == tradingv1.InstrumentPhase_INSTRUMENT_PHASE_UNSPECIFIED {
+			return fmt.Errorf("phase not set yet")
+		}
+		return nil
+	})
+	_, err := tradingv1.NewCoreServiceClient(d.ops).SetInstrumentPhase(d.ctx, &tradingv1.SetInstrumentPhaseRequest{
+		IdempotencyKey: "e2e-open-" + symbol, Symbol: symbol, Phase: tradingv1.InstrumentPhase_INSTRUMENT_PHASE_CONTINUOUS, Reason: "e2e"})
+	d.must("open "+symbol, err)
+}
 
 // eventually retries fn until it succeeds or the deadline passes.
 func eventually(t *testing.T, what string, fn func() error) {
@@ -40,34 +101,10 @@ func eventually(t *testing.T, what string, fn func() error) {
 // the warehouse's receipt to settlement: the walk the README shows with
 // grpcurl.
 func TestDevTradeEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping end-to-end test in -short mode")
-	}
-	bin := buildBinary(t)
-	dataDir := t.TempDir()
-	addr, _, stop := startDev(t, bin, dataDir)
-	defer stop()
-	raw, err := os.ReadFile(filepath.Join(dataDir, credentialsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creds listing.DevCredentials
-	if err := json.Unmarshal(raw, &creds); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var (
-		opsConn, buyerConn, sellerConn = dial(t, addr, creds.Operator.Token), dial(t, addr, creds.Members[0].Token), dial(t, addr, creds.Members[1].Token)
-		whConn, bankConn               = dial(t, addr, creds.Warehouse.Token), dial(t, addr, creds.Bank.Token)
-		buyer, seller                  = creds.Members[0].ParticipantID, creds.Members[1].ParticipantID
-	)
-	must := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	d := startDevSession(t)
+	ctx, opsConn, buyerConn, sellerConn, whConn, bankConn := d.ctx, d.ops, d.buyerConn, d.sellerConn, d.wh, d.bank
+	buyer, seller, must := d.buyer, d.seller, d.must
+	var err error
 
 	// 1. The warehouse issues a 40 t cotton receipt (eight bale lots of about 5 t) to the seller.
 	var pieces []*receiptsv1.Piece
@@ -130,22 +167,7 @@ func TestDevTradeEndToEnd(t *testing.T) {
 			Buyer:  &typev1.FeeRule{Basis: typev1.FeeBasis_FEE_BASIS_RATE, Value: "0.0002", Minimum: &typev1.Money{Currency: "CNY", Amount: "5.00"}},
 			Seller: &typev1.FeeRule{Basis: typev1.FeeBasis_FEE_BASIS_PER_LOT, Value: "2.50", Minimum: &typev1.Money{Currency: "CNY", Amount: "0.00"}}}})
 	must("fee schedule", err)
-	// Wait for the schedule to have put the instrument in its phase for now,
-	// then override it as the operator.
-	md := marketdatav1.NewMarketDataServiceClient(buyerConn)
-	eventually(t, "instrument phase from the schedule", func() error {
-		tk, err := md.GetTicker(ctx, &marketdatav1.GetTickerRequest{Symbol: "CF3128B-QD"})
-		if err != nil {
-			return err
-		}
-		if tk.Ticker.Phase == tradingv1.InstrumentPhase_INSTRUMENT_PHASE_UNSPECIFIED {
-			return fmt.Errorf("phase not set yet")
-		}
-		return nil
-	})
-	_, err = tradingv1.NewCoreServiceClient(opsConn).SetInstrumentPhase(ctx, &tradingv1.SetInstrumentPhaseRequest{
-		IdempotencyKey: "e2e-open-1", Symbol: "CF3128B-QD", Phase: tradingv1.InstrumentPhase_INSTRUMENT_PHASE_CONTINUOUS, Reason: "e2e"})
-	must("open", err)
+	d.open("CF3128B-QD")
 	time.Sleep(1500 * time.Millisecond) // a schedule tick passes; the operator's phase must hold
 
 	// 5. The seller offers 10 t at 15,000 CNY/t; the buyer takes it. Bad input is refused first.
@@ -209,5 +231,104 @@ func TestDevTradeEndToEnd(t *testing.T) {
 	_, err = settlementv1.NewSettlementServiceClient(sellerConn).GetAccountBalances(ctx, &settlementv1.GetAccountBalancesRequest{ParticipantId: buyer})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("seller reading buyer's balances: %v", err)
+	}
+}
+
+// TestDevFXFundedTradeEndToEnd: a member holding only CNY buys rubber
+// quoted in USD through the real binary. It opts in to fund USD from CNY,
+// the operator publishes a USD/CNY rate, and the core reserves and pays in
+// CNY at that rate; settlement books the conversion through the FX
+// position accounts and the ledger balances.
+func TestDevFXFundedTradeEndToEnd(t *testing.T) {
+	d := startDevSession(t)
+	ctx := d.ctx
+	issueDate := time.Now().In(time.UTC)
+	issued, err := receiptsv1.NewReceiptsServiceClient(d.wh).IssueReceipt(ctx, &receiptsv1.IssueReceiptRequest{
+		IdempotencyKey: "e2e-fx-issue-1",
+		Receipt: &receiptsv1.Receipt{ReceiptNumber: "NR-QD-E2E-0001", Warehouse: "QD-FTZ-NR01", Commodity: "NR", Grade: "TSR20",
+			Brand: "Sri Trang", Origin: "Thailand", ProductionDate: "2026", CustomsStatus: typev1.CustomsStatus_CUSTOMS_STATUS_BONDED,
+			NetWeight: "10.000", Pieces: []*receiptsv1.Piece{{Number: "NR-P0001", NetWeight: "10.000"}}, InspectionCertificate: "CIQ-2026-NR01",
+			StoragePaidThrough: issueDate.AddDate(0, 3, 0).Format(time.DateOnly), ExpiryDate: issueDate.AddDate(1, 0, 0).Format(time.DateOnly),
+			HolderParticipantId: d.seller},
+	})
+	d.must("issue receipt", err)
+	_, err = receiptsv1.NewReceiptsServiceClient(d.sellerConn).DepositReceipt(ctx, &receiptsv1.DepositReceiptRequest{
+		IdempotencyKey: "e2e-fx-deposit-1", ReceiptNumber: issued.Receipt.ReceiptNumber})
+	d.must("deposit receipt", err)
+	_, err = settlementv1.NewBankServiceClient(d.bank).PostDepositNotice(ctx, &settlementv1.PostDepositNoticeRequest{BankReference: "QDCB-DEP-FX1",
+		ParticipantId: d.buyer, Amount: &typev1.Money{Currency: "CNY", Amount: "200000.00"}, EndToEndId: "E2E-DEP-FX1",
+		ValueDate: time.Now().Format(time.DateOnly)})
+	d.must("deposit notice", err)
+	now := time.Now()
+	_, err = settlementv1.NewSettlementAdminServiceClient(d.ops).PublishFxRate(ctx, &settlementv1.PublishFxRateRequest{IdempotencyKey: "e2e-rate-1",
+		Rate: &settlementv1.FxRate{BaseCurrency: "USD", QuoteCurrency: "CNY", Rate: "7.1234",
+			ValidFrom: timestamppb.New(now.Add(-time.Hour)), ValidUntil: timestamppb.New(now.Add(24 * time.Hour))}})
+	d.must("publish rate", err)
+	_, err = settlementv1.NewSettlementServiceClient(d.buyerConn).SetFxPreference(ctx, &settlementv1.SetFxPreferenceRequest{
+		IdempotencyKey: "e2e-pref-1", TradeCurrency: "USD", FundingCurrency: "CNY"})
+	d.must("FX preference", err)
+	d.open("TSR20-QD-B")
+
+	buyerTrading, sellerTrading := tradingv1.NewTradingServiceClient(d.buyerConn), tradingv1.NewTradingServiceClient(d.sellerConn)
+	eventually(t, "seller's order accepted", func() error {
+		_, err := sellerTrading.PlaceOrder(ctx, &tradingv1.PlaceOrderRequest{ClientOrderId: "fx-s-1", Symbol: "TSR20-QD-B", Side: typev1.Side_SIDE_SELL,
+			OrderType: tradingv1.OrderType_ORDER_TYPE_LIMIT, TimeInForce: tradingv1.TimeInForce_TIME_IN_FORCE_GOOD_TILL_CANCELLED,
+			Price: &typev1.Money{Currency: "USD", Amount: "1751"}, Quantity: "10"})
+		return err
+	})
+	buyReq := func(cloid string, tif tradingv1.TimeInForce) *tradingv1.PlaceOrderRequest {
+		return &tradingv1.PlaceOrderRequest{ClientOrderId: cloid, Symbol: "TSR20-QD-B", Side: typev1.Side_SIDE_BUY,
+			OrderType: tradingv1.OrderType_ORDER_TYPE_LIMIT, TimeInForce: tif, Price: &typev1.Money{Currency: "USD", Amount: "1751"}, Quantity: "10"}
+	}
+	// The buyer has no USD: until its preference reaches the core the order
+	// is refused for funds; then a GTC order is refused (an FX-funded order
+	// lives a day) and a day order trades.
+	eventually(t, "funding preference reaches the core", func() error {
+		_, err := buyerTrading.PlaceOrder(ctx, buyReq("fx-gtc", tradingv1.TimeInForce_TIME_IN_FORCE_GOOD_TILL_CANCELLED))
+		if status.Code(err) == codes.InvalidArgument {
+			return nil
+		}
+		return fmt.Errorf("GTC order: %v", err)
+	})
+	var buy *tradingv1.PlaceOrderResponse
+	eventually(t, "buyer's CNY reach the core", func() error {
+		buy, err = buyerTrading.PlaceOrder(ctx, buyReq("fx-b-1", tradingv1.TimeInForce_TIME_IN_FORCE_DAY))
+		return err
+	})
+	if len(buy.Executions) != 1 || buy.Executions[0].Price.Amount != "1751.00" {
+		t.Fatalf("buy executions = %v", buy.Executions)
+	}
+	// 10 t x 1,751 USD = 17,510.00 USD x 7.1234 = 124,730.734: 124,730.74 CNY paid.
+	bal, err := buyerTrading.GetBalances(ctx, &tradingv1.GetBalancesRequest{})
+	d.must("balances", err)
+	for _, f := range bal.Funds {
+		if (f.Currency == "CNY" && (f.Total != "75269.26" || f.Reserved != "0.00")) || (f.Currency == "USD" && f.Total != "0.00") {
+			t.Fatalf("buyer's trading funds %v", bal.Funds)
+		}
+	}
+	tradeID := buy.Executions[0].TradeId
+	eventually(t, "trade settles", func() error {
+		r, err := settlementv1.NewSettlementServiceClient(d.buyerConn).GetTradeSettlement(ctx, &settlementv1.GetTradeSettlementRequest{TradeId: tradeID})
+		if err != nil {
+			return err
+		}
+		if r.Settlement.Status != settlementv1.SettlementStatus_SETTLEMENT_STATUS_SETTLED {
+			return fmt.Errorf("settlement %v", r.Settlement)
+		}
+		return nil
+	})
+	ledger, err := settlementv1.NewSettlementServiceClient(d.buyerConn).GetAccountBalances(ctx, &settlementv1.GetAccountBalancesRequest{})
+	d.must("ledger balances", err)
+	got := map[string]string{}
+	for _, b := range ledger.Balances {
+		got[b.Account] = b.Balance.Amount
+	}
+	if got["member:"+d.buyer+":available:CNY"] != "75269.26" || got["member:"+d.buyer+":available:USD"] != "0.00" {
+		t.Fatalf("buyer's ledger %v", got)
+	}
+	check, err := settlementv1.NewSettlementAdminServiceClient(d.ops).CheckLedger(ctx, &settlementv1.CheckLedgerRequest{})
+	d.must("check ledger", err)
+	if !check.Balanced {
+		t.Fatalf("ledger not balanced: %v", check)
 	}
 }
