@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -162,42 +163,27 @@ func (s *Service) send(ctx context.Context, r outboxRow) error {
 	defer cancel()
 	switch r.kind {
 	case outboxCredit:
-		req := &tradingv1.CreditFundsRequest{}
-		if err := proto.Unmarshal(r.payload, req); err != nil {
-			return err
-		}
-		_, err := s.cfg.Core.CreditFunds(ctx, req)
-		return err
+		return sendAs(ctx, r.payload, &tradingv1.CreditFundsRequest{}, s.cfg.Core.CreditFunds)
 	case outboxDebit:
-		req := &tradingv1.DebitFundsRequest{}
-		if err := proto.Unmarshal(r.payload, req); err != nil {
-			return err
-		}
-		_, err := s.cfg.Core.DebitFunds(ctx, req)
-		return err
+		return sendAs(ctx, r.payload, &tradingv1.DebitFundsRequest{}, s.cfg.Core.DebitFunds)
 	case outboxFeeSchedule:
-		req := &tradingv1.SetFeeScheduleRequest{}
-		if err := proto.Unmarshal(r.payload, req); err != nil {
-			return err
-		}
-		_, err := s.cfg.Core.SetFeeSchedule(ctx, req)
-		return err
+		return sendAs(ctx, r.payload, &tradingv1.SetFeeScheduleRequest{}, s.cfg.Core.SetFeeSchedule)
 	case outboxFxRate:
-		req := &tradingv1.SetFxRateRequest{}
-		if err := proto.Unmarshal(r.payload, req); err != nil {
-			return err
-		}
-		_, err := s.cfg.Core.SetFxRate(ctx, req)
-		return err
+		return sendAs(ctx, r.payload, &tradingv1.SetFxRateRequest{}, s.cfg.Core.SetFxRate)
 	case outboxFunding:
-		req := &tradingv1.SetFundingCurrencyRequest{}
-		if err := proto.Unmarshal(r.payload, req); err != nil {
-			return err
-		}
-		_, err := s.cfg.Core.SetFundingCurrency(ctx, req)
-		return err
+		return sendAs(ctx, r.payload, &tradingv1.SetFundingCurrencyRequest{}, s.cfg.Core.SetFundingCurrency)
 	}
 	return status.Error(codes.InvalidArgument, fmt.Sprintf("unknown outbox kind %q", r.kind))
+}
+
+// sendAs decodes an outbox payload into req and sends it with call.
+func sendAs[Req proto.Message, Resp any](ctx context.Context, payload []byte, req Req,
+	call func(context.Context, Req, ...grpc.CallOption) (Resp, error)) error {
+	if err := proto.Unmarshal(payload, req); err != nil {
+		return err
+	}
+	_, err := call(ctx, req)
+	return err
 }
 
 // OutboxStatus reports a command's state by key (for tests and operators):
