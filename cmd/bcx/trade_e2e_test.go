@@ -295,10 +295,11 @@ func TestDevFXFundedTradeEndToEnd(t *testing.T) {
 		buy, err = buyerTrading.PlaceOrder(ctx, buyReq("fx-b-1", tradingv1.TimeInForce_TIME_IN_FORCE_DAY))
 		return err
 	})
-	if len(buy.Executions) != 1 || buy.Executions[0].Price.Amount != "1751.00" {
+	// 10 t x 1,751 USD = 17,510.00 USD x 7.1234 = 124,730.734: 124,730.74 CNY paid.
+	if len(buy.Executions) != 1 || buy.Executions[0].Price.Amount != "1751.00" || buy.Executions[0].Fx.GetAmount().GetAmount() != "124730.74" ||
+		buy.Executions[0].Fx.GetAmount().GetCurrency() != "CNY" || buy.Executions[0].Fx.GetRate() != "7.1234" {
 		t.Fatalf("buy executions = %v", buy.Executions)
 	}
-	// 10 t x 1,751 USD = 17,510.00 USD x 7.1234 = 124,730.734: 124,730.74 CNY paid.
 	bal, err := buyerTrading.GetBalances(ctx, &tradingv1.GetBalancesRequest{})
 	d.must("balances", err)
 	for _, f := range bal.Funds {

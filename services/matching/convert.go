@@ -343,6 +343,7 @@ func (r *registry) execution(f *core.Fill) *tradingv1.Execution {
 		Fee:           moneyMinor(d.Currency, d.CurrencyExp, f.FeeMinor),
 		Sequence:      int64(f.Seq),
 		ExecutedAt:    ts(f.TimeNanos),
+		Fx:            r.fxConversion(f.FX),
 	}
 }
 

@@ -503,11 +503,11 @@ func tradeFills(reg *registry, seq uint64, ts int64, e *core.Event, participantI
 	var out []core.Fill
 	if reg.participant(t.Buyer) == participantID {
 		out = append(out, core.Fill{TradeID: t.ID, OrderID: t.BuyOrder, ClientID: t.BuyClient, Def: t.Def, Side: 0,
-			Price: t.Price, Qty: t.Qty, Maker: t.Aggressor == 2, FeeMinor: t.BuyerFee, Seq: seq, TimeNanos: ts})
+			Price: t.Price, Qty: t.Qty, Maker: t.Aggressor == 2, FeeMinor: t.BuyerFee, Seq: seq, TimeNanos: ts, FX: t.BuyerFX})
 	}
 	if reg.participant(t.Seller) == participantID {
 		out = append(out, core.Fill{TradeID: t.ID, OrderID: t.SellOrder, ClientID: t.SellClient, Def: t.Def, Side: 1,
-			Price: t.Price, Qty: t.Qty, Maker: t.Aggressor == 1, FeeMinor: t.SellerFee, Seq: seq, TimeNanos: ts})
+			Price: t.Price, Qty: t.Qty, Maker: t.Aggressor == 1, FeeMinor: t.SellerFee, Seq: seq, TimeNanos: ts, FX: t.SellerFX})
 	}
 	return out
 }

@@ -67,7 +67,7 @@ func TestFXFundedBuyAndSell(t *testing.T) {
 	var paid, got int64
 	for i, cloid := range []string{"s1", "s2"} {
 		r := h.ok(rubberDay(gamma, cloid, orderbook.Sell, 1755, 1))
-		if len(r.Fills) != 1 || r.Fills[0].Price != 1760 {
+		if len(r.Fills) != 1 || r.Fills[0].Price != 1760 || r.Fills[0].FX.Amount != []int64{12_537_284, 12_537_284}[i] {
 			t.Fatalf("fill %d: %+v", i, r.Fills)
 		}
 		var tr *Trade

@@ -696,9 +696,9 @@ func (c *Core) fill(ii int32, e *orderbook.Event) {
 	c.touch(buy)
 	c.touch(sell)
 	bfill := Fill{TradeID: t.ID, OrderID: bo.id, ClientID: bo.cloid, Def: in.def, Side: orderbook.Buy, Price: p, Qty: q,
-		Maker: aggressor == 2, FeeMinor: buyerFee, Seq: c.seq, TimeNanos: c.ts}
+		Maker: aggressor == 2, FeeMinor: buyerFee, Seq: c.seq, TimeNanos: c.ts, FX: buyerFX}
 	sfill := Fill{TradeID: t.ID, OrderID: so.id, ClientID: so.cloid, Def: in.def, Side: orderbook.Sell, Price: p, Qty: q,
-		Maker: aggressor == 1, FeeMinor: sellerFee, Seq: c.seq, TimeNanos: c.ts}
+		Maker: aggressor == 1, FeeMinor: sellerFee, Seq: c.seq, TimeNanos: c.ts, FX: sellerFX}
 	if c.auction {
 		bfill.Maker, sfill.Maker = false, false
 	}

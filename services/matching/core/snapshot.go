@@ -157,12 +157,25 @@ func appendFill(b []byte, f Fill) []byte {
 	b = appendBool(b, f.Maker)
 	b = appendVarint(b, f.FeeMinor)
 	b = appendUvarint(b, f.Seq)
-	return appendVarint(b, f.TimeNanos)
+	b = appendVarint(b, f.TimeNanos)
+	b = appendVarint(b, int64(f.FX.Rate))
+	if f.FX.Rate != 0 {
+		b = appendVarint(b, int64(f.FX.Currency))
+		b = appendVarint(b, f.FX.Amount)
+	}
+	return b
 }
 
-func decodeFill(d *decoder) Fill {
-	return Fill{TradeID: d.varint(), OrderID: d.varint(), ClientID: d.string(), Def: d.i32(), Side: Side(d.byte()),
+// decodeFill reads a fill; v1 snapshots have no FX leg.
+func decodeFill(d *decoder, v1 bool) Fill {
+	f := Fill{TradeID: d.varint(), OrderID: d.varint(), ClientID: d.string(), Def: d.i32(), Side: Side(d.byte()),
 		Price: d.varint(), Qty: d.varint(), Maker: d.bool(), FeeMinor: d.varint(), Seq: d.uvarint(), TimeNanos: d.varint()}
+	if !v1 {
+		if f.FX.Rate = d.i32(); f.FX.Rate != 0 {
+			f.FX.Currency, f.FX.Amount = d.i32(), d.varint()
+		}
+	}
+	return f
 }
 
 func (c *Core) appendOrder(b []byte, slot int32) []byte {
@@ -302,7 +315,7 @@ func Load(p []byte, lim Limits) (*Core, error) {
 			p.pools = append(p.pools, slot)
 		}
 		for range d.count(1 << 24) {
-			p.execs.push(decodeFill(d))
+			p.execs.push(decodeFill(d, v1))
 		}
 	}
 	for range d.count(1 << 24) {

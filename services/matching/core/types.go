@@ -257,6 +257,7 @@ type Fill struct {
 	FeeMinor  int64
 	Seq       uint64
 	TimeNanos int64
+	FX        FXLeg // an FX-funded order's conversion of this fill
 }
 
 // OrderView is an order's state.

@@ -760,9 +760,12 @@ type Execution struct {
 	// Whether the caller's order was resting (maker) or incoming (taker).
 	Maker bool `protobuf:"varint,8,opt,name=maker,proto3" json:"maker,omitempty"`
 	// Fee the trade will settle with, in the instrument's currency.
-	Fee           *v1.Money              `protobuf:"bytes,9,opt,name=fee,proto3" json:"fee,omitempty"`
-	Sequence      int64                  `protobuf:"varint,10,opt,name=sequence,proto3" json:"sequence,omitempty"`
-	ExecutedAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=executed_at,json=executedAt,proto3" json:"executed_at,omitempty"`
+	Fee        *v1.Money              `protobuf:"bytes,9,opt,name=fee,proto3" json:"fee,omitempty"`
+	Sequence   int64                  `protobuf:"varint,10,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	ExecutedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=executed_at,json=executedAt,proto3" json:"executed_at,omitempty"`
+	// Set when the order is FX-funded: what this fill paid (a buy) or received
+	// (a sell) in the funding currency, at the order's rate.
+	Fx            *FxConversion `protobuf:"bytes,12,opt,name=fx,proto3" json:"fx,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -870,6 +873,13 @@ func (x *Execution) GetSequence() int64 {
 func (x *Execution) GetExecutedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ExecutedAt
+	}
+	return nil
+}
+
+func (x *Execution) GetFx() *FxConversion {
+	if x != nil {
+		return x.Fx
 	}
 	return nil
 }
@@ -5457,7 +5467,7 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x83\x03\n" +
+	"updated_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xb1\x03\n" +
 	"\tExecution\x12\x19\n" +
 	"\btrade_id\x18\x01 \x01(\x03R\atradeId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\x03R\aorderId\x12&\n" +
@@ -5471,7 +5481,8 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\bsequence\x18\n" +
 	" \x01(\x03R\bsequence\x12;\n" +
 	"\vexecuted_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"executedAt\"\xbe\x04\n" +
+	"executedAt\x12,\n" +
+	"\x02fx\x18\f \x01(\v2\x1c.bcx.trading.v1.FxConversionR\x02fx\"\xbe\x04\n" +
 	"\x11PlaceOrderRequest\x12&\n" +
 	"\x0fclient_order_id\x18\x01 \x01(\tR\rclientOrderId\x12\x16\n" +
 	"\x06symbol\x18\x02 \x01(\tR\x06symbol\x12%\n" +
@@ -6035,147 +6046,148 @@ var file_bcx_trading_v1_trading_proto_depIdxs = []int32{
 	77,  // 11: bcx.trading.v1.Execution.price:type_name -> bcx.type.v1.Money
 	77,  // 12: bcx.trading.v1.Execution.fee:type_name -> bcx.type.v1.Money
 	78,  // 13: bcx.trading.v1.Execution.executed_at:type_name -> google.protobuf.Timestamp
-	76,  // 14: bcx.trading.v1.PlaceOrderRequest.side:type_name -> bcx.type.v1.Side
-	0,   // 15: bcx.trading.v1.PlaceOrderRequest.order_type:type_name -> bcx.trading.v1.OrderType
-	1,   // 16: bcx.trading.v1.PlaceOrderRequest.time_in_force:type_name -> bcx.trading.v1.TimeInForce
-	77,  // 17: bcx.trading.v1.PlaceOrderRequest.price:type_name -> bcx.type.v1.Money
-	2,   // 18: bcx.trading.v1.PlaceOrderRequest.self_trade_prevention:type_name -> bcx.trading.v1.SelfTradePrevention
-	77,  // 19: bcx.trading.v1.PlaceOrderRequest.protection_price:type_name -> bcx.type.v1.Money
-	8,   // 20: bcx.trading.v1.PlaceOrderResponse.order:type_name -> bcx.trading.v1.Order
-	9,   // 21: bcx.trading.v1.PlaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
-	8,   // 22: bcx.trading.v1.CancelOrderResponse.order:type_name -> bcx.trading.v1.Order
-	77,  // 23: bcx.trading.v1.ReplaceOrderRequest.price:type_name -> bcx.type.v1.Money
-	8,   // 24: bcx.trading.v1.ReplaceOrderResponse.order:type_name -> bcx.trading.v1.Order
-	9,   // 25: bcx.trading.v1.ReplaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
-	10,  // 26: bcx.trading.v1.OrderEntryRequest.place:type_name -> bcx.trading.v1.PlaceOrderRequest
-	12,  // 27: bcx.trading.v1.OrderEntryRequest.cancel:type_name -> bcx.trading.v1.CancelOrderRequest
-	14,  // 28: bcx.trading.v1.OrderEntryRequest.replace:type_name -> bcx.trading.v1.ReplaceOrderRequest
-	16,  // 29: bcx.trading.v1.OrderEntryRequest.mass_cancel:type_name -> bcx.trading.v1.MassCancelRequest
-	11,  // 30: bcx.trading.v1.OrderEntryResponse.place:type_name -> bcx.trading.v1.PlaceOrderResponse
-	13,  // 31: bcx.trading.v1.OrderEntryResponse.cancel:type_name -> bcx.trading.v1.CancelOrderResponse
-	15,  // 32: bcx.trading.v1.OrderEntryResponse.replace:type_name -> bcx.trading.v1.ReplaceOrderResponse
-	17,  // 33: bcx.trading.v1.OrderEntryResponse.mass_cancel:type_name -> bcx.trading.v1.MassCancelResponse
-	20,  // 34: bcx.trading.v1.OrderEntryResponse.error:type_name -> bcx.trading.v1.CommandError
-	4,   // 35: bcx.trading.v1.CommandError.reason:type_name -> bcx.trading.v1.RejectReason
-	8,   // 36: bcx.trading.v1.GetOrderResponse.order:type_name -> bcx.trading.v1.Order
-	8,   // 37: bcx.trading.v1.ListOrdersResponse.orders:type_name -> bcx.trading.v1.Order
-	9,   // 38: bcx.trading.v1.ListExecutionsResponse.executions:type_name -> bcx.trading.v1.Execution
-	9,   // 39: bcx.trading.v1.StreamExecutionsResponse.execution:type_name -> bcx.trading.v1.Execution
-	8,   // 40: bcx.trading.v1.StreamExecutionsResponse.order:type_name -> bcx.trading.v1.Order
-	30,  // 41: bcx.trading.v1.GetBalancesResponse.funds:type_name -> bcx.trading.v1.FundsBalance
-	31,  // 42: bcx.trading.v1.GetBalancesResponse.positions:type_name -> bcx.trading.v1.PositionBalance
-	76,  // 43: bcx.trading.v1.Listing.side:type_name -> bcx.type.v1.Side
-	77,  // 44: bcx.trading.v1.Listing.price:type_name -> bcx.type.v1.Money
-	5,   // 45: bcx.trading.v1.Listing.status:type_name -> bcx.trading.v1.ListingStatus
-	78,  // 46: bcx.trading.v1.Listing.expires_at:type_name -> google.protobuf.Timestamp
-	76,  // 47: bcx.trading.v1.PostListingRequest.side:type_name -> bcx.type.v1.Side
-	77,  // 48: bcx.trading.v1.PostListingRequest.price:type_name -> bcx.type.v1.Money
-	78,  // 49: bcx.trading.v1.PostListingRequest.expires_at:type_name -> google.protobuf.Timestamp
-	33,  // 50: bcx.trading.v1.PostListingResponse.listing:type_name -> bcx.trading.v1.Listing
-	33,  // 51: bcx.trading.v1.TakeListingResponse.listing:type_name -> bcx.trading.v1.Listing
-	9,   // 52: bcx.trading.v1.TakeListingResponse.executions:type_name -> bcx.trading.v1.Execution
-	33,  // 53: bcx.trading.v1.WithdrawListingResponse.listing:type_name -> bcx.trading.v1.Listing
-	76,  // 54: bcx.trading.v1.SearchListingsRequest.side:type_name -> bcx.type.v1.Side
-	33,  // 55: bcx.trading.v1.SearchListingsResponse.listings:type_name -> bcx.trading.v1.Listing
-	77,  // 56: bcx.trading.v1.Auction.reserve_price:type_name -> bcx.type.v1.Money
-	77,  // 57: bcx.trading.v1.Auction.min_increment:type_name -> bcx.type.v1.Money
-	78,  // 58: bcx.trading.v1.Auction.starts_at:type_name -> google.protobuf.Timestamp
-	78,  // 59: bcx.trading.v1.Auction.ends_at:type_name -> google.protobuf.Timestamp
-	6,   // 60: bcx.trading.v1.Auction.status:type_name -> bcx.trading.v1.AuctionStatus
-	77,  // 61: bcx.trading.v1.Auction.best_bid:type_name -> bcx.type.v1.Money
-	9,   // 62: bcx.trading.v1.Auction.results:type_name -> bcx.trading.v1.Execution
-	77,  // 63: bcx.trading.v1.StartAuctionRequest.reserve_price:type_name -> bcx.type.v1.Money
-	77,  // 64: bcx.trading.v1.StartAuctionRequest.min_increment:type_name -> bcx.type.v1.Money
-	78,  // 65: bcx.trading.v1.StartAuctionRequest.starts_at:type_name -> google.protobuf.Timestamp
-	78,  // 66: bcx.trading.v1.StartAuctionRequest.ends_at:type_name -> google.protobuf.Timestamp
-	42,  // 67: bcx.trading.v1.StartAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
-	77,  // 68: bcx.trading.v1.PlaceAuctionBidRequest.price:type_name -> bcx.type.v1.Money
-	42,  // 69: bcx.trading.v1.PlaceAuctionBidResponse.auction:type_name -> bcx.trading.v1.Auction
-	42,  // 70: bcx.trading.v1.GetAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
-	77,  // 71: bcx.trading.v1.CreditFundsRequest.amount:type_name -> bcx.type.v1.Money
-	77,  // 72: bcx.trading.v1.DebitFundsRequest.amount:type_name -> bcx.type.v1.Money
-	7,   // 73: bcx.trading.v1.SetInstrumentPhaseRequest.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	7,   // 74: bcx.trading.v1.SetInstrumentPhaseResponse.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	78,  // 75: bcx.trading.v1.SubscribeEventsResponse.time:type_name -> google.protobuf.Timestamp
-	61,  // 76: bcx.trading.v1.SubscribeEventsResponse.trade:type_name -> bcx.trading.v1.TradeEvent
-	64,  // 77: bcx.trading.v1.SubscribeEventsResponse.funds:type_name -> bcx.trading.v1.FundsEvent
-	65,  // 78: bcx.trading.v1.SubscribeEventsResponse.position:type_name -> bcx.trading.v1.PositionEvent
-	66,  // 79: bcx.trading.v1.SubscribeEventsResponse.order:type_name -> bcx.trading.v1.OrderEvent
-	67,  // 80: bcx.trading.v1.SubscribeEventsResponse.phase:type_name -> bcx.trading.v1.PhaseEvent
-	77,  // 81: bcx.trading.v1.TradeEvent.price:type_name -> bcx.type.v1.Money
-	76,  // 82: bcx.trading.v1.TradeEvent.aggressor_side:type_name -> bcx.type.v1.Side
-	63,  // 83: bcx.trading.v1.TradeEvent.allocations:type_name -> bcx.trading.v1.ReceiptAllocation
-	77,  // 84: bcx.trading.v1.TradeEvent.buyer_fee:type_name -> bcx.type.v1.Money
-	77,  // 85: bcx.trading.v1.TradeEvent.seller_fee:type_name -> bcx.type.v1.Money
-	62,  // 86: bcx.trading.v1.TradeEvent.buyer_fx:type_name -> bcx.trading.v1.FxConversion
-	62,  // 87: bcx.trading.v1.TradeEvent.seller_fx:type_name -> bcx.trading.v1.FxConversion
-	77,  // 88: bcx.trading.v1.FxConversion.amount:type_name -> bcx.type.v1.Money
-	77,  // 89: bcx.trading.v1.FundsEvent.amount:type_name -> bcx.type.v1.Money
-	8,   // 90: bcx.trading.v1.OrderEvent.order:type_name -> bcx.trading.v1.Order
-	7,   // 91: bcx.trading.v1.PhaseEvent.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	79,  // 92: bcx.trading.v1.SetFeeScheduleRequest.buyer:type_name -> bcx.type.v1.FeeRule
-	79,  // 93: bcx.trading.v1.SetFeeScheduleRequest.seller:type_name -> bcx.type.v1.FeeRule
-	78,  // 94: bcx.trading.v1.SetFxRateRequest.valid_from:type_name -> google.protobuf.Timestamp
-	78,  // 95: bcx.trading.v1.SetFxRateRequest.valid_until:type_name -> google.protobuf.Timestamp
-	10,  // 96: bcx.trading.v1.TradingService.PlaceOrder:input_type -> bcx.trading.v1.PlaceOrderRequest
-	12,  // 97: bcx.trading.v1.TradingService.CancelOrder:input_type -> bcx.trading.v1.CancelOrderRequest
-	14,  // 98: bcx.trading.v1.TradingService.ReplaceOrder:input_type -> bcx.trading.v1.ReplaceOrderRequest
-	16,  // 99: bcx.trading.v1.TradingService.MassCancel:input_type -> bcx.trading.v1.MassCancelRequest
-	18,  // 100: bcx.trading.v1.TradingService.OrderEntry:input_type -> bcx.trading.v1.OrderEntryRequest
-	21,  // 101: bcx.trading.v1.TradingService.GetOrder:input_type -> bcx.trading.v1.GetOrderRequest
-	23,  // 102: bcx.trading.v1.TradingService.ListOrders:input_type -> bcx.trading.v1.ListOrdersRequest
-	25,  // 103: bcx.trading.v1.TradingService.ListExecutions:input_type -> bcx.trading.v1.ListExecutionsRequest
-	27,  // 104: bcx.trading.v1.TradingService.StreamExecutions:input_type -> bcx.trading.v1.StreamExecutionsRequest
-	29,  // 105: bcx.trading.v1.TradingService.GetBalances:input_type -> bcx.trading.v1.GetBalancesRequest
-	34,  // 106: bcx.trading.v1.TradingService.PostListing:input_type -> bcx.trading.v1.PostListingRequest
-	36,  // 107: bcx.trading.v1.TradingService.TakeListing:input_type -> bcx.trading.v1.TakeListingRequest
-	38,  // 108: bcx.trading.v1.TradingService.WithdrawListing:input_type -> bcx.trading.v1.WithdrawListingRequest
-	40,  // 109: bcx.trading.v1.TradingService.SearchListings:input_type -> bcx.trading.v1.SearchListingsRequest
-	43,  // 110: bcx.trading.v1.TradingService.StartAuction:input_type -> bcx.trading.v1.StartAuctionRequest
-	45,  // 111: bcx.trading.v1.TradingService.PlaceAuctionBid:input_type -> bcx.trading.v1.PlaceAuctionBidRequest
-	47,  // 112: bcx.trading.v1.TradingService.GetAuction:input_type -> bcx.trading.v1.GetAuctionRequest
-	49,  // 113: bcx.trading.v1.CoreService.CreditFunds:input_type -> bcx.trading.v1.CreditFundsRequest
-	51,  // 114: bcx.trading.v1.CoreService.DebitFunds:input_type -> bcx.trading.v1.DebitFundsRequest
-	53,  // 115: bcx.trading.v1.CoreService.CreditPosition:input_type -> bcx.trading.v1.CreditPositionRequest
-	55,  // 116: bcx.trading.v1.CoreService.DebitPosition:input_type -> bcx.trading.v1.DebitPositionRequest
-	57,  // 117: bcx.trading.v1.CoreService.SetInstrumentPhase:input_type -> bcx.trading.v1.SetInstrumentPhaseRequest
-	59,  // 118: bcx.trading.v1.CoreService.SubscribeEvents:input_type -> bcx.trading.v1.SubscribeEventsRequest
-	68,  // 119: bcx.trading.v1.CoreService.SetFeeSchedule:input_type -> bcx.trading.v1.SetFeeScheduleRequest
-	74,  // 120: bcx.trading.v1.CoreService.TakeSnapshot:input_type -> bcx.trading.v1.TakeSnapshotRequest
-	70,  // 121: bcx.trading.v1.CoreService.SetFxRate:input_type -> bcx.trading.v1.SetFxRateRequest
-	72,  // 122: bcx.trading.v1.CoreService.SetFundingCurrency:input_type -> bcx.trading.v1.SetFundingCurrencyRequest
-	11,  // 123: bcx.trading.v1.TradingService.PlaceOrder:output_type -> bcx.trading.v1.PlaceOrderResponse
-	13,  // 124: bcx.trading.v1.TradingService.CancelOrder:output_type -> bcx.trading.v1.CancelOrderResponse
-	15,  // 125: bcx.trading.v1.TradingService.ReplaceOrder:output_type -> bcx.trading.v1.ReplaceOrderResponse
-	17,  // 126: bcx.trading.v1.TradingService.MassCancel:output_type -> bcx.trading.v1.MassCancelResponse
-	19,  // 127: bcx.trading.v1.TradingService.OrderEntry:output_type -> bcx.trading.v1.OrderEntryResponse
-	22,  // 128: bcx.trading.v1.TradingService.GetOrder:output_type -> bcx.trading.v1.GetOrderResponse
-	24,  // 129: bcx.trading.v1.TradingService.ListOrders:output_type -> bcx.trading.v1.ListOrdersResponse
-	26,  // 130: bcx.trading.v1.TradingService.ListExecutions:output_type -> bcx.trading.v1.ListExecutionsResponse
-	28,  // 131: bcx.trading.v1.TradingService.StreamExecutions:output_type -> bcx.trading.v1.StreamExecutionsResponse
-	32,  // 132: bcx.trading.v1.TradingService.GetBalances:output_type -> bcx.trading.v1.GetBalancesResponse
-	35,  // 133: bcx.trading.v1.TradingService.PostListing:output_type -> bcx.trading.v1.PostListingResponse
-	37,  // 134: bcx.trading.v1.TradingService.TakeListing:output_type -> bcx.trading.v1.TakeListingResponse
-	39,  // 135: bcx.trading.v1.TradingService.WithdrawListing:output_type -> bcx.trading.v1.WithdrawListingResponse
-	41,  // 136: bcx.trading.v1.TradingService.SearchListings:output_type -> bcx.trading.v1.SearchListingsResponse
-	44,  // 137: bcx.trading.v1.TradingService.StartAuction:output_type -> bcx.trading.v1.StartAuctionResponse
-	46,  // 138: bcx.trading.v1.TradingService.PlaceAuctionBid:output_type -> bcx.trading.v1.PlaceAuctionBidResponse
-	48,  // 139: bcx.trading.v1.TradingService.GetAuction:output_type -> bcx.trading.v1.GetAuctionResponse
-	50,  // 140: bcx.trading.v1.CoreService.CreditFunds:output_type -> bcx.trading.v1.CreditFundsResponse
-	52,  // 141: bcx.trading.v1.CoreService.DebitFunds:output_type -> bcx.trading.v1.DebitFundsResponse
-	54,  // 142: bcx.trading.v1.CoreService.CreditPosition:output_type -> bcx.trading.v1.CreditPositionResponse
-	56,  // 143: bcx.trading.v1.CoreService.DebitPosition:output_type -> bcx.trading.v1.DebitPositionResponse
-	58,  // 144: bcx.trading.v1.CoreService.SetInstrumentPhase:output_type -> bcx.trading.v1.SetInstrumentPhaseResponse
-	60,  // 145: bcx.trading.v1.CoreService.SubscribeEvents:output_type -> bcx.trading.v1.SubscribeEventsResponse
-	69,  // 146: bcx.trading.v1.CoreService.SetFeeSchedule:output_type -> bcx.trading.v1.SetFeeScheduleResponse
-	75,  // 147: bcx.trading.v1.CoreService.TakeSnapshot:output_type -> bcx.trading.v1.TakeSnapshotResponse
-	71,  // 148: bcx.trading.v1.CoreService.SetFxRate:output_type -> bcx.trading.v1.SetFxRateResponse
-	73,  // 149: bcx.trading.v1.CoreService.SetFundingCurrency:output_type -> bcx.trading.v1.SetFundingCurrencyResponse
-	123, // [123:150] is the sub-list for method output_type
-	96,  // [96:123] is the sub-list for method input_type
-	96,  // [96:96] is the sub-list for extension type_name
-	96,  // [96:96] is the sub-list for extension extendee
-	0,   // [0:96] is the sub-list for field type_name
+	62,  // 14: bcx.trading.v1.Execution.fx:type_name -> bcx.trading.v1.FxConversion
+	76,  // 15: bcx.trading.v1.PlaceOrderRequest.side:type_name -> bcx.type.v1.Side
+	0,   // 16: bcx.trading.v1.PlaceOrderRequest.order_type:type_name -> bcx.trading.v1.OrderType
+	1,   // 17: bcx.trading.v1.PlaceOrderRequest.time_in_force:type_name -> bcx.trading.v1.TimeInForce
+	77,  // 18: bcx.trading.v1.PlaceOrderRequest.price:type_name -> bcx.type.v1.Money
+	2,   // 19: bcx.trading.v1.PlaceOrderRequest.self_trade_prevention:type_name -> bcx.trading.v1.SelfTradePrevention
+	77,  // 20: bcx.trading.v1.PlaceOrderRequest.protection_price:type_name -> bcx.type.v1.Money
+	8,   // 21: bcx.trading.v1.PlaceOrderResponse.order:type_name -> bcx.trading.v1.Order
+	9,   // 22: bcx.trading.v1.PlaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
+	8,   // 23: bcx.trading.v1.CancelOrderResponse.order:type_name -> bcx.trading.v1.Order
+	77,  // 24: bcx.trading.v1.ReplaceOrderRequest.price:type_name -> bcx.type.v1.Money
+	8,   // 25: bcx.trading.v1.ReplaceOrderResponse.order:type_name -> bcx.trading.v1.Order
+	9,   // 26: bcx.trading.v1.ReplaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
+	10,  // 27: bcx.trading.v1.OrderEntryRequest.place:type_name -> bcx.trading.v1.PlaceOrderRequest
+	12,  // 28: bcx.trading.v1.OrderEntryRequest.cancel:type_name -> bcx.trading.v1.CancelOrderRequest
+	14,  // 29: bcx.trading.v1.OrderEntryRequest.replace:type_name -> bcx.trading.v1.ReplaceOrderRequest
+	16,  // 30: bcx.trading.v1.OrderEntryRequest.mass_cancel:type_name -> bcx.trading.v1.MassCancelRequest
+	11,  // 31: bcx.trading.v1.OrderEntryResponse.place:type_name -> bcx.trading.v1.PlaceOrderResponse
+	13,  // 32: bcx.trading.v1.OrderEntryResponse.cancel:type_name -> bcx.trading.v1.CancelOrderResponse
+	15,  // 33: bcx.trading.v1.OrderEntryResponse.replace:type_name -> bcx.trading.v1.ReplaceOrderResponse
+	17,  // 34: bcx.trading.v1.OrderEntryResponse.mass_cancel:type_name -> bcx.trading.v1.MassCancelResponse
+	20,  // 35: bcx.trading.v1.OrderEntryResponse.error:type_name -> bcx.trading.v1.CommandError
+	4,   // 36: bcx.trading.v1.CommandError.reason:type_name -> bcx.trading.v1.RejectReason
+	8,   // 37: bcx.trading.v1.GetOrderResponse.order:type_name -> bcx.trading.v1.Order
+	8,   // 38: bcx.trading.v1.ListOrdersResponse.orders:type_name -> bcx.trading.v1.Order
+	9,   // 39: bcx.trading.v1.ListExecutionsResponse.executions:type_name -> bcx.trading.v1.Execution
+	9,   // 40: bcx.trading.v1.StreamExecutionsResponse.execution:type_name -> bcx.trading.v1.Execution
+	8,   // 41: bcx.trading.v1.StreamExecutionsResponse.order:type_name -> bcx.trading.v1.Order
+	30,  // 42: bcx.trading.v1.GetBalancesResponse.funds:type_name -> bcx.trading.v1.FundsBalance
+	31,  // 43: bcx.trading.v1.GetBalancesResponse.positions:type_name -> bcx.trading.v1.PositionBalance
+	76,  // 44: bcx.trading.v1.Listing.side:type_name -> bcx.type.v1.Side
+	77,  // 45: bcx.trading.v1.Listing.price:type_name -> bcx.type.v1.Money
+	5,   // 46: bcx.trading.v1.Listing.status:type_name -> bcx.trading.v1.ListingStatus
+	78,  // 47: bcx.trading.v1.Listing.expires_at:type_name -> google.protobuf.Timestamp
+	76,  // 48: bcx.trading.v1.PostListingRequest.side:type_name -> bcx.type.v1.Side
+	77,  // 49: bcx.trading.v1.PostListingRequest.price:type_name -> bcx.type.v1.Money
+	78,  // 50: bcx.trading.v1.PostListingRequest.expires_at:type_name -> google.protobuf.Timestamp
+	33,  // 51: bcx.trading.v1.PostListingResponse.listing:type_name -> bcx.trading.v1.Listing
+	33,  // 52: bcx.trading.v1.TakeListingResponse.listing:type_name -> bcx.trading.v1.Listing
+	9,   // 53: bcx.trading.v1.TakeListingResponse.executions:type_name -> bcx.trading.v1.Execution
+	33,  // 54: bcx.trading.v1.WithdrawListingResponse.listing:type_name -> bcx.trading.v1.Listing
+	76,  // 55: bcx.trading.v1.SearchListingsRequest.side:type_name -> bcx.type.v1.Side
+	33,  // 56: bcx.trading.v1.SearchListingsResponse.listings:type_name -> bcx.trading.v1.Listing
+	77,  // 57: bcx.trading.v1.Auction.reserve_price:type_name -> bcx.type.v1.Money
+	77,  // 58: bcx.trading.v1.Auction.min_increment:type_name -> bcx.type.v1.Money
+	78,  // 59: bcx.trading.v1.Auction.starts_at:type_name -> google.protobuf.Timestamp
+	78,  // 60: bcx.trading.v1.Auction.ends_at:type_name -> google.protobuf.Timestamp
+	6,   // 61: bcx.trading.v1.Auction.status:type_name -> bcx.trading.v1.AuctionStatus
+	77,  // 62: bcx.trading.v1.Auction.best_bid:type_name -> bcx.type.v1.Money
+	9,   // 63: bcx.trading.v1.Auction.results:type_name -> bcx.trading.v1.Execution
+	77,  // 64: bcx.trading.v1.StartAuctionRequest.reserve_price:type_name -> bcx.type.v1.Money
+	77,  // 65: bcx.trading.v1.StartAuctionRequest.min_increment:type_name -> bcx.type.v1.Money
+	78,  // 66: bcx.trading.v1.StartAuctionRequest.starts_at:type_name -> google.protobuf.Timestamp
+	78,  // 67: bcx.trading.v1.StartAuctionRequest.ends_at:type_name -> google.protobuf.Timestamp
+	42,  // 68: bcx.trading.v1.StartAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
+	77,  // 69: bcx.trading.v1.PlaceAuctionBidRequest.price:type_name -> bcx.type.v1.Money
+	42,  // 70: bcx.trading.v1.PlaceAuctionBidResponse.auction:type_name -> bcx.trading.v1.Auction
+	42,  // 71: bcx.trading.v1.GetAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
+	77,  // 72: bcx.trading.v1.CreditFundsRequest.amount:type_name -> bcx.type.v1.Money
+	77,  // 73: bcx.trading.v1.DebitFundsRequest.amount:type_name -> bcx.type.v1.Money
+	7,   // 74: bcx.trading.v1.SetInstrumentPhaseRequest.phase:type_name -> bcx.trading.v1.InstrumentPhase
+	7,   // 75: bcx.trading.v1.SetInstrumentPhaseResponse.phase:type_name -> bcx.trading.v1.InstrumentPhase
+	78,  // 76: bcx.trading.v1.SubscribeEventsResponse.time:type_name -> google.protobuf.Timestamp
+	61,  // 77: bcx.trading.v1.SubscribeEventsResponse.trade:type_name -> bcx.trading.v1.TradeEvent
+	64,  // 78: bcx.trading.v1.SubscribeEventsResponse.funds:type_name -> bcx.trading.v1.FundsEvent
+	65,  // 79: bcx.trading.v1.SubscribeEventsResponse.position:type_name -> bcx.trading.v1.PositionEvent
+	66,  // 80: bcx.trading.v1.SubscribeEventsResponse.order:type_name -> bcx.trading.v1.OrderEvent
+	67,  // 81: bcx.trading.v1.SubscribeEventsResponse.phase:type_name -> bcx.trading.v1.PhaseEvent
+	77,  // 82: bcx.trading.v1.TradeEvent.price:type_name -> bcx.type.v1.Money
+	76,  // 83: bcx.trading.v1.TradeEvent.aggressor_side:type_name -> bcx.type.v1.Side
+	63,  // 84: bcx.trading.v1.TradeEvent.allocations:type_name -> bcx.trading.v1.ReceiptAllocation
+	77,  // 85: bcx.trading.v1.TradeEvent.buyer_fee:type_name -> bcx.type.v1.Money
+	77,  // 86: bcx.trading.v1.TradeEvent.seller_fee:type_name -> bcx.type.v1.Money
+	62,  // 87: bcx.trading.v1.TradeEvent.buyer_fx:type_name -> bcx.trading.v1.FxConversion
+	62,  // 88: bcx.trading.v1.TradeEvent.seller_fx:type_name -> bcx.trading.v1.FxConversion
+	77,  // 89: bcx.trading.v1.FxConversion.amount:type_name -> bcx.type.v1.Money
+	77,  // 90: bcx.trading.v1.FundsEvent.amount:type_name -> bcx.type.v1.Money
+	8,   // 91: bcx.trading.v1.OrderEvent.order:type_name -> bcx.trading.v1.Order
+	7,   // 92: bcx.trading.v1.PhaseEvent.phase:type_name -> bcx.trading.v1.InstrumentPhase
+	79,  // 93: bcx.trading.v1.SetFeeScheduleRequest.buyer:type_name -> bcx.type.v1.FeeRule
+	79,  // 94: bcx.trading.v1.SetFeeScheduleRequest.seller:type_name -> bcx.type.v1.FeeRule
+	78,  // 95: bcx.trading.v1.SetFxRateRequest.valid_from:type_name -> google.protobuf.Timestamp
+	78,  // 96: bcx.trading.v1.SetFxRateRequest.valid_until:type_name -> google.protobuf.Timestamp
+	10,  // 97: bcx.trading.v1.TradingService.PlaceOrder:input_type -> bcx.trading.v1.PlaceOrderRequest
+	12,  // 98: bcx.trading.v1.TradingService.CancelOrder:input_type -> bcx.trading.v1.CancelOrderRequest
+	14,  // 99: bcx.trading.v1.TradingService.ReplaceOrder:input_type -> bcx.trading.v1.ReplaceOrderRequest
+	16,  // 100: bcx.trading.v1.TradingService.MassCancel:input_type -> bcx.trading.v1.MassCancelRequest
+	18,  // 101: bcx.trading.v1.TradingService.OrderEntry:input_type -> bcx.trading.v1.OrderEntryRequest
+	21,  // 102: bcx.trading.v1.TradingService.GetOrder:input_type -> bcx.trading.v1.GetOrderRequest
+	23,  // 103: bcx.trading.v1.TradingService.ListOrders:input_type -> bcx.trading.v1.ListOrdersRequest
+	25,  // 104: bcx.trading.v1.TradingService.ListExecutions:input_type -> bcx.trading.v1.ListExecutionsRequest
+	27,  // 105: bcx.trading.v1.TradingService.StreamExecutions:input_type -> bcx.trading.v1.StreamExecutionsRequest
+	29,  // 106: bcx.trading.v1.TradingService.GetBalances:input_type -> bcx.trading.v1.GetBalancesRequest
+	34,  // 107: bcx.trading.v1.TradingService.PostListing:input_type -> bcx.trading.v1.PostListingRequest
+	36,  // 108: bcx.trading.v1.TradingService.TakeListing:input_type -> bcx.trading.v1.TakeListingRequest
+	38,  // 109: bcx.trading.v1.TradingService.WithdrawListing:input_type -> bcx.trading.v1.WithdrawListingRequest
+	40,  // 110: bcx.trading.v1.TradingService.SearchListings:input_type -> bcx.trading.v1.SearchListingsRequest
+	43,  // 111: bcx.trading.v1.TradingService.StartAuction:input_type -> bcx.trading.v1.StartAuctionRequest
+	45,  // 112: bcx.trading.v1.TradingService.PlaceAuctionBid:input_type -> bcx.trading.v1.PlaceAuctionBidRequest
+	47,  // 113: bcx.trading.v1.TradingService.GetAuction:input_type -> bcx.trading.v1.GetAuctionRequest
+	49,  // 114: bcx.trading.v1.CoreService.CreditFunds:input_type -> bcx.trading.v1.CreditFundsRequest
+	51,  // 115: bcx.trading.v1.CoreService.DebitFunds:input_type -> bcx.trading.v1.DebitFundsRequest
+	53,  // 116: bcx.trading.v1.CoreService.CreditPosition:input_type -> bcx.trading.v1.CreditPositionRequest
+	55,  // 117: bcx.trading.v1.CoreService.DebitPosition:input_type -> bcx.trading.v1.DebitPositionRequest
+	57,  // 118: bcx.trading.v1.CoreService.SetInstrumentPhase:input_type -> bcx.trading.v1.SetInstrumentPhaseRequest
+	59,  // 119: bcx.trading.v1.CoreService.SubscribeEvents:input_type -> bcx.trading.v1.SubscribeEventsRequest
+	68,  // 120: bcx.trading.v1.CoreService.SetFeeSchedule:input_type -> bcx.trading.v1.SetFeeScheduleRequest
+	74,  // 121: bcx.trading.v1.CoreService.TakeSnapshot:input_type -> bcx.trading.v1.TakeSnapshotRequest
+	70,  // 122: bcx.trading.v1.CoreService.SetFxRate:input_type -> bcx.trading.v1.SetFxRateRequest
+	72,  // 123: bcx.trading.v1.CoreService.SetFundingCurrency:input_type -> bcx.trading.v1.SetFundingCurrencyRequest
+	11,  // 124: bcx.trading.v1.TradingService.PlaceOrder:output_type -> bcx.trading.v1.PlaceOrderResponse
+	13,  // 125: bcx.trading.v1.TradingService.CancelOrder:output_type -> bcx.trading.v1.CancelOrderResponse
+	15,  // 126: bcx.trading.v1.TradingService.ReplaceOrder:output_type -> bcx.trading.v1.ReplaceOrderResponse
+	17,  // 127: bcx.trading.v1.TradingService.MassCancel:output_type -> bcx.trading.v1.MassCancelResponse
+	19,  // 128: bcx.trading.v1.TradingService.OrderEntry:output_type -> bcx.trading.v1.OrderEntryResponse
+	22,  // 129: bcx.trading.v1.TradingService.GetOrder:output_type -> bcx.trading.v1.GetOrderResponse
+	24,  // 130: bcx.trading.v1.TradingService.ListOrders:output_type -> bcx.trading.v1.ListOrdersResponse
+	26,  // 131: bcx.trading.v1.TradingService.ListExecutions:output_type -> bcx.trading.v1.ListExecutionsResponse
+	28,  // 132: bcx.trading.v1.TradingService.StreamExecutions:output_type -> bcx.trading.v1.StreamExecutionsResponse
+	32,  // 133: bcx.trading.v1.TradingService.GetBalances:output_type -> bcx.trading.v1.GetBalancesResponse
+	35,  // 134: bcx.trading.v1.TradingService.PostListing:output_type -> bcx.trading.v1.PostListingResponse
+	37,  // 135: bcx.trading.v1.TradingService.TakeListing:output_type -> bcx.trading.v1.TakeListingResponse
+	39,  // 136: bcx.trading.v1.TradingService.WithdrawListing:output_type -> bcx.trading.v1.WithdrawListingResponse
+	41,  // 137: bcx.trading.v1.TradingService.SearchListings:output_type -> bcx.trading.v1.SearchListingsResponse
+	44,  // 138: bcx.trading.v1.TradingService.StartAuction:output_type -> bcx.trading.v1.StartAuctionResponse
+	46,  // 139: bcx.trading.v1.TradingService.PlaceAuctionBid:output_type -> bcx.trading.v1.PlaceAuctionBidResponse
+	48,  // 140: bcx.trading.v1.TradingService.GetAuction:output_type -> bcx.trading.v1.GetAuctionResponse
+	50,  // 141: bcx.trading.v1.CoreService.CreditFunds:output_type -> bcx.trading.v1.CreditFundsResponse
+	52,  // 142: bcx.trading.v1.CoreService.DebitFunds:output_type -> bcx.trading.v1.DebitFundsResponse
+	54,  // 143: bcx.trading.v1.CoreService.CreditPosition:output_type -> bcx.trading.v1.CreditPositionResponse
+	56,  // 144: bcx.trading.v1.CoreService.DebitPosition:output_type -> bcx.trading.v1.DebitPositionResponse
+	58,  // 145: bcx.trading.v1.CoreService.SetInstrumentPhase:output_type -> bcx.trading.v1.SetInstrumentPhaseResponse
+	60,  // 146: bcx.trading.v1.CoreService.SubscribeEvents:output_type -> bcx.trading.v1.SubscribeEventsResponse
+	69,  // 147: bcx.trading.v1.CoreService.SetFeeSchedule:output_type -> bcx.trading.v1.SetFeeScheduleResponse
+	75,  // 148: bcx.trading.v1.CoreService.TakeSnapshot:output_type -> bcx.trading.v1.TakeSnapshotResponse
+	71,  // 149: bcx.trading.v1.CoreService.SetFxRate:output_type -> bcx.trading.v1.SetFxRateResponse
+	73,  // 150: bcx.trading.v1.CoreService.SetFundingCurrency:output_type -> bcx.trading.v1.SetFundingCurrencyResponse
+	124, // [124:151] is the sub-list for method output_type
+	97,  // [97:124] is the sub-list for method input_type
+	97,  // [97:97] is the sub-list for extension type_name
+	97,  // [97:97] is the sub-list for extension extendee
+	0,   // [0:97] is the sub-list for field type_name
 }
 
 func init() { file_bcx_trading_v1_trading_proto_init() }
