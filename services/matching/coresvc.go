@@ -42,6 +42,12 @@ func Policy() auth.Policy {
 		p["/"+tradingv1.CoreService_ServiceDesc.ServiceName+"/"+m.StreamName] = services
 	}
 	p["/"+tradingv1.CoreService_ServiceDesc.ServiceName+"/SetInstrumentPhase"] = []typev1.Role{typev1.Role_ROLE_OPERATOR}
+	// FX rates and funding preferences come from settlement only: an
+	// operator publishes rates and a member opts in there, where the
+	// ledger and the bank instructions follow them.
+	for _, m := range []string{"SetFxRate", "SetFundingCurrency"} {
+		p["/"+tradingv1.CoreService_ServiceDesc.ServiceName+"/"+m] = []typev1.Role{typev1.Role_ROLE_SERVICE}
+	}
 	for name, roles := range MarketDataPolicy() {
 		p[name] = roles
 	}

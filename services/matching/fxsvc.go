@@ -2,6 +2,7 @@ package matching
 
 import (
 	"context"
+	"time"
 
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
@@ -26,18 +27,18 @@ func (c *coreServer) SetFxRate(ctx context.Context, req *tradingv1.SetFxRateRequ
 		return nil, rpcerr.Invalid("quote_currency", "is the base currency")
 	}
 	coef, exact, err := parseFixed(req.Rate, core.FXRateDecimals)
-	if err != nil || !exact || coef <= 0 {
-		return nil, rpcerr.Invalid("rate", "%q: want a positive decimal with at most %d fraction digits", req.Rate, core.FXRateDecimals)
+	if err != nil || !exact || coef <= 0 || coef > core.MaxFXRateCoef {
+		return nil, rpcerr.Invalid("rate", "%q: want a positive decimal below 1,000,000 with at most %d fraction digits", req.Rate, core.FXRateDecimals)
 	}
-	if req.ValidFrom == nil || req.ValidUntil == nil {
-		return nil, rpcerr.Invalid("valid_until", "valid_from and valid_until are required")
+	if req.ValidFrom == nil || req.ValidUntil == nil || !unixNanoFits(req.ValidFrom.AsTime()) || !unixNanoFits(req.ValidUntil.AsTime()) {
+		return nil, rpcerr.Invalid("valid_until", "valid_from and valid_until are required, between 1678 and 2261")
 	}
 	from, until := req.ValidFrom.AsTime().UnixNano(), req.ValidUntil.AsTime().UnixNano()
 	if until <= from {
 		return nil, rpcerr.Invalid("valid_until", "must be after valid_from")
 	}
 	res, err := c.run(ctx, core.Command{Kind: core.CmdSetFXRate, Key: req.RateId, Currency: base.Code, CurrencyExp: base.Exponent,
-		CounterCurrency: quote.Code, CounterExp: quote.Exponent, Amount: coef, ValidFrom: from, ValidUntil: until})
+		CounterCurrency: quote.Code, CounterExp: quote.Exponent, Amount: coef, ValidFrom: from, ValidUntil: until, Version: req.RateNumber})
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +55,7 @@ func (c *coreServer) SetFundingCurrency(ctx context.Context, req *tradingv1.SetF
 	if err != nil {
 		return nil, rpcerr.InvalidReason("trade_currency", "REJECT_REASON_WRONG_CURRENCY", "unknown currency %q", req.TradeCurrency)
 	}
-	cmd := core.Command{Kind: core.CmdSetFunding, Key: req.IdempotencyKey, Currency: trade.Code, CurrencyExp: trade.Exponent}
+	cmd := core.Command{Kind: core.CmdSetFunding, Key: req.IdempotencyKey, Currency: trade.Code, CurrencyExp: trade.Exponent, Version: req.Version}
 	if req.FundingCurrency != "" {
 		funding, err := c.s.cfg.Currencies.Lookup(req.FundingCurrency)
 		if err != nil {
@@ -76,10 +77,19 @@ func (c *coreServer) SetFundingCurrency(ctx context.Context, req *tradingv1.SetF
 	return &tradingv1.SetFundingCurrencyResponse{Sequence: int64(res.Seq), Duplicate: res.Duplicate}, nil
 }
 
-// fxConversion renders a trade side's FX leg, or nil.
+// unixNanoFits reports whether t is representable in int64 nanoseconds.
+func unixNanoFits(t time.Time) bool { return t.Year() >= 1678 && t.Year() <= 2261 }
+
+// fxConversion renders a trade side's FX leg, or nil when it has none. A
+// leg the registry cannot render (which would be a bug) is rendered with
+// rate_id "unknown" and no rate, so settlement parks the trade loudly
+// instead of booking it unconverted.
 func (r *registry) fxConversion(l core.FXLeg) *tradingv1.FxConversion {
-	if l.Rate == 0 || int(l.Rate) > len(r.core.FXRates) || int(l.Currency) >= len(r.core.Currencies) {
+	if l.Rate == 0 {
 		return nil
+	}
+	if l.Rate < 0 || int(l.Rate) > len(r.core.FXRates) || l.Currency < 0 || int(l.Currency) >= len(r.core.Currencies) {
+		return &tradingv1.FxConversion{RateId: "unknown"}
 	}
 	rate := &r.core.FXRates[l.Rate-1]
 	return &tradingv1.FxConversion{Amount: moneyMinor(r.core.Currencies[l.Currency], r.core.CurrencyExps[l.Currency], l.Amount),

@@ -125,6 +125,7 @@ func AppendCommand(b []byte, c *Command) []byte {
 		b = appendVarint(b, c.Amount)
 		b = appendVarint(b, c.ValidFrom)
 		b = appendVarint(b, c.ValidUntil)
+		b = appendVarint(b, c.Version)
 	case CmdSetFunding:
 		b = appendVarint(b, c.Participant)
 		b = appendString(b, c.ParticipantID)
@@ -133,6 +134,7 @@ func AppendCommand(b []byte, c *Command) []byte {
 		b = appendVarint(b, int64(c.CurrencyExp))
 		b = appendString(b, c.CounterCurrency)
 		b = appendVarint(b, int64(c.CounterExp))
+		b = appendVarint(b, c.Version)
 	}
 	return b
 }
@@ -445,6 +447,7 @@ func decodeCommand(d *decoder, c *Command) {
 		c.Amount = d.varint()
 		c.ValidFrom = d.varint()
 		c.ValidUntil = d.varint()
+		c.Version = d.varint()
 	case CmdSetFunding:
 		c.Participant = d.varint()
 		c.ParticipantID = d.string()
@@ -453,6 +456,7 @@ func decodeCommand(d *decoder, c *Command) {
 		c.CurrencyExp = d.i32()
 		c.CounterCurrency = d.string()
 		c.CounterExp = d.i32()
+		c.Version = d.varint()
 	default:
 		d.fail(fmt.Sprintf("unknown command kind %d", c.Kind))
 	}

@@ -47,8 +47,12 @@ type Core struct {
 	keyLog []keyEntry
 
 	// FX rates published to the core, in order (never removed: orders
-	// and trades refer to them by index).
-	rates []fxRate
+	// and trades refer to them by index); rateInfos is what the registry
+	// shares (append-only); ratesByPair indexes them per currency pair,
+	// sorted by valid-from and number.
+	rates       []fxRate
+	rateInfos   []FXRateInfo
+	ratesByPair map[[2]int32][]int32
 
 	// Conservation counters, per currency index and for weight. fxNet is
 	// what FX conversions moved into members' funds (negative: out).
@@ -182,6 +186,7 @@ func New(lim Limits) *Core {
 		ids:         newIDIndex(),
 		cloids:      newCloidIndex(),
 		keys:        map[string]int32{},
+		ratesByPair: map[[2]int32][]int32{},
 		fees:        []FeeSchedule{{}},
 		incoming:    -1,
 		pending:     -1,
@@ -325,6 +330,7 @@ func hashCmd(cmd *Command) uint64 {
 		b = appendString(b, cmd.CounterCurrency)
 		b = appendVarint(b, cmd.ValidFrom)
 		b = appendVarint(b, cmd.ValidUntil)
+		b = appendVarint(b, cmd.Version)
 	}
 	h.Write(b)
 	return h.Sum64()
@@ -808,9 +814,7 @@ func (c *Core) Registry() *Registry {
 		r.Currencies = append(r.Currencies, cu.Code)
 		r.CurrencyExps = append(r.CurrencyExps, cu.Exp)
 	}
-	for i := range c.rates {
-		info, _ := c.FXRate(int32(i))
-		r.FXRates = append(r.FXRates, info)
-	}
+	// Rate infos never change once appended: the registry shares them.
+	r.FXRates = c.rateInfos[:len(c.rateInfos):len(c.rateInfos)]
 	return r
 }

@@ -2,6 +2,7 @@ package core
 
 import (
 	"math"
+	"sort"
 
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
 )
@@ -19,8 +20,9 @@ import (
 // Rules, all deterministic (the rate is chosen by the command's sequenced
 // time, never the wall clock):
 //   - the rate is the published one whose validity window contains the
-//     order's entry time, the latest valid-from winning (the later command
-//     on a tie); the order keeps that rate for its life;
+//     order's entry time, the latest valid-from winning (the higher rate
+//     number on a tie, as in settlement); the order keeps that rate for its
+//     life;
 //   - an FX-funded order must be a day order (or IOC/FOK): it cannot outlive
 //     the trading day its rate was published for;
 //   - rounding (package settlement/fx has the same rule in decimals): a
@@ -39,14 +41,25 @@ const FXRateDecimals = 10
 
 const fxRateScale = 10_000_000_000
 
+// MaxFXRateCoef bounds a rate (1,000,000 units of quote per base), so
+// conversions of any amount the core holds stay in 128-bit arithmetic
+// with an int64 result checked.
+const MaxFXRateCoef = 1_000_000 * fxRateScale
+
 type fxRate struct {
 	key         string // settlement's rate id
+	num         int64  // settlement's rate number: ties go to the higher
 	base, quote int32  // currency indexes: quote units per one base unit
 	coef        int64  // rate * 10^FXRateDecimals, > 0
 	from, until int64  // validity [from, until), unix ns
 }
 
-type fundingPref struct{ trade, funding int32 }
+// fundingPref funds trades in trade from funding (-1: opted out, kept for
+// its version).
+type fundingPref struct {
+	trade, funding int32
+	version        int64
+}
 
 // FXRateInfo is a rate as the service renders it.
 type FXRateInfo struct {
@@ -55,13 +68,37 @@ type FXRateInfo struct {
 	Coef        int64 // rate * 10^FXRateDecimals
 }
 
-// FXRate returns the rate with index i (as in Trade.BuyerFX.Rate).
+// FXRate returns the rate with index i (Trade.BuyerFX.Rate - 1).
 func (c *Core) FXRate(i int32) (FXRateInfo, bool) {
-	if i < 0 || int(i) >= len(c.rates) {
+	if i < 0 || int(i) >= len(c.rateInfos) {
 		return FXRateInfo{}, false
 	}
-	r := &c.rates[i]
-	return FXRateInfo{Key: r.key, Base: c.currencies[r.base].Code, Quote: c.currencies[r.quote].Code, Coef: r.coef}, true
+	return c.rateInfos[i], true
+}
+
+func pairOf(a, b int32) [2]int32 {
+	if a > b {
+		a, b = b, a
+	}
+	return [2]int32{a, b}
+}
+
+// addRate appends a rate and indexes it in its pair's list, kept sorted by
+// valid-from then number.
+func (c *Core) addRate(r fxRate) {
+	i := int32(len(c.rates))
+	c.rates = append(c.rates, r)
+	c.rateInfos = append(c.rateInfos, FXRateInfo{Key: r.key, Base: c.currencies[r.base].Code, Quote: c.currencies[r.quote].Code, Coef: r.coef})
+	p := pairOf(r.base, r.quote)
+	list := c.ratesByPair[p]
+	at := sort.Search(len(list), func(k int) bool {
+		o := &c.rates[list[k]]
+		return o.from > r.from || (o.from == r.from && o.num > r.num)
+	})
+	list = append(list, 0)
+	copy(list[at+1:], list[at:])
+	list[at] = i
+	c.ratesByPair[p] = list
 }
 
 // pow10 returns 10^n for 0 <= n <= 18.
@@ -110,19 +147,19 @@ func (c *Core) convert(r *fxRate, from int32, amount int64, up bool) (int64, boo
 }
 
 // rateFor returns 1 + the index of the rate converting between currencies
-// a and b valid at ts, or 0.
+// a and b valid at ts, or 0: of the rates whose window contains ts, the
+// latest valid-from, then the highest number. The pair's list is sorted
+// that way, so the search starts at the last rate already valid and walks
+// back past expired ones.
 func (c *Core) rateFor(a, b int32, ts int64) int32 {
-	best := int32(0)
-	for i := range c.rates {
-		r := &c.rates[i]
-		if !((r.base == a && r.quote == b) || (r.base == b && r.quote == a)) || ts < r.from || ts >= r.until {
-			continue
-		}
-		if best == 0 || r.from >= c.rates[best-1].from {
-			best = int32(i) + 1
+	list := c.ratesByPair[pairOf(a, b)]
+	k := sort.Search(len(list), func(k int) bool { return c.rates[list[k]].from > ts })
+	for k--; k >= 0; k-- {
+		if ts < c.rates[list[k]].until {
+			return list[k] + 1
 		}
 	}
-	return best
+	return 0
 }
 
 // fundingOf returns the participant's funding currency for trades in cur,
@@ -134,6 +171,23 @@ func (c *Core) fundingOf(part int32, cur int32) int32 {
 		}
 	}
 	return -1
+}
+
+// sellFXFits reports whether an FX-funded sell of open lots can be
+// converted whatever price it fills at (up to the top of the band).
+// fx is the order's rate (1 + index), def its definition index and base
+// what its fills received so far.
+func (c *Core) sellFXFits(fx, def int32, base, open int64) bool {
+	d := &c.defs[def]
+	top, ok := mulOK(d.ReferenceTicks+d.BandTicks, d.TickLotMinor)
+	if ok {
+		top, ok = mulOK(top, open)
+	}
+	if !ok || base > math.MaxInt64-top {
+		return false
+	}
+	_, ok = c.convert(&c.rates[fx-1], c.defCur[def], base+top, false)
+	return ok
 }
 
 // fundCur is the currency an order reserves and pays in.
@@ -170,6 +224,9 @@ func (c *Core) fxSettle(o *order, amount int64) int64 {
 	if !ok {
 		panic("core: FX conversion overflow after the entry checks")
 	}
+	if o.fxBase > math.MaxInt64-amount {
+		panic("core: FX running total overflow after the entry checks")
+	}
 	moved := total - o.fxDone
 	o.fxBase += amount
 	o.fxDone = total
@@ -191,7 +248,7 @@ func (c *Core) setFXRate(cmd *Command, res *Result) {
 	case cmd.Key == "":
 		res.refuse(StatusInvalid, RejectInvalid, "rate_id")
 		return
-	case cmd.Amount <= 0:
+	case cmd.Amount <= 0 || cmd.Amount > MaxFXRateCoef:
 		res.refuse(StatusInvalid, RejectInvalid, "rate")
 		return
 	case cmd.Currency == "" || cmd.CounterCurrency == "" || cmd.Currency == cmd.CounterCurrency:
@@ -213,7 +270,7 @@ func (c *Core) setFXRate(cmd *Command, res *Result) {
 	}
 	b := c.ensureCurrency(cmd.Currency, cmd.CurrencyExp)
 	q := c.ensureCurrency(cmd.CounterCurrency, cmd.CounterExp)
-	c.rates = append(c.rates, fxRate{key: cmd.Key, base: b, quote: q, coef: cmd.Amount, from: cmd.ValidFrom, until: cmd.ValidUntil})
+	c.addRate(fxRate{key: cmd.Key, num: cmd.Version, base: b, quote: q, coef: cmd.Amount, from: cmd.ValidFrom, until: cmd.ValidUntil})
 	c.remember(cmd.Key, hashCmd(cmd))
 	c.ev.List = append(c.ev.List, Event{Kind: EvFXRate, FeeIndex: int32(len(c.rates) - 1)})
 	res.Changed = true
@@ -242,16 +299,23 @@ func (c *Core) setFunding(cmd *Command, res *Result) {
 		fc = c.ensureCurrency(cmd.CounterCurrency, cmd.CounterExp)
 	}
 	p := &c.parts[pi]
-	kept := p.funding[:0]
-	for _, f := range p.funding {
-		if f.trade != tc {
-			kept = append(kept, f)
+	at := -1
+	for i := range p.funding {
+		if p.funding[i].trade == tc {
+			at = i
 		}
 	}
-	p.funding = kept
-	if fc >= 0 {
-		p.funding = append(p.funding, fundingPref{trade: tc, funding: fc})
+	if at >= 0 && p.funding[at].version >= cmd.Version {
+		// Older than (or as old as) the change in force: a delayed
+		// command changes nothing. It is not journaled; a resend is
+		// judged again, the same way.
+		return
 	}
+	if at < 0 {
+		p.funding = append(p.funding, fundingPref{trade: tc})
+		at = len(p.funding) - 1
+	}
+	p.funding[at].funding, p.funding[at].version = fc, cmd.Version
 	c.remember(cmd.Key, hashCmd(cmd))
 	c.ev.List = append(c.ev.List, Event{Kind: EvFunding, Participant: pi, Currency: tc, FeeIndex: fc})
 	res.Changed = true

@@ -16,7 +16,7 @@ func usdRate(key string, coef, from, until int64) Command {
 
 func fundUSDFromCNY(part int64, key string) Command {
 	return Command{Kind: CmdSetFunding, Participant: part, ParticipantID: "P", Key: key, Currency: "USD", CurrencyExp: 2,
-		CounterCurrency: "CNY", CounterExp: 2}
+		CounterCurrency: "CNY", CounterExp: 2, Version: 1}
 }
 
 func rubberDay(part int64, cloid string, side Side, price, qty int64) Command {
@@ -150,7 +150,7 @@ func TestFXRateLockedPerOrder(t *testing.T) {
 		t.Fatalf("after fills %+v", f)
 	}
 	// Opting out funds new orders in USD again (alpha has none).
-	h.ok(Command{Kind: CmdSetFunding, Participant: alpha, ParticipantID: "P", Key: "fa-off", Currency: "USD", CurrencyExp: 2})
+	h.ok(Command{Kind: CmdSetFunding, Participant: alpha, ParticipantID: "P", Key: "fa-off", Currency: "USD", CurrencyExp: 2, Version: 2})
 	if r := h.do(rubberDay(alpha, "b5", orderbook.Buy, 1750, 1)); r.Reject != RejectInsufficientFunds {
 		t.Fatalf("after opting out: %+v", r)
 	}
@@ -217,4 +217,68 @@ func TestConvertMatchesExactRule(t *testing.T) {
 			t.Errorf("%+v: up %d down %d, want %d %d", tc, up, down, tc.up, tc.down)
 		}
 	}
+}
+
+// TestFXFundingVersions: a delayed, older preference command changes
+// nothing, so an opt-out cannot be undone by the opt-in it replaced.
+func TestFXFundingVersions(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.credit(alpha, "CNY", 100_000_000)
+	now := int64(h.seq+1) * 1000
+	h.ok(usdRate("r1", rate7123457, now, now+1_000_000_000))
+	out := Command{Kind: CmdSetFunding, Participant: alpha, ParticipantID: "P", Key: "v2-out", Currency: "USD", CurrencyExp: 2, Version: 2}
+	in := fundUSDFromCNY(alpha, "v1-in") // version 1, delivered late
+	in2 := fundUSDFromCNY(alpha, "v3-in")
+	in2.Version = 3
+	h.ok(out)
+	before := h.c.StateHash()
+	if r := h.do(in); r.Status != StatusOK || r.Changed || h.c.StateHash() != before {
+		t.Fatalf("stale opt-in: %+v", r)
+	}
+	if r := h.do(rubberDay(alpha, "b1", orderbook.Buy, 1760, 1)); r.Reject != RejectInsufficientFunds {
+		t.Fatalf("after the stale opt-in the order must be USD-funded: %+v", r)
+	}
+	h.ok(in2)
+	h.ok(rubberDay(alpha, "b2", orderbook.Buy, 1760, 1))
+}
+
+// TestFXRateTieGoesToHigherNumber: two rates valid from the same moment:
+// the higher number wins, whatever order they arrive in (settlement's
+// rule), so a corrected rate delivered first is not overridden.
+func TestFXRateTieGoesToHigherNumber(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.credit(alpha, "CNY", 100_000_000)
+	h.ok(fundUSDFromCNY(alpha, "fa"))
+	now := int64(h.seq+1) * 1000
+	corrected := usdRate("fxrate/2", 80_000_000_000, now, now+1_000_000_000)
+	corrected.Version = 2
+	original := usdRate("fxrate/1", 70_000_000_000, now, now+1_000_000_000)
+	original.Version = 1
+	h.ok(corrected)
+	h.ok(original)
+	h.ok(rubberDay(alpha, "b1", orderbook.Buy, 1750, 1)) // 1,750,000 cents x 8 = 14,000,000 fen
+	if f := h.funds(alpha, "CNY"); f.reserved != 14_000_000 {
+		t.Fatalf("reserved %d at the superseded rate", f.reserved)
+	}
+}
+
+// TestFXSellOverflowRefused: an FX-funded sell whose proceeds at the top of
+// the band could not be converted is refused at entry, not left to panic
+// the core when it fills.
+func TestFXSellOverflowRefused(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.deposit(gamma, "RR1", 1<<57, rubber)
+	h.ok(fundUSDFromCNY(gamma, "fg"))
+	now := int64(h.seq+1) * 1000
+	h.ok(usdRate("r1", MaxFXRateCoef, now, now+1_000_000_000))
+	if r := h.do(rubberDay(gamma, "s1", orderbook.Sell, 1750, 6_000_000_000)); r.Reject != RejectTooLarge || r.Field != "quantity" {
+		t.Fatalf("huge FX sell: %+v", r)
+	}
+	if r := h.do(usdRate("r2", MaxFXRateCoef+1, now, now+1_000_000_000)); r.Field != "rate" {
+		t.Fatalf("rate above the bound: %+v", r)
+	}
+	h.ok(rubberDay(gamma, "s2", orderbook.Sell, 1750, 1))
 }

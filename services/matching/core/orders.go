@@ -246,6 +246,9 @@ func (c *Core) place(cmd *Command, res *Result) {
 	} else if !known || c.availableWeight(pi, d.Number) < cmd.Qty*d.LotMicro {
 		res.refuse(StatusRefused, RejectInsufficientPosition, "")
 		return
+	} else if fx != 0 && !c.sellFXFits(fx, in.def, 0, cmd.Qty) {
+		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+		return
 	}
 	slot := c.allocOrder()
 	o := c.orders.at(slot)
@@ -408,6 +411,9 @@ func (c *Core) replace(cmd *Command, res *Result) {
 		}
 	} else if open > o.open && c.availableWeight(o.part, d.Number) < (open-o.open)*d.LotMicro {
 		res.refuse(StatusRefused, RejectInsufficientPosition, "")
+		return
+	} else if o.fx != 0 && !c.sellFXFits(o.fx, o.def, o.fxBase, open) {
+		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
 		return
 	}
 	c.incoming = slot

@@ -73,7 +73,7 @@ func randomCommand(rng *rand.Rand, h *harness) Command {
 			from := now - rng.Int64N(300_000)
 			return Command{Kind: CmdSetFXRate, Key: fmt.Sprint("rate", rng.IntN(400)), Currency: "USD", CurrencyExp: 2,
 				CounterCurrency: "CNY", CounterExp: 2, Amount: 70_000_000_000 + rng.Int64N(3_000_000_000),
-				ValidFrom: from, ValidUntil: from + 50_000 + rng.Int64N(1_000_000)}
+				ValidFrom: from, ValidUntil: from + 50_000 + rng.Int64N(1_000_000), Version: int64(rng.IntN(400))}
 		}
 		trade, funding := "USD", "CNY"
 		if rng.IntN(3) == 0 {
@@ -83,7 +83,7 @@ func randomCommand(rng *rand.Rand, h *harness) Command {
 			funding = ""
 		}
 		return Command{Kind: CmdSetFunding, Participant: p, ParticipantID: fmt.Sprint("P", p), Key: fmt.Sprint("fund", rng.IntN(1000)),
-			Currency: trade, CurrencyExp: 2, CounterCurrency: funding, CounterExp: 2}
+			Currency: trade, CurrencyExp: 2, CounterCurrency: funding, CounterExp: 2, Version: int64(rng.IntN(100))}
 	case k < 80:
 		cur := "CNY"
 		if rng.IntN(3) == 0 {

@@ -17,13 +17,12 @@ import (
 // byte the snapshot of a core restored from a snapshot and replayed from
 // there, and StateHash is a digest of it.
 
-// snapMagic starts every snapshot written; snapMagicV1 is the format
-// before FX funding (no rates, funding preferences or FX order state),
-// still loaded.
-const (
-	snapMagic   = "BCXCORE2"
-	snapMagicV1 = "BCXCORE1"
-)
+// snapMagic starts every snapshot written. Older formats still load:
+// BCXCORE1 has no FX state at all; BCXCORE2 has rates without their
+// numbers, funding preferences without versions and fills without FX legs.
+const snapMagic = "BCXCORE3"
+
+var snapVersions = map[string]int{"BCXCORE1": 1, "BCXCORE2": 2, snapMagic: 3}
 
 // AppendSnapshot appends the core's canonical encoding to b.
 func (c *Core) AppendSnapshot(b []byte) []byte {
@@ -45,6 +44,7 @@ func (c *Core) AppendSnapshot(b []byte) []byte {
 	for i := range c.rates {
 		r := &c.rates[i]
 		b = appendString(b, r.key)
+		b = appendVarint(b, r.num)
 		b = appendVarint(b, int64(r.base))
 		b = appendVarint(b, int64(r.quote))
 		b = appendVarint(b, r.coef)
@@ -77,6 +77,7 @@ func (c *Core) AppendSnapshot(b []byte) []byte {
 		for _, f := range p.funding {
 			b = appendVarint(b, int64(f.trade))
 			b = appendVarint(b, int64(f.funding))
+			b = appendVarint(b, f.version)
 		}
 		b = appendUvarint(b, uint64(len(p.pools)))
 		for _, s := range p.pools {
@@ -166,11 +167,11 @@ func appendFill(b []byte, f Fill) []byte {
 	return b
 }
 
-// decodeFill reads a fill; v1 snapshots have no FX leg.
-func decodeFill(d *decoder, v1 bool) Fill {
+// decodeFill reads a fill; snapshots before version 3 have no FX leg.
+func decodeFill(d *decoder, version int) Fill {
 	f := Fill{TradeID: d.varint(), OrderID: d.varint(), ClientID: d.string(), Def: d.i32(), Side: Side(d.byte()),
 		Price: d.varint(), Qty: d.varint(), Maker: d.bool(), FeeMinor: d.varint(), Seq: d.uvarint(), TimeNanos: d.varint()}
-	if !v1 {
+	if version >= 3 {
 		if f.FX.Rate = d.i32(); f.FX.Rate != 0 {
 			f.FX.Currency, f.FX.Amount = d.i32(), d.varint()
 		}
@@ -243,10 +244,11 @@ var ErrSnapshot = errors.New("core: bad snapshot")
 // Load rebuilds a core from a snapshot's bytes.
 func Load(p []byte, lim Limits) (*Core, error) {
 	c := New(lim)
-	if len(p) < len(snapMagic) || (string(p[:len(snapMagic)]) != snapMagic && string(p[:len(snapMagic)]) != snapMagicV1) {
+	if len(p) < len(snapMagic) || snapVersions[string(p[:len(snapMagic)])] == 0 {
 		return nil, fmt.Errorf("%w: magic", ErrSnapshot)
 	}
-	v1 := string(p[:len(snapMagic)]) == snapMagicV1
+	version := snapVersions[string(p[:len(snapMagic)])]
+	v1 := version == 1
 	d := &decoder{b: p[len(snapMagic):]}
 	c.lastSeq = d.uvarint()
 	c.lastTime = d.varint()
@@ -262,12 +264,16 @@ func Load(p []byte, lim Limits) (*Core, error) {
 		}
 	}
 	if !v1 {
-		for range d.count(1 << 24) {
-			r := fxRate{key: d.string(), base: d.i32(), quote: d.i32(), coef: d.varint(), from: d.varint(), until: d.varint()}
-			if r.base < 0 || int(r.base) >= len(c.currencies) || r.quote < 0 || int(r.quote) >= len(c.currencies) || r.coef <= 0 {
+		for range d.count(1 << 28) {
+			r := fxRate{key: d.string(), num: int64(len(c.rates) + 1)}
+			if version >= 3 {
+				r.num = d.varint()
+			}
+			r.base, r.quote, r.coef, r.from, r.until = d.i32(), d.i32(), d.varint(), d.varint(), d.varint()
+			if d.err != nil || r.base < 0 || int(r.base) >= len(c.currencies) || r.quote < 0 || int(r.quote) >= len(c.currencies) || r.coef <= 0 {
 				return nil, fmt.Errorf("%w: FX rate %q", ErrSnapshot, r.key)
 			}
-			c.rates = append(c.rates, r)
+			c.addRate(r)
 		}
 	}
 	c.weightIn, c.weightOut, c.weightSold = d.varint(), d.varint(), d.varint()
@@ -297,7 +303,10 @@ func Load(p []byte, lim Limits) (*Core, error) {
 		if !v1 {
 			for range d.count(1 << 16) {
 				f := fundingPref{trade: d.i32(), funding: d.i32()}
-				if f.trade < 0 || int(f.trade) >= len(c.currencies) || f.funding < 0 || int(f.funding) >= len(c.currencies) {
+				if version >= 3 {
+					f.version = d.varint()
+				}
+				if f.trade < 0 || int(f.trade) >= len(c.currencies) || f.funding < -1 || int(f.funding) >= len(c.currencies) {
 					return nil, fmt.Errorf("%w: participant %s funding %+v", ErrSnapshot, p.id, f)
 				}
 				p.funding = append(p.funding, f)
@@ -315,7 +324,7 @@ func Load(p []byte, lim Limits) (*Core, error) {
 			p.pools = append(p.pools, slot)
 		}
 		for range d.count(1 << 24) {
-			p.execs.push(decodeFill(d, v1))
+			p.execs.push(decodeFill(d, version))
 		}
 	}
 	for range d.count(1 << 24) {

@@ -233,6 +233,11 @@ type Command struct {
 	CounterCurrency       string
 	CounterExp            int32
 	ValidFrom, ValidUntil int64
+	// Version orders FX commands: a rate's number (of two rates valid from
+	// the same time, the higher wins, as settlement's rate ids do), or a
+	// funding preference's version (an older one than the core holds is
+	// ignored, so a delayed command cannot undo a later change).
+	Version int64
 
 	// Reference data and control.
 	Def         InstrumentDef

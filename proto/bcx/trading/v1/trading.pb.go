@@ -5095,9 +5095,12 @@ type SetFxRateRequest struct {
 	BaseCurrency  string `protobuf:"bytes,2,opt,name=base_currency,json=baseCurrency,proto3" json:"base_currency,omitempty"`
 	QuoteCurrency string `protobuf:"bytes,3,opt,name=quote_currency,json=quoteCurrency,proto3" json:"quote_currency,omitempty"`
 	// Quote units per one base unit, decimal, at most 10 fraction digits.
-	Rate          string                 `protobuf:"bytes,4,opt,name=rate,proto3" json:"rate,omitempty"`
-	ValidFrom     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=valid_from,json=validFrom,proto3" json:"valid_from,omitempty"`
-	ValidUntil    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
+	Rate       string                 `protobuf:"bytes,4,opt,name=rate,proto3" json:"rate,omitempty"`
+	ValidFrom  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=valid_from,json=validFrom,proto3" json:"valid_from,omitempty"`
+	ValidUntil *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
+	// Orders rates valid from the same moment: the higher number wins (settlement
+	// numbers its rates in publication order).
+	RateNumber    int64 `protobuf:"varint,7,opt,name=rate_number,json=rateNumber,proto3" json:"rate_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5174,6 +5177,13 @@ func (x *SetFxRateRequest) GetValidUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SetFxRateRequest) GetRateNumber() int64 {
+	if x != nil {
+		return x.RateNumber
+	}
+	return 0
+}
+
 type SetFxRateResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sequence      int64                  `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
@@ -5233,8 +5243,12 @@ type SetFundingCurrencyRequest struct {
 	TradeCurrency  string                 `protobuf:"bytes,3,opt,name=trade_currency,json=tradeCurrency,proto3" json:"trade_currency,omitempty"`
 	// Empty: the member's orders in trade_currency are funded in it again.
 	FundingCurrency string `protobuf:"bytes,4,opt,name=funding_currency,json=fundingCurrency,proto3" json:"funding_currency,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Increases with every change of this member's preference for trade_currency;
+	// a command older than the one in force is ignored, so a delayed delivery
+	// cannot undo a later change.
+	Version       int64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetFundingCurrencyRequest) Reset() {
@@ -5293,6 +5307,13 @@ func (x *SetFundingCurrencyRequest) GetFundingCurrency() string {
 		return x.FundingCurrency
 	}
 	return ""
+}
+
+func (x *SetFundingCurrencyRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 type SetFundingCurrencyResponse struct {
@@ -5807,7 +5828,7 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\x05buyer\x18\x03 \x01(\v2\x14.bcx.type.v1.FeeRuleR\x05buyer\x12,\n" +
 	"\x06seller\x18\x04 \x01(\v2\x14.bcx.type.v1.FeeRuleR\x06seller\"4\n" +
 	"\x16SetFeeScheduleResponse\x12\x1a\n" +
-	"\bsequence\x18\x01 \x01(\x03R\bsequence\"\x83\x02\n" +
+	"\bsequence\x18\x01 \x01(\x03R\bsequence\"\xa4\x02\n" +
 	"\x10SetFxRateRequest\x12\x17\n" +
 	"\arate_id\x18\x01 \x01(\tR\x06rateId\x12#\n" +
 	"\rbase_currency\x18\x02 \x01(\tR\fbaseCurrency\x12%\n" +
@@ -5816,15 +5837,18 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\n" +
 	"valid_from\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tvalidFrom\x12;\n" +
 	"\vvalid_until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"validUntil\"M\n" +
+	"validUntil\x12\x1f\n" +
+	"\vrate_number\x18\a \x01(\x03R\n" +
+	"rateNumber\"M\n" +
 	"\x11SetFxRateResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xbd\x01\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xd7\x01\n" +
 	"\x19SetFundingCurrencyRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12%\n" +
 	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12%\n" +
 	"\x0etrade_currency\x18\x03 \x01(\tR\rtradeCurrency\x12)\n" +
-	"\x10funding_currency\x18\x04 \x01(\tR\x0ffundingCurrency\"V\n" +
+	"\x10funding_currency\x18\x04 \x01(\tR\x0ffundingCurrency\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x03R\aversion\"V\n" +
 	"\x1aSetFundingCurrencyResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x15\n" +

@@ -800,10 +800,12 @@ type CoreServiceClient interface {
 	// Writes a snapshot of the core now.
 	TakeSnapshot(ctx context.Context, in *TakeSnapshotRequest, opts ...grpc.CallOption) (*TakeSnapshotResponse, error)
 	// An FX rate the core converts FX-funded orders at (settlement forwards the
-	// rates operators publish). Idempotent by rate_id.
+	// rates operators publish; only the settlement service may call it).
+	// Idempotent by rate_id.
 	SetFxRate(ctx context.Context, in *SetFxRateRequest, opts ...grpc.CallOption) (*SetFxRateResponse, error)
 	// The currency a member's orders in trade_currency are funded from, from its
-	// next order on (settlement forwards members' preferences).
+	// next order on (settlement forwards members' preferences; only the
+	// settlement service may call it).
 	SetFundingCurrency(ctx context.Context, in *SetFundingCurrencyRequest, opts ...grpc.CallOption) (*SetFundingCurrencyResponse, error)
 }
 
@@ -949,10 +951,12 @@ type CoreServiceServer interface {
 	// Writes a snapshot of the core now.
 	TakeSnapshot(context.Context, *TakeSnapshotRequest) (*TakeSnapshotResponse, error)
 	// An FX rate the core converts FX-funded orders at (settlement forwards the
-	// rates operators publish). Idempotent by rate_id.
+	// rates operators publish; only the settlement service may call it).
+	// Idempotent by rate_id.
 	SetFxRate(context.Context, *SetFxRateRequest) (*SetFxRateResponse, error)
 	// The currency a member's orders in trade_currency are funded from, from its
-	// next order on (settlement forwards members' preferences).
+	// next order on (settlement forwards members' preferences; only the
+	// settlement service may call it).
 	SetFundingCurrency(context.Context, *SetFundingCurrencyRequest) (*SetFundingCurrencyResponse, error)
 	mustEmbedUnimplementedCoreServiceServer()
 }

@@ -1,0 +1,71 @@
+package matching
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/bcx-exchange/bcx/services/matching/core"
+)
+
+// BenchmarkCoreApply measures the core alone on the standard workload, the
+// way the sequencer applies it, without the journal's I/O: "apply" is
+// Core.Apply, "apply+encode" adds the record encoding the journal would
+// write. Run with -count and compare with benchstat; unlike `bcx bench
+// matching` it has no fsync or batching in it, so it resolves small
+// changes to the core.
+func BenchmarkCoreApply(b *testing.B) {
+	for _, encode := range []bool{false, true} {
+		name := "apply"
+		if encode {
+			name = "apply+encode"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := core.New(core.Limits{MaxOrdersPerBook: 1 << 14})
+			var res core.Result
+			seq := uint64(0)
+			apply := func(cmd *core.Command) {
+				seq++
+				c.Apply(seq, int64(seq), cmd, &res)
+				if !res.Changed {
+					seq--
+				}
+			}
+			setup := []core.Command{
+				{Kind: core.CmdDefineInstrument, Def: benchDef()},
+				{Kind: core.CmdSetPhase, Instrument: 1, Phase: core.PhaseContinuous, PhaseSource: core.SourceOperator},
+				{Kind: core.CmdSetFeeSchedule, Instrument: 1, Key: "fees", Fees: core.FeeSchedule{
+					Buyer:  core.FeeRule{Basis: core.FeeRate, RateE12: 200_000_000, MinMinor: 1},
+					Seller: core.FeeRule{Basis: core.FeePerLot, PerLotMinor: 1}}},
+			}
+			for p := int64(1); p <= benchParticipants; p++ {
+				id := "M-" + strconv.FormatInt(p, 10)
+				setup = append(setup,
+					core.Command{Kind: core.CmdCreditFunds, Participant: p, ParticipantID: id, Key: "fund/" + id, Currency: "CNY", CurrencyExp: 2, Amount: 1 << 50},
+					core.Command{Kind: core.CmdCreditPosition, Participant: p, ParticipantID: id, Key: "rc/" + id, Receipt: "WR-" + id,
+						Symbols: []int64{1}, WeightMicro: 1 << 50})
+			}
+			for i := range setup {
+				apply(&setup[i])
+			}
+			prefill, cmds, err := benchWorkload(1, int64(b.N), 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var cmd core.Command
+			for i := range prefill {
+				prefill[i].fill(&cmd)
+				apply(&cmd)
+			}
+			buf := make([]byte, 0, 4096)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range cmds {
+				cmds[i].fill(&cmd)
+				apply(&cmd)
+				if encode && res.Changed {
+					buf = core.AppendRecord(buf[:0], &cmd, c.Events())
+				}
+			}
+		})
+	}
+}
