@@ -327,6 +327,22 @@ func TestDevFXFundedTradeEndToEnd(t *testing.T) {
 	if got["member:"+d.buyer+":available:CNY"] != "75269.26" || got["member:"+d.buyer+":available:USD"] != "0.00" {
 		t.Fatalf("buyer's ledger %v", got)
 	}
+	// The bank is told to convert the buyer's CNY into the seller's USD.
+	sctx, cancelStream := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelStream()
+	stream, err := settlementv1.NewBankServiceClient(d.bank).StreamInstructions(sctx, &settlementv1.StreamInstructionsRequest{})
+	d.must("stream instructions", err)
+	for {
+		in, err := stream.Recv()
+		d.must("instruction", err)
+		i := in.Instruction
+		if i.Kind == settlementv1.InstructionKind_INSTRUCTION_KIND_FX_CONVERSION {
+			if i.Amount.Amount != "124730.74" || i.Amount.Currency != "CNY" || i.CounterAmount.Amount != "17510.00" || i.CounterAmount.Currency != "USD" {
+				t.Fatalf("FX instruction %v", i)
+			}
+			break
+		}
+	}
 	check, err := settlementv1.NewSettlementAdminServiceClient(d.ops).CheckLedger(ctx, &settlementv1.CheckLedgerRequest{})
 	d.must("check ledger", err)
 	if !check.Balanced {

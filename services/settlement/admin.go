@@ -160,11 +160,14 @@ func (a *adminServer) PublishFxRate(ctx context.Context, req *settlementv1.Publi
 	if err != nil {
 		return nil, rpcerr.Invalid("rate.rate", "%v", err)
 	}
-	if r.ValidFrom == nil || r.ValidFrom.CheckValid() != nil {
-		return nil, rpcerr.Invalid("rate.valid_from", "required")
+	if !rate.LessThan(fx.MaxRate) {
+		return nil, rpcerr.Invalid("rate.rate", "must be below %s", fx.MaxRate)
 	}
-	if r.ValidUntil == nil || r.ValidUntil.CheckValid() != nil || !r.ValidUntil.AsTime().After(r.ValidFrom.AsTime()) {
-		return nil, rpcerr.Invalid("rate.valid_until", "required, after valid_from")
+	if r.ValidFrom == nil || r.ValidFrom.CheckValid() != nil || !fx.TimeFits(r.ValidFrom.AsTime()) {
+		return nil, rpcerr.Invalid("rate.valid_from", "required, between 1678 and 2261")
+	}
+	if r.ValidUntil == nil || r.ValidUntil.CheckValid() != nil || !fx.TimeFits(r.ValidUntil.AsTime()) || !r.ValidUntil.AsTime().After(r.ValidFrom.AsTime()) {
+		return nil, rpcerr.Invalid("rate.valid_until", "required, after valid_from, before 2262")
 	}
 	out := proto.Clone(r).(*settlementv1.FxRate)
 	out.Rate = rate.String()
@@ -188,10 +191,7 @@ func (a *adminServer) PublishFxRate(ctx context.Context, req *settlementv1.Publi
 		}
 		// The core converts FX-funded orders itself, so it gets every rate
 		// (once, by the rate's id).
-		key := fxRateKey(id)
-		e.outbox = []outboxCmd{{Kind: outboxFxRate, Key: key, Payload: &tradingv1.SetFxRateRequest{RateId: key,
-			BaseCurrency: out.BaseCurrency, QuoteCurrency: out.QuoteCurrency, Rate: out.Rate, ValidFrom: out.ValidFrom,
-			ValidUntil: out.ValidUntil}}}
+		e.outbox = []outboxCmd{fxRateCmd(id, out)}
 		if err := s.write(ctx, q, &e, now); err != nil {
 			return nil, err
 		}
@@ -206,6 +206,74 @@ func (a *adminServer) PublishFxRate(ctx context.Context, req *settlementv1.Publi
 
 // fxRateKey is a rate's id in the core (and in trade events' conversions).
 func fxRateKey(id int64) string { return "fxrate/" + strconv.FormatInt(id, 10) }
+
+// fxRateCmd forwards rate number id to the core.
+func fxRateCmd(id int64, r *settlementv1.FxRate) outboxCmd {
+	key := fxRateKey(id)
+	return outboxCmd{Kind: outboxFxRate, Key: key, Payload: &tradingv1.SetFxRateRequest{RateId: key, RateNumber: id,
+		BaseCurrency: r.BaseCurrency, QuoteCurrency: r.QuoteCurrency, Rate: r.Rate, ValidFrom: r.ValidFrom, ValidUntil: r.ValidUntil}}
+}
+
+// fundingCmd forwards version version of a member's funding preference.
+func fundingCmd(member, trade, funding string, version int64) outboxCmd {
+	key := "fxpref/" + member + "/" + trade + "/v" + strconv.FormatInt(version, 10)
+	return outboxCmd{Kind: outboxFunding, Key: key, Payload: &tradingv1.SetFundingCurrencyRequest{IdempotencyKey: key,
+		ParticipantId: member, TradeCurrency: trade, FundingCurrency: funding, Version: version}}
+}
+
+// forwardFX enqueues, once, every rate still valid and every funding
+// preference for the core: it runs at start, so what was recorded before
+// the core converted FX itself (or whose outbox row was lost) reaches it.
+// The keys are the ones PublishFxRate and SetFxPreference use, so nothing
+// is sent twice.
+func (s *Service) forwardFX(ctx context.Context) error {
+	var e effects
+	now := s.now()
+	err := s.db.InTx(ctx, func(q *sql.Tx) error {
+		e = effects{}
+		rows, err := q.QueryContext(ctx, `SELECT rate_id, base_currency, quote_currency, rate, valid_from, valid_until FROM stl_fx_rates
+			WHERE valid_until > $1 ORDER BY rate_id`, now.UnixNano())
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id, from, until int64
+			r := &settlementv1.FxRate{}
+			if err := rows.Scan(&id, &r.BaseCurrency, &r.QuoteCurrency, &r.Rate, &from, &until); err != nil {
+				rows.Close()
+				return err
+			}
+			r.ValidFrom, r.ValidUntil = timestamppb.New(time.Unix(0, from)), timestamppb.New(time.Unix(0, until))
+			e.outbox = append(e.outbox, fxRateCmd(id, r))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = q.QueryContext(ctx, `SELECT participant_id, trade_currency, funding_currency, version FROM stl_fx_preferences
+			ORDER BY participant_id, trade_currency`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var m, t, f string
+			var v int64
+			if err := rows.Scan(&m, &t, &f, &v); err != nil {
+				return err
+			}
+			e.outbox = append(e.outbox, fundingCmd(m, t, f, v))
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return s.write(ctx, q, &e, now)
+	})
+	if err == nil {
+		s.afterCommit(&e)
+	}
+	return err
+}
 
 // ListFxRates returns, per currency pair, the rate conversions would use at
 // a moment (default now).

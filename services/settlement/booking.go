@@ -176,7 +176,7 @@ func (b *booker) convert(member, ccy, funding string, total int64) (bool, error)
 	if err != nil {
 		return false, poison("FX conversion of %s: %v", b.ref, err)
 	}
-	b.bookConversion(member, ccy, funding, total, conv, fundingBank, false)
+	b.bookConversion(member, ccy, funding, total, conv, fundingBank)
 	return true, nil
 }
 
@@ -184,12 +184,10 @@ func (b *booker) convert(member, ccy, funding string, total int64) (bool, error)
 // currency ccy) into conv (unsigned, funding currency): the member's
 // trade-currency account comes back to where it was, the exchange's FX
 // positions take the two sides, and an FX conversion instruction goes to
-// the member's funding bank. Unless the core already moved the member's
-// trading funds (coreMoved: the core converted the trade itself), the core
-// is told to move them to match.
-func (b *booker) bookConversion(member, ccy, funding string, total, conv int64, fundingBank string, coreMoved bool) {
-	from, _ := b.s.cfg.Currencies.Lookup(ccy)
-	to, _ := b.s.cfg.Currencies.Lookup(funding)
+// the member's funding bank (none for a zero amount: nothing to convert).
+// It tells the core nothing: a trade's conversion is the core's own, and a
+// weight adjustment sends the core its net movement (applyReceiptsLeg).
+func (b *booker) bookConversion(member, ccy, funding string, total, conv int64, fundingBank string) {
 	abs := max(total, -total)
 	signedConv := conv
 	if total < 0 {
@@ -201,25 +199,16 @@ func (b *booker) bookConversion(member, ccy, funding string, total, conv int64, 
 	b.txn.Add(ledger.FXAccount(funding), -signedConv, ledger.KindFX)
 	b.legs.Members = append(b.legs.Members, memberLeg{Member: member, Currency: funding, AmountMinor: signedConv, Bank: fundingBank})
 	b.legs.Needs = append(b.legs.Needs, cashNeed{Bank: fundingBank, Currency: ccy, AmountMinor: total})
-	if fundingBank == "" {
-		return // no bank to convert at: the FX position stays open for operations
+	if fundingBank == "" || conv == 0 || abs == 0 {
+		return // no bank to convert at, or nothing to convert: the FX position stays for operations
 	}
-
 	in := &instruction{Bank: fundingBank, Kind: settlementv1.InstructionKind_INSTRUCTION_KIND_FX_CONVERSION, Source: b.ref}
-	fromAmt, toAmt := from.FormatAmount(abs), to.FormatAmount(conv)
-	key := b.ref + "/fx/" + member
 	if total < 0 { // the exchange sells funding currency and buys ccy at the member's bank
 		in.DebitAccount, in.Currency, in.AmountMinor = ledger.BankAccount(fundingBank, funding).Name, funding, conv
 		in.CreditAccount, in.CounterCurrency, in.CounterAmountMinor = ledger.BankAccount(fundingBank, ccy).Name, ccy, abs
-		if !coreMoved {
-			b.fx.outbox = append(b.fx.outbox, creditCmd(key+"/credit", member, fromAmt, ccy), debitCmd(key+"/debit", member, toAmt, funding))
-		}
 	} else {
 		in.DebitAccount, in.Currency, in.AmountMinor = ledger.BankAccount(fundingBank, ccy).Name, ccy, abs
 		in.CreditAccount, in.CounterCurrency, in.CounterAmountMinor = ledger.BankAccount(fundingBank, funding).Name, funding, conv
-		if !coreMoved {
-			b.fx.outbox = append(b.fx.outbox, debitCmd(key+"/debit", member, fromAmt, ccy), creditCmd(key+"/credit", member, toAmt, funding))
-		}
 	}
 	b.fx.instructions = append(b.fx.instructions, in)
 }
@@ -274,7 +263,7 @@ func (b *booker) coreConverted(member, ccy string, c *tradingv1.FxConversion, si
 		b.s.logger.Warn("FX-funded trade side without a clearing bank in the funding currency: no conversion instruction",
 			"ref", b.ref, "member", member, "funding_currency", funding)
 	}
-	b.bookConversion(member, ccy, funding, total, conv, bank, true)
+	b.bookConversion(member, ccy, funding, total, conv, bank)
 	return nil
 }
 
@@ -284,20 +273,20 @@ func (s *Service) checkPublished(ctx context.Context, q *sql.Tx, c *tradingv1.Fx
 	id, ok := strings.CutPrefix(c.RateId, "fxrate/")
 	n, err := strconv.ParseInt(id, 10, 64)
 	if !ok || err != nil {
-		s.logger.Warn("trade converted at a rate settlement did not publish", "rate_id", c.RateId)
+		s.logger.Error("trade converted at a rate settlement did not publish", "rate_id", c.RateId)
 		return nil
 	}
 	var base, quote, published string
 	err = q.QueryRowContext(ctx, `SELECT base_currency, quote_currency, rate FROM stl_fx_rates WHERE rate_id = $1`, n).Scan(&base, &quote, &published)
 	if errors.Is(err, sql.ErrNoRows) {
-		s.logger.Warn("trade converted at a rate settlement did not publish", "rate_id", c.RateId)
+		s.logger.Error("trade converted at a rate settlement did not publish", "rate_id", c.RateId)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	if p, perr := decimal.NewFromString(published); perr != nil || base != c.BaseCurrency || quote != c.QuoteCurrency || !p.Equal(rate) {
-		s.logger.Warn("trade converted at a rate other than the one published under its id", "rate_id", c.RateId,
+		s.logger.Error("trade converted at a rate other than the one published under its id", "rate_id", c.RateId,
 			"published", base+"/"+quote+" "+published, "used", c.BaseCurrency+"/"+c.QuoteCurrency+" "+c.Rate)
 	}
 	return nil

@@ -12,7 +12,6 @@ import (
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	settlementv1 "github.com/bcx-exchange/bcx/proto/bcx/settlement/v1"
-	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
 	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
 	"github.com/bcx-exchange/bcx/services/settlement/ledger"
 )
@@ -281,23 +280,18 @@ func (m *memberServer) SetFxPreference(ctx context.Context, req *settlementv1.Se
 		func(q *sql.Tx) (*settlementv1.SetFxPreferenceResponse, error) {
 			e = effects{}
 			now := s.now()
-			// One command per change, in order (the outbox sends by id).
-			key := "fxpref/" + p.ParticipantID + "/" + req.TradeCurrency + "/" + strconv.FormatInt(now.UnixNano(), 10)
-			e.outbox = []outboxCmd{{Kind: outboxFunding, Key: key, Payload: &tradingv1.SetFundingCurrencyRequest{IdempotencyKey: key,
-				ParticipantId: p.ParticipantID, TradeCurrency: req.TradeCurrency, FundingCurrency: req.FundingCurrency}}}
-			var err error
-			if req.FundingCurrency == "" {
-				_, err = q.ExecContext(ctx, `DELETE FROM stl_fx_preferences WHERE participant_id = $1 AND trade_currency = $2`,
-					p.ParticipantID, req.TradeCurrency)
-			} else {
-				_, err = q.ExecContext(ctx, `INSERT INTO stl_fx_preferences (participant_id, trade_currency, funding_currency, updated_at)
-					VALUES ($1, $2, $3, $4) ON CONFLICT (participant_id, trade_currency) DO UPDATE SET
-					funding_currency = excluded.funding_currency, updated_at = excluded.updated_at`,
-					p.ParticipantID, req.TradeCurrency, req.FundingCurrency, s.now().UnixNano())
-			}
+			// Opting out keeps the row (funding '') so the version goes on
+			// increasing: the core ignores a change older than the one it
+			// holds, however the outbox delivers them.
+			var version int64
+			err := q.QueryRowContext(ctx, `INSERT INTO stl_fx_preferences (participant_id, trade_currency, funding_currency, updated_at, version)
+				VALUES ($1, $2, $3, $4, 1) ON CONFLICT (participant_id, trade_currency) DO UPDATE SET
+				funding_currency = excluded.funding_currency, updated_at = excluded.updated_at, version = stl_fx_preferences.version + 1
+				RETURNING version`, p.ParticipantID, req.TradeCurrency, req.FundingCurrency, now.UnixNano()).Scan(&version)
 			if err != nil {
 				return nil, err
 			}
+			e.outbox = []outboxCmd{fundingCmd(p.ParticipantID, req.TradeCurrency, req.FundingCurrency, version)}
 			if err := s.write(ctx, q, &e, now); err != nil {
 				return nil, err
 			}

@@ -135,8 +135,14 @@ func (s *Service) DeliverOutbox(ctx context.Context) (int, error) {
 		case sendErr == nil:
 		case code == codes.InvalidArgument || code == codes.FailedPrecondition || code == codes.NotFound:
 			st, msg = outboxRefused, sendErr.Error()
-			s.logger.Error("the core refused a settlement command; operators must reconcile the member's trading funds",
-				"kind", r.kind, "key", r.key, "error", sendErr)
+			what := "the core refused a settlement command; operators must reconcile the member's trading funds"
+			switch r.kind {
+			case outboxFxRate, outboxFunding:
+				what = "the core refused an FX rate or funding preference; FX-funded orders will not use it"
+			case outboxFeeSchedule:
+				what = "the core refused a fee schedule; it charges the previous one"
+			}
+			s.logger.Error(what, "kind", r.kind, "key", r.key, "error", sendErr)
 		default:
 			st, msg = outboxPending, sendErr.Error()
 			backoff := time.Duration(1<<min(r.attempts, 16)) * 100 * time.Millisecond

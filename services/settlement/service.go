@@ -208,6 +208,9 @@ func (s *Service) Internal() settlementv1.SettlementInternalServiceServer { retu
 // (ids are allocated in memory; a second writer would fail on primary keys,
 // never double-book, but it would fail).
 func (s *Service) Run(ctx context.Context) error {
+	if err := s.forwardFX(ctx); err != nil {
+		return fmt.Errorf("settlement: forward FX rates and preferences to the core: %w", err)
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	for _, loop := range []func(context.Context) error{s.consume, s.runOutbox, s.recoverWithdrawals} {

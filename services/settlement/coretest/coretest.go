@@ -60,8 +60,9 @@ type Core struct {
 	Schedules map[string]*tradingv1.SetFeeScheduleRequest
 	// rates and funding are the FX rates and funding currencies (by
 	// member/trade currency) forwarded to the core.
-	rates   []*tradingv1.SetFxRateRequest
-	funding map[string]string
+	rates          []*tradingv1.SetFxRateRequest
+	funding        map[string]string
+	fundingVersion map[string]int64
 	// cut, when closed, ends every open stream.
 	cut chan struct{}
 }
@@ -70,8 +71,8 @@ type Core struct {
 func New() *Core {
 	return &Core{keys: map[string]bool{}, funds: map[string]decimal.Decimal{}, wake: make(chan struct{}),
 		FailBefore: map[string]int{}, LoseAck: map[string]int{}, Schedules: map[string]*tradingv1.SetFeeScheduleRequest{},
-		funding: map[string]string{},
-		cut:     make(chan struct{})}
+		funding: map[string]string{}, fundingVersion: map[string]int64{},
+		cut: make(chan struct{})}
 }
 
 func (c *Core) command(method, key string, apply func() error) error {
@@ -166,7 +167,11 @@ func (c *Core) SetFxRate(_ context.Context, in *tradingv1.SetFxRateRequest, _ ..
 // SetFundingCurrency implements settlement.Core.
 func (c *Core) SetFundingCurrency(_ context.Context, in *tradingv1.SetFundingCurrencyRequest, _ ...grpc.CallOption) (*tradingv1.SetFundingCurrencyResponse, error) {
 	err := c.command("SetFundingCurrency", in.IdempotencyKey, func() error {
-		c.funding[fundsKey(in.ParticipantId, in.TradeCurrency)] = in.FundingCurrency
+		// As the core: a change older than the one held is ignored.
+		k := fundsKey(in.ParticipantId, in.TradeCurrency)
+		if in.Version > c.fundingVersion[k] {
+			c.funding[k], c.fundingVersion[k] = in.FundingCurrency, in.Version
+		}
 		return nil
 	})
 	if err != nil {

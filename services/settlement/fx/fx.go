@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -30,6 +31,14 @@ type Rate struct {
 
 // MaxRateDecimals bounds the fraction digits of a published rate.
 const MaxRateDecimals = 10
+
+// MaxRate bounds a published rate from above (exclusive), as the matching
+// core does: a million units of quote per base covers every pair traded.
+var MaxRate = decimal.NewFromInt(1_000_000)
+
+// TimeFits reports whether t is representable as int64 nanoseconds, as
+// rates' windows are stored.
+func TimeFits(t time.Time) bool { return t.Year() >= 1678 && t.Year() <= 2261 }
 
 // Errors.
 var (
