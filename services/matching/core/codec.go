@@ -126,6 +126,37 @@ func AppendCommand(b []byte, c *Command) []byte {
 		b = appendVarint(b, c.ValidFrom)
 		b = appendVarint(b, c.ValidUntil)
 		b = appendVarint(b, c.Version)
+	case CmdPostListing:
+		b = appendVarint(b, c.Participant)
+		b = appendVarint(b, c.Instrument)
+		b = appendVarint(b, c.DefVersion)
+		b = appendString(b, c.ClientOrderID)
+		b = append(b, byte(c.Side))
+		b = appendVarint(b, c.Price)
+		b = appendVarint(b, c.Qty)
+		b = appendVarint(b, c.MinQty)
+		b = appendVarint(b, c.ValidUntil)
+		l := c.Listing
+		if l == nil {
+			l = &ListingSpec{}
+		}
+		b = appendUvarint(b, uint64(len(l.Receipts)))
+		for _, r := range l.Receipts {
+			b = appendString(b, r)
+		}
+		b = appendString(b, l.Grade)
+		b = appendString(b, l.Brand)
+		b = appendString(b, l.Warehouse)
+		b = appendString(b, l.ProductionDate)
+	case CmdTakeListing:
+		b = appendVarint(b, c.Participant)
+		b = appendString(b, c.ClientOrderID)
+		b = appendVarint(b, c.OrderID)
+		b = appendVarint(b, c.Qty)
+	case CmdWithdrawListing:
+		b = appendVarint(b, c.Participant)
+		b = appendVarint(b, c.OrderID)
+	case CmdExpireListings:
 	case CmdSetFunding:
 		b = appendVarint(b, c.Participant)
 		b = appendString(b, c.ParticipantID)
@@ -151,7 +182,16 @@ func appendDef(b []byte, d *InstrumentDef) []byte {
 	b = appendVarint(b, d.ReferenceTicks)
 	b = appendVarint(b, d.BandTicks)
 	b = appendBool(b, d.CallAuction)
-	b = appendBool(b, d.Continuous)
+	// Listing mode shares the continuous flag's byte (bit 1), so older
+	// definitions encode as before.
+	m := byte(0)
+	if d.Continuous {
+		m |= 1
+	}
+	if d.Listing {
+		m |= 2
+	}
+	b = append(b, m)
 	return appendBool(b, d.Delisted)
 }
 
@@ -201,6 +241,9 @@ func appendEvent(b []byte, e *Event, ev *Events) []byte {
 		if t.SellerFX.Rate != 0 {
 			flags |= 8
 		}
+		if t.Listing != 0 {
+			flags |= 16
+		}
 		b = append(b, flags)
 		b = appendVarint(b, t.BuyerFee)
 		b = appendVarint(b, t.SellerFee)
@@ -218,6 +261,9 @@ func appendEvent(b []byte, e *Event, ev *Events) []byte {
 				b = appendVarint(b, int64(l.Currency))
 				b = appendVarint(b, l.Amount)
 			}
+		}
+		if t.Listing != 0 {
+			b = appendVarint(b, t.Listing)
 		}
 	case EvFunds:
 		b = appendVarint(b, int64(e.Participant))
@@ -448,6 +494,31 @@ func decodeCommand(d *decoder, c *Command) {
 		c.ValidFrom = d.varint()
 		c.ValidUntil = d.varint()
 		c.Version = d.varint()
+	case CmdPostListing:
+		c.Participant = d.varint()
+		c.Instrument = d.varint()
+		c.DefVersion = d.varint()
+		c.ClientOrderID = d.string()
+		c.Side = Side(d.byte())
+		c.Price = d.varint()
+		c.Qty = d.varint()
+		c.MinQty = d.varint()
+		c.ValidUntil = d.varint()
+		l := &ListingSpec{}
+		for range d.count(1 << 16) {
+			l.Receipts = append(l.Receipts, d.string())
+		}
+		l.Grade, l.Brand, l.Warehouse, l.ProductionDate = d.string(), d.string(), d.string(), d.string()
+		c.Listing = l
+	case CmdTakeListing:
+		c.Participant = d.varint()
+		c.ClientOrderID = d.string()
+		c.OrderID = d.varint()
+		c.Qty = d.varint()
+	case CmdWithdrawListing:
+		c.Participant = d.varint()
+		c.OrderID = d.varint()
+	case CmdExpireListings:
 	case CmdSetFunding:
 		c.Participant = d.varint()
 		c.ParticipantID = d.string()
@@ -474,7 +545,8 @@ func decodeDef(d *decoder, def *InstrumentDef) {
 	def.ReferenceTicks = d.varint()
 	def.BandTicks = d.varint()
 	def.CallAuction = d.bool()
-	def.Continuous = d.bool()
+	m := d.byte()
+	def.Continuous, def.Listing = m&1 != 0, m&2 != 0
 	def.Delisted = d.bool()
 }
 
@@ -532,6 +604,10 @@ func decodeEvent(d *decoder, e *Event, ev *Events) {
 		}
 		if flags&8 != 0 {
 			t.SellerFX = FXLeg{Rate: d.i32(), Currency: d.i32(), Amount: d.varint()}
+		}
+		t.Listing = 0
+		if flags&16 != 0 {
+			t.Listing = d.varint()
 		}
 	case EvFunds:
 		e.Participant = d.i32()

@@ -43,6 +43,9 @@ type Core struct {
 
 	cloids cloidIndex // the day's client order ids
 
+	// Open listings' order slots, in posting order.
+	listings []int32
+
 	keys   map[string]int32 // idempotency key -> index in keyLog
 	keyLog []keyEntry
 
@@ -69,6 +72,8 @@ type Core struct {
 	incoming int32 // slot of the order the command entered or replaced, -1 none
 	auction  bool  // inside an uncross
 	pending  int32 // slot of an order being submitted (not yet accepted)
+	// listingTrade is the listing a take fills against, for its trade.
+	listingTrade int64
 	// Instruments whose day ended in this command: pruned once the
 	// command's order events are out.
 	pruneAfter []int32
@@ -145,7 +150,8 @@ type order struct {
 	// received (sell) in the trade currency, fxDone its conversion.
 	fx, fxCur      int32
 	fxBase, fxDone int64
-	w0             wres // sell reservations: first pool inline, the rest in wn
+	lst            *listingInfo // a listing (not in the book); nil for orders
+	w0             wres         // sell reservations: first pool inline, the rest in wn
 	wn             []wres
 	cloid          string
 	created        int64
@@ -238,6 +244,14 @@ func (c *Core) Apply(seq uint64, ts int64, cmd *Command, res *Result) {
 		c.setFXRate(cmd, res)
 	case CmdSetFunding:
 		c.setFunding(cmd, res)
+	case CmdPostListing:
+		c.postListing(cmd, res)
+	case CmdTakeListing:
+		c.takeListing(cmd, res)
+	case CmdWithdrawListing:
+		c.withdrawListing(cmd, res)
+	case CmdExpireListings:
+		c.expireListings(cmd, res)
 	default:
 		res.refuse(StatusInvalid, RejectInvalid, "command")
 	}
@@ -356,6 +370,17 @@ func hashOrder(cmd *Command) uint64 {
 	mix(uint64(cmd.OrderID))
 	for i := 0; i < len(cmd.OrigClientOrderID); i++ {
 		mix(uint64(cmd.OrigClientOrderID[i]))
+	}
+	if cmd.Kind == CmdPostListing {
+		mix(uint64(cmd.ValidUntil))
+		if l := cmd.Listing; l != nil {
+			for _, s := range append(slices.Clone(l.Receipts), l.Grade, l.Brand, l.Warehouse, l.ProductionDate) {
+				for i := 0; i < len(s); i++ {
+					mix(uint64(s[i]))
+				}
+				mix(0)
+			}
+		}
 	}
 	return h
 }
@@ -607,6 +632,7 @@ func (c *Core) defineInstrument(cmd *Command, res *Result) {
 	// starts a new book; so does delisting.
 	if bookParams(&old) != bookParams(&d) || old.Currency != d.Currency || d.Delisted {
 		c.cancelAll(ii, orderbook.ReasonCancelled)
+		c.endListings(ii, false, false)
 		in.book = c.newBook(ii, &d)
 		if in.phase == PhasePreOpen {
 			_ = in.book.StartAuction()
@@ -725,6 +751,7 @@ func (c *Core) enterPhase(ii int32, target Phase, endOfDay bool) {
 	_ = prev
 	if endOfDay {
 		in.book.ExpireDayOrders()
+		c.endListings(ii, true, true)
 		in.dayOpen = false
 		c.pruneAfter = append(c.pruneAfter, ii)
 	}

@@ -21,12 +21,12 @@ const (
 
 func cottonDef() InstrumentDef {
 	return InstrumentDef{Number: cotton, Symbol: "CF", Version: 1, Currency: "CNY", CurrencyExp: 2, LotMicro: 5_000_000,
-		TickMinor: 500, TickLotMinor: 2500, ReferenceTicks: 3000, BandTicks: 120, CallAuction: true, Continuous: true}
+		TickMinor: 500, TickLotMinor: 2500, ReferenceTicks: 3000, BandTicks: 120, CallAuction: true, Continuous: true, Listing: true}
 }
 
 func rubberDef() InstrumentDef {
 	return InstrumentDef{Number: rubber, Symbol: "NR", Version: 1, Currency: "USD", CurrencyExp: 2, LotMicro: 10_000_000,
-		TickMinor: 100, TickLotMinor: 1000, ReferenceTicks: 1750, BandTicks: 87, Continuous: true}
+		TickMinor: 100, TickLotMinor: 1000, ReferenceTicks: 1750, BandTicks: 87, Continuous: true, Listing: true}
 }
 
 type harness struct {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
 )
@@ -29,7 +30,7 @@ func (c *Core) CheckInvariants() error {
 	type key struct{ part, cur int32 }
 	want := map[key]int64{}
 	poolRes := make([]int64, len(c.pools))
-	open := 0
+	open, openListings := 0, 0
 	for slot := range int32(c.orders.len()) {
 		o := c.orders.at(slot)
 		if !o.live {
@@ -61,10 +62,21 @@ func (c *Core) CheckInvariants() error {
 			}
 			continue
 		}
-		open++
-		st, ok := c.insts[o.inst].book.Order(o.id)
-		if !ok || st.Qty != o.open || st.Price != o.price || int32(st.User) != int32(slot) {
-			return fmt.Errorf("open order %d (open %d at %d) not in its book as such: %+v %v", o.id, o.open, o.price, st, ok)
+		if o.lst != nil {
+			// A listing rests in the listing list, never in the book.
+			openListings++
+			if !slices.Contains(c.listings, int32(slot)) {
+				return fmt.Errorf("open listing %d not listed", o.id)
+			}
+			if _, inBook := c.insts[o.inst].book.Order(o.id); inBook {
+				return fmt.Errorf("listing %d rests in the book", o.id)
+			}
+		} else {
+			open++
+			st, ok := c.insts[o.inst].book.Order(o.id)
+			if !ok || st.Qty != o.open || st.Price != o.price || int32(st.User) != int32(slot) {
+				return fmt.Errorf("open order %d (open %d at %d) not in its book as such: %+v %v", o.id, o.open, o.price, st, ok)
+			}
 		}
 		if o.side == orderbook.Buy {
 			need, ok := c.buyReserve(d, o.fee, o.price, o.open)
@@ -90,6 +102,9 @@ func (c *Core) CheckInvariants() error {
 				if r.weight <= 0 || !c.pools[r.pool].live || c.pools[r.pool].part != o.part ||
 					!containsInt64(c.pools[r.pool].insts, d.Number) {
 					return fmt.Errorf("sell order %d: bad reservation %+v", o.id, *r)
+				}
+				if o.lst != nil && len(o.lst.spec.Receipts) > 0 && !slices.Contains(o.lst.spec.Receipts, c.pools[r.pool].receipt) {
+					return fmt.Errorf("listing %d reserves receipt %s it does not list", o.id, c.pools[r.pool].receipt)
 				}
 				poolRes[r.pool] += r.weight
 			}
@@ -155,8 +170,11 @@ func (c *Core) CheckInvariants() error {
 	if want := c.weightIn - c.weightOut - c.weightSold; weight != want {
 		return fmt.Errorf("weight not conserved: pools %d, in %d - out %d - sold %d = %d", weight, c.weightIn, c.weightOut, c.weightSold, want)
 	}
-	if c.ids.n != open+c.finished.len() {
-		return fmt.Errorf("%d orders indexed, %d open + %d finished", c.ids.n, open, c.finished.len())
+	if openListings != len(c.listings) {
+		return fmt.Errorf("%d open listings, %d listed", openListings, len(c.listings))
+	}
+	if c.ids.n != open+openListings+c.finished.len() {
+		return fmt.Errorf("%d orders indexed, %d open + %d listings + %d finished", c.ids.n, open, openListings, c.finished.len())
 	}
 	if n := c.cloids.byHash.len() + len(c.cloids.over); n != c.cloids.live {
 		return fmt.Errorf("%d client order ids indexed, %d counted", n, c.cloids.live)

@@ -3,6 +3,7 @@ package core
 import (
 	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
 )
@@ -572,6 +573,9 @@ func (c *Core) setWeight(o *order, need int64, instNum int64) {
 		if p.total == p.reserved || !containsInt64(p.insts, instNum) {
 			continue
 		}
+		if o.lst != nil && o.lst.pools != nil && !slices.Contains(o.lst.pools, ps) {
+			continue // a sell listing delivers its own receipts only
+		}
 		take := min(p.total-p.reserved, need-have)
 		p.reserved += take
 		have += take
@@ -690,7 +694,7 @@ func (c *Core) fill(ii int32, e *orderbook.Event) {
 	t := Trade{ID: c.nextTradeID, Def: in.def, Price: p, Qty: q, BuyOrder: bo.id, SellOrder: so.id,
 		Buyer: bo.part, Seller: so.part, Aggressor: aggressor, BuyerFee: buyerFee, SellerFee: sellerFee,
 		BuyClient: bo.cloid, SellClient: so.cloid, AllocsStart: allocStart, AllocsEnd: int32(len(c.ev.Allocs)),
-		BuyerFX: buyerFX, SellerFX: sellerFX}
+		BuyerFX: buyerFX, SellerFX: sellerFX, Listing: c.listingTrade}
 	c.nextTradeID++
 	c.ev.List = append(c.ev.List, Event{Kind: EvTrade, Trade: t})
 	in.lastPrice, in.lastQty = p, q

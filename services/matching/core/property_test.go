@@ -28,6 +28,9 @@ func randomCommand(rng *rand.Rand, h *harness) Command {
 		price = ref + 200 // outside the band
 	}
 	qty := 1 + rng.Int64N(6)
+	if rng.IntN(5) == 0 {
+		return randomListingCommand(rng, h, p, inst, cloid, side, price, qty)
+	}
 	switch k := rng.IntN(100); {
 	case k < 40:
 		c := Command{Kind: CmdPlace, Participant: p, Instrument: inst, ClientOrderID: cloid, Side: side, Price: price, Qty: qty,
@@ -151,7 +154,7 @@ func TestPropertyConservation(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(seed), 99))
 			h := newHarness(t)
 			h.setup()
-			var trades, fxTrades, refused int
+			var trades, fxTrades, listingTrades, refused int
 			var mid []byte
 			midLog := 0
 			for i := range 3000 {
@@ -173,16 +176,19 @@ func TestPropertyConservation(t *testing.T) {
 						if e.Trade.BuyerFX.Rate != 0 || e.Trade.SellerFX.Rate != 0 {
 							fxTrades++
 						}
+						if e.Trade.Listing != 0 {
+							listingTrades++
+						}
 					}
 				}
 				if i == 1500 {
 					mid, midLog = h.c.AppendSnapshot(nil), len(h.log)
 				}
 			}
-			if trades < 20 || fxTrades < 3 || refused == 0 {
-				t.Fatalf("weak stream: %d trades (%d FX-funded), %d refused", trades, fxTrades, refused)
+			if trades < 20 || fxTrades < 3 || listingTrades < 1 || refused == 0 {
+				t.Fatalf("weak stream: %d trades (%d FX-funded, %d listing takes), %d refused", trades, fxTrades, listingTrades, refused)
 			}
-			t.Logf("%d trades (%d FX-funded), %d refused", trades, fxTrades, refused)
+			t.Logf("%d trades (%d FX-funded, %d listing takes), %d refused", trades, fxTrades, listingTrades, refused)
 			want := h.c.AppendSnapshot(nil)
 
 			full := replay(t, New(h.c.lim), h.log)
@@ -252,4 +258,42 @@ func TestCodecRoundTrip(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randomListingCommand draws a listing command: posts (with or without
+// named receipts, a minimum take and an expiry), takes, withdrawals and
+// expiry sweeps.
+func randomListingCommand(rng *rand.Rand, h *harness, p, inst int64, cloid string, side Side, price, qty int64) Command {
+	now := int64(h.seq+1) * 1000
+	switch rng.IntN(10) {
+	case 0, 1, 2, 3:
+		c := Command{Kind: CmdPostListing, Participant: p, Instrument: inst, ClientOrderID: "L" + cloid, Side: side, Price: price,
+			Qty: qty, MinQty: rng.Int64N(qty + 1), Listing: &ListingSpec{Grade: "G", Warehouse: fmt.Sprint("W", rng.IntN(2))}}
+		if side == orderbook.Sell && rng.IntN(2) == 0 {
+			for range 1 + rng.IntN(2) {
+				c.Listing.Receipts = append(c.Listing.Receipts, fmt.Sprint("R", rng.IntN(12)))
+			}
+		}
+		if rng.IntN(2) == 0 {
+			c.ValidUntil = now + rng.Int64N(200_000)
+		}
+		return c
+	case 4, 5, 6:
+		id := someListing(rng, h)
+		if s, ok := h.c.lookup(id); ok && rng.IntN(2) == 0 {
+			qty = 1 + rng.Int64N(max(h.c.orders.at(s).open, 1))
+		}
+		return Command{Kind: CmdTakeListing, Participant: p, ClientOrderID: "T" + cloid, OrderID: id, Qty: qty}
+	case 7, 8:
+		return Command{Kind: CmdWithdrawListing, Participant: p, OrderID: someListing(rng, h)}
+	}
+	return Command{Kind: CmdExpireListings}
+}
+
+// someListing is mostly an open listing's id, sometimes any order id.
+func someListing(rng *rand.Rand, h *harness) int64 {
+	if n := len(h.c.listings); n > 0 && rng.IntN(4) != 0 {
+		return h.c.orders.at(h.c.listings[rng.IntN(n)]).id
+	}
+	return 1 + rng.Int64N(h.c.nextOrderID)
 }

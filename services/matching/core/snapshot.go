@@ -20,9 +20,10 @@ import (
 // snapMagic starts every snapshot written. Older formats still load:
 // BCXCORE1 has no FX state at all; BCXCORE2 has rates without their
 // numbers, funding preferences without versions and fills without FX legs.
-const snapMagic = "BCXCORE3"
+// BCXCORE3 has no listings.
+const snapMagic = "BCXCORE4"
 
-var snapVersions = map[string]int{"BCXCORE1": 1, "BCXCORE2": 2, snapMagic: 3}
+var snapVersions = map[string]int{"BCXCORE1": 1, "BCXCORE2": 2, "BCXCORE3": 3, snapMagic: 4}
 
 // AppendSnapshot appends the core's canonical encoding to b.
 func (c *Core) AppendSnapshot(b []byte) []byte {
@@ -125,6 +126,10 @@ func (c *Core) AppendSnapshot(b []byte) []byte {
 	for k := range c.finished.len() {
 		b = c.appendOrder(b, c.finished.at(k))
 	}
+	b = appendUvarint(b, uint64(len(c.listings)))
+	for _, s := range c.listings {
+		b = c.appendOrder(b, s)
+	}
 	b = appendUvarint(b, uint64(c.cloids.live))
 	for i := range int32(c.cloids.log.len()) {
 		e := c.cloids.log.at(i)
@@ -195,6 +200,9 @@ func (c *Core) appendOrder(b []byte, slot int32) []byte {
 	if o.fx != 0 {
 		flags |= 1 << 10
 	}
+	if o.lst != nil {
+		flags |= 1 << 11
+	}
 	b = appendUvarint(b, flags)
 	b = appendVarint(b, o.price)
 	b = appendVarint(b, o.qty)
@@ -211,6 +219,18 @@ func (c *Core) appendOrder(b []byte, slot int32) []byte {
 		b = appendVarint(b, int64(o.fxCur))
 		b = appendVarint(b, o.fxBase)
 		b = appendVarint(b, o.fxDone)
+	}
+	if l := o.lst; l != nil {
+		b = appendVarint(b, l.minTake)
+		b = appendVarint(b, l.expires)
+		b = appendUvarint(b, uint64(len(l.spec.Receipts)))
+		for _, r := range l.spec.Receipts {
+			b = appendString(b, r)
+		}
+		b = appendString(b, l.spec.Grade)
+		b = appendString(b, l.spec.Brand)
+		b = appendString(b, l.spec.Warehouse)
+		b = appendString(b, l.spec.ProductionDate)
 	}
 	n := o.wresLen()
 	b = appendUvarint(b, uint64(n))
@@ -381,6 +401,18 @@ func Load(p []byte, lim Limits) (*Core, error) {
 			c.freeOrder(ev)
 		}
 	}
+	if version >= 4 {
+		for range d.count(1 << 28) {
+			slot, err := c.decodeOrder(d)
+			if err != nil {
+				return nil, err
+			}
+			if c.orders.at(slot).lst == nil || c.orders.at(slot).open == 0 {
+				return nil, fmt.Errorf("%w: order %d listed as an open listing", ErrSnapshot, c.orders.at(slot).id)
+			}
+			c.listings = append(c.listings, slot)
+		}
+	}
 	for range d.count(1 << 30) {
 		e := cloidEntry{key: cloidKey{part: d.varint(), cloid: d.string()}, orderID: d.varint(), hash: d.uvarint(), inst: d.i32()}
 		c.cloids.add(e)
@@ -422,6 +454,14 @@ func (c *Core) decodeOrder(d *decoder) (int32, error) {
 		if o.fx <= 0 || int(o.fx) > len(c.rates) || o.fxCur < 0 || int(o.fxCur) >= len(c.currencies) {
 			return 0, fmt.Errorf("%w: order %d has a bad FX rate", ErrSnapshot, o.id)
 		}
+	}
+	if f&(1<<11) != 0 {
+		l := &listingInfo{minTake: d.varint(), expires: d.varint()}
+		for range d.count(1 << 16) {
+			l.spec.Receipts = append(l.spec.Receipts, d.string())
+		}
+		l.spec.Grade, l.spec.Brand, l.spec.Warehouse, l.spec.ProductionDate = d.string(), d.string(), d.string(), d.string()
+		o.lst = l
 	}
 	o.w0 = wres{pool: -1}
 	for range d.count(1 << 16) {

@@ -131,7 +131,11 @@ const (
 	CmdMassCancel       CmdKind = 11
 	CmdSetFXRate        CmdKind = 12
 	CmdSetFunding       CmdKind = 13
-	cmdKindMax          CmdKind = 13
+	CmdPostListing      CmdKind = 14
+	CmdTakeListing      CmdKind = 15
+	CmdWithdrawListing  CmdKind = 16
+	CmdExpireListings   CmdKind = 17
+	cmdKindMax          CmdKind = 17
 )
 
 // InstrumentDef is what the core needs of an instrument, in its units.
@@ -155,6 +159,7 @@ type InstrumentDef struct {
 	BandTicks      int64
 	CallAuction    bool // call auction mode allowed (pre-open)
 	Continuous     bool // continuous mode allowed
+	Listing        bool // listing mode (挂牌/摘牌) allowed
 	Delisted       bool
 }
 
@@ -233,6 +238,10 @@ type Command struct {
 	CounterCurrency       string
 	CounterExp            int32
 	ValidFrom, ValidUntil int64
+	// Listing is a listing's goods (CmdPostListing); its minimum take is
+	// MinQty, its expiry ValidUntil (0: the end of the trading day). A take
+	// names the listing by OrderID.
+	Listing *ListingSpec
 	// Version orders FX commands: a rate's number (of two rates valid from
 	// the same time, the higher wins, as settlement's rate ids do), or a
 	// funding preference's version (an older one than the core holds is
@@ -246,6 +255,14 @@ type Command struct {
 	PhaseSource PhaseSource
 	// EndOfDay on a close expires day orders and ends the trading day.
 	EndOfDay bool
+}
+
+// ListingSpec is what a listing offers beyond an order's fields.
+type ListingSpec struct {
+	// Receipts a sell listing delivers from (empty: any of the seller's
+	// receipts for the instrument).
+	Receipts                                []string
+	Grade, Brand, Warehouse, ProductionDate string
 }
 
 // Fill is one execution of an order, as the command's result reports it
@@ -374,6 +391,8 @@ type Trade struct {
 	AllocsEnd   int32
 	// An FX-funded side's conversion (Rate 0: none).
 	BuyerFX, SellerFX FXLeg
+	// Listing is the listing's id when the trade is a take of one.
+	Listing int64
 }
 
 // FXLeg is the conversion of one side of a trade into its funding

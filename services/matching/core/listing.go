@@ -1,0 +1,423 @@
+package core
+
+import (
+	"slices"
+
+	"github.com/bcx-exchange/bcx/pkg/orderbook"
+)
+
+// Listing mode (挂牌/摘牌). A participant posts a listing of specific goods
+// at a price, with a minimum take; counterparties take all or part of it at
+// that price. A listing is an order that does not rest in the book: it
+// reserves like one (a sell listing the weight of its receipts, a buy
+// listing its notional and maximum fee, FX-funded or not), and a take is
+// an immediate order filled against it by the same fill as the book's, so
+// fees, FX, deliveries, executions and trade events are the same as in
+// continuous trading. Rules:
+//   - the instrument must allow listing mode and be in its continuous
+//     (session) phase to post or take; a listing can be withdrawn any time;
+//   - a take is at least the minimum take, unless it takes all that is
+//     left; a participant cannot take its own listing;
+//   - a listing expires at its expiry (CmdExpireListings, sent by the
+//     service's scheduler; a take after the expiry is refused even before
+//     that) or, without one, at the instrument's end of day; an FX-funded
+//     listing must be a day listing (its rate is the day's);
+//   - an amendment that restarts the book, or a delisting, withdraws the
+//     instrument's listings as it cancels its orders.
+
+type listingInfo struct {
+	minTake int64
+	expires int64   // unix ns; 0: the end of the trading day
+	pools   []int32 // while posting: a sell listing's receipts (pool slots); nil: any
+	spec    ListingSpec
+}
+
+func (c *Core) postListing(cmd *Command, res *Result) {
+	ii, ok := c.instByNum[cmd.Instrument]
+	if !ok || c.defs[c.insts[ii].def].Delisted {
+		res.refuse(StatusInvalid, RejectUnknownInstrument, "symbol")
+		return
+	}
+	in := &c.insts[ii]
+	d := &c.defs[in.def]
+	spec := cmd.Listing
+	if spec == nil {
+		spec = &ListingSpec{}
+	}
+	switch {
+	case cmd.DefVersion != 0 && cmd.DefVersion != d.Version:
+		res.refuse(StatusRefused, RejectInstrumentAmended, "symbol")
+		return
+	case cmd.Side > orderbook.Sell:
+		res.refuse(StatusInvalid, RejectInvalid, "side")
+		return
+	case cmd.Qty <= 0:
+		res.refuse(StatusInvalid, RejectQuantityNotPositive, "quantity")
+		return
+	case cmd.MinQty < 0 || cmd.MinQty > cmd.Qty:
+		res.refuse(StatusInvalid, RejectInvalid, "min_take_quantity")
+		return
+	case cmd.Price <= 0 || !c.inBand(d, cmd.Price):
+		res.refuse(StatusInvalid, RejectPriceOutsideBand, "price")
+		return
+	case cmd.ClientOrderID == "":
+		res.refuse(StatusInvalid, RejectInvalid, "client_order_id")
+		return
+	case cmd.ValidUntil != 0 && cmd.ValidUntil <= c.ts:
+		res.refuse(StatusInvalid, RejectInvalid, "expires_at")
+		return
+	case cmd.Side == orderbook.Buy && len(spec.Receipts) > 0:
+		res.refuse(StatusInvalid, RejectInvalid, "receipt_numbers")
+		return
+	}
+	key := cloidKey{cmd.Participant, cmd.ClientOrderID}
+	hash := hashOrder(cmd)
+	if c.repeatOrder(key, hash, res) {
+		return
+	}
+	if !d.Listing {
+		res.refuse(StatusRefused, RejectModeNotAllowed, "")
+		return
+	}
+	if in.phase != PhaseContinuous {
+		res.refuse(StatusRefused, RejectWrongPhase, "")
+		return
+	}
+	if _, ok := mulOK(cmd.Qty, d.LotMicro); !ok {
+		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+		return
+	}
+	pi, known := c.partIndex(cmd.Participant)
+	tif := orderbook.Day
+	if cmd.ValidUntil != 0 {
+		tif = orderbook.GTC
+	}
+	fx, fxCur, ok := c.fxCheck(pi, known, c.defCur[in.def], tif, res)
+	if !ok {
+		if res.Field == "time_in_force" {
+			res.Field = "expires_at"
+		}
+		return
+	}
+	var pools []int32
+	if cmd.Side == orderbook.Buy {
+		r, ok := c.buyReserve(d, in.fee, cmd.Price, cmd.Qty)
+		cur := c.defCur[in.def]
+		if ok && fx != 0 {
+			cur = fxCur
+			r, ok = c.convert(&c.rates[fx-1], c.defCur[in.def], r, true)
+		}
+		if !ok {
+			res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+			return
+		}
+		if !known || c.availableFunds(pi, cur) < r {
+			res.refuse(StatusRefused, RejectInsufficientFunds, "")
+			return
+		}
+	} else {
+		var avail int64
+		if known && len(spec.Receipts) > 0 {
+			for _, rc := range spec.Receipts {
+				ps, ok := c.poolByRc[rc]
+				if !ok || c.pools[ps].part != pi || !containsInt64(c.pools[ps].insts, d.Number) || slices.Contains(pools, ps) {
+					// Another member's receipt answers as a missing one.
+					res.refuse(StatusInvalid, RejectInvalid, "receipt_numbers")
+					return
+				}
+				pools = append(pools, ps)
+				avail += c.pools[ps].total - c.pools[ps].reserved
+			}
+		} else if known {
+			avail = c.availableWeight(pi, d.Number)
+		}
+		if !known || avail < cmd.Qty*d.LotMicro {
+			res.refuse(StatusRefused, RejectInsufficientPosition, "")
+			return
+		}
+		if fx != 0 && !c.sellFXFits(fx, in.def, 0, cmd.Qty) {
+			res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+			return
+		}
+	}
+	slot := c.allocOrder()
+	o := c.orders.at(slot)
+	*o = order{id: c.nextOrderID, partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: cmd.Side, typ: orderbook.Limit,
+		tif: tif, price: cmd.Price, qty: cmd.Qty, minQty: cmd.MinQty, open: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID,
+		created: c.ts, w0: wres{pool: -1}, fx: fx, fxCur: fxCur, live: true,
+		lst: &listingInfo{minTake: max(cmd.MinQty, 1), expires: cmd.ValidUntil, pools: pools, spec: *spec}}
+	o.lst.spec.Receipts = slices.Clone(spec.Receipts)
+	c.nextOrderID++
+	c.index(o.id, slot)
+	c.rereserve(slot)
+	// Reservations only shrink from here on (fills, withdrawal), so the
+	// pool filter is needed for this reservation alone.
+	o.lst.pools = nil
+	c.listings = append(c.listings, slot)
+	c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: ii})
+	c.touch(slot)
+	res.Changed, res.HasOrder = true, true
+	res.Order = c.view(slot)
+	res.Order.Seq = c.seq
+}
+
+// repeatOrder applies the client order id rule: a repeat of the same
+// content answers the original (true), different content is refused
+// (true); a new id returns false.
+func (c *Core) repeatOrder(key cloidKey, hash uint64, res *Result) bool {
+	e, dup := c.cloids.get(key)
+	if !dup {
+		return false
+	}
+	if e.hash != hash {
+		res.refuse(StatusInvalid, RejectDuplicateClientID, "client_order_id")
+		return true
+	}
+	res.Duplicate = true
+	if s, ok := c.lookup(e.orderID); ok {
+		res.HasOrder, res.Order = true, c.view(s)
+		res.Seq = res.Order.Seq
+	} else {
+		res.Order.ID = e.orderID
+	}
+	return true
+}
+
+// openListing resolves the listing a take or withdrawal names.
+func (c *Core) openListing(id int64, res *Result) (int32, bool) {
+	s, ok := c.lookup(id)
+	if !ok || c.orders.at(s).lst == nil {
+		res.refuse(StatusNotFound, RejectUnknownOrder, "listing_id")
+		return 0, false
+	}
+	return s, true
+}
+
+func (c *Core) takeListing(cmd *Command, res *Result) {
+	switch {
+	case cmd.OrderID <= 0:
+		res.refuse(StatusInvalid, RejectInvalid, "listing_id")
+		return
+	case cmd.Qty <= 0:
+		res.refuse(StatusInvalid, RejectQuantityNotPositive, "quantity")
+		return
+	case cmd.ClientOrderID == "":
+		res.refuse(StatusInvalid, RejectInvalid, "client_order_id")
+		return
+	}
+	key := cloidKey{cmd.Participant, cmd.ClientOrderID}
+	hash := hashOrder(cmd)
+	if c.repeatOrder(key, hash, res) {
+		return
+	}
+	ls, ok := c.openListing(cmd.OrderID, res)
+	if !ok {
+		return
+	}
+	lo := c.orders.at(ls)
+	ii := lo.inst
+	in := &c.insts[ii]
+	d := &c.defs[in.def]
+	switch {
+	case lo.open == 0 || (lo.lst.expires != 0 && c.ts >= lo.lst.expires):
+		res.refuse(StatusRefused, RejectUnknownOrder, "listing_id")
+		res.HasOrder, res.Order = true, c.view(ls)
+		return
+	case lo.partNum == cmd.Participant:
+		res.refuse(StatusRefused, RejectSelfTrade, "listing_id")
+		return
+	case cmd.Qty > lo.open:
+		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+		return
+	case cmd.Qty < lo.lst.minTake && cmd.Qty != lo.open:
+		res.refuse(StatusInvalid, RejectMinQtyUnfilled, "quantity")
+		return
+	case d.Delisted || !d.Listing:
+		res.refuse(StatusRefused, RejectModeNotAllowed, "")
+		return
+	case in.phase != PhaseContinuous:
+		res.refuse(StatusRefused, RejectWrongPhase, "")
+		return
+	}
+	side := orderbook.Buy
+	if lo.side == orderbook.Buy {
+		side = orderbook.Sell
+	}
+	pi, known := c.partIndex(cmd.Participant)
+	fx, fxCur, ok := c.fxCheck(pi, known, c.defCur[in.def], orderbook.IOC, res)
+	if !ok {
+		return
+	}
+	if side == orderbook.Buy {
+		r, ok := c.buyReserve(d, in.fee, lo.price, cmd.Qty)
+		cur := c.defCur[in.def]
+		if ok && fx != 0 {
+			cur = fxCur
+			r, ok = c.convert(&c.rates[fx-1], c.defCur[in.def], r, true)
+		}
+		if !ok {
+			res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+			return
+		}
+		if !known || c.availableFunds(pi, cur) < r {
+			res.refuse(StatusRefused, RejectInsufficientFunds, "")
+			return
+		}
+	} else {
+		if !known || c.availableWeight(pi, d.Number) < cmd.Qty*d.LotMicro {
+			res.refuse(StatusRefused, RejectInsufficientPosition, "")
+			return
+		}
+		if fx != 0 && !c.sellFXFits(fx, in.def, 0, cmd.Qty) {
+			res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+			return
+		}
+	}
+	// The take is an immediate order: it reserves, fills against the
+	// listing at the listing's price, and is done.
+	slot := c.allocOrder()
+	o := c.orders.at(slot)
+	*o = order{id: c.nextOrderID, partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: side, typ: orderbook.Limit,
+		tif: orderbook.IOC, price: lo.price, qty: cmd.Qty, open: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID, created: c.ts,
+		w0: wres{pool: -1}, fx: fx, fxCur: fxCur, live: true}
+	c.nextOrderID++
+	c.index(o.id, slot)
+	c.rereserve(slot)
+	c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: ii})
+	c.incoming = slot
+	c.listingTrade = lo.id
+	c.fill(ii, &orderbook.Event{Kind: orderbook.EventFill, User: uint64(slot), ContraUser: uint64(ls), Side: side,
+		Price: lo.price, Qty: cmd.Qty, Remaining: 0, ContraRemaining: lo.open - cmd.Qty})
+	c.listingTrade = 0
+	if lo = c.orders.at(ls); lo.open == 0 {
+		c.dropListing(ls)
+	}
+	res.Changed, res.HasOrder = true, true
+	res.Order = c.view(slot)
+	res.Order.Seq = c.seq
+}
+
+func (c *Core) withdrawListing(cmd *Command, res *Result) {
+	ls, ok := c.openListing(cmd.OrderID, res)
+	if !ok {
+		return
+	}
+	lo := c.orders.at(ls)
+	if lo.partNum != cmd.Participant {
+		res.refuse(StatusNotFound, RejectUnknownOrder, "listing_id")
+		return
+	}
+	if lo.open == 0 {
+		// Already withdrawn: the same answer again. Filled or expired:
+		// nothing to withdraw.
+		res.HasOrder, res.Order = true, c.view(ls)
+		if lo.cancelled > 0 && !lo.expired {
+			res.Duplicate, res.Seq = true, lo.seq
+			return
+		}
+		res.refuse(StatusRefused, RejectUnknownOrder, "listing_id")
+		return
+	}
+	c.endListing(ls, false)
+	res.Changed, res.HasOrder = true, true
+	res.Order = c.view(ls)
+}
+
+// expireListings ends the listings whose expiry has come.
+func (c *Core) expireListings(_ *Command, res *Result) {
+	for i := 0; i < len(c.listings); {
+		s := c.listings[i]
+		if e := c.orders.at(s).lst.expires; e != 0 && e <= c.ts {
+			c.endListing(s, true) // removes it from c.listings
+			res.Changed = true
+			continue
+		}
+		i++
+	}
+}
+
+// endDayListings expires an instrument's day listings at its end of day,
+// and cancelListings withdraws all of them (amendment, delisting).
+func (c *Core) endListings(ii int32, dayOnly, expired bool) {
+	for i := 0; i < len(c.listings); {
+		s := c.listings[i]
+		o := c.orders.at(s)
+		if o.inst == ii && (!dayOnly || o.lst.expires == 0) {
+			c.endListing(s, expired)
+			continue
+		}
+		i++
+	}
+}
+
+// endListing takes an open listing off: withdrawn, or expired.
+func (c *Core) endListing(s int32, expired bool) {
+	o := c.orders.at(s)
+	o.cancelled += o.open
+	o.open = 0
+	o.expired = expired
+	c.rereserve(s)
+	c.touch(s)
+	c.dropListing(s)
+}
+
+func (c *Core) dropListing(s int32) {
+	if i := slices.Index(c.listings, s); i >= 0 {
+		c.listings = slices.Delete(c.listings, i, i+1)
+	}
+}
+
+// ListingView is a listing's state for the service.
+type ListingView struct {
+	Order   OrderView
+	MinTake int64
+	Expires int64
+	Spec    ListingSpec
+}
+
+// Listing returns a listing by id (open or kept finished).
+func (c *Core) Listing(id int64) (ListingView, bool) {
+	s, ok := c.lookup(id)
+	if !ok || c.orders.at(s).lst == nil {
+		return ListingView{}, false
+	}
+	return c.listingView(s), true
+}
+
+func (c *Core) listingView(s int32) ListingView {
+	o := c.orders.at(s)
+	return ListingView{Order: c.view(s), MinTake: o.lst.minTake, Expires: o.lst.expires, Spec: o.lst.spec}
+}
+
+// Listings returns up to limit open listings with ids above afterID, in id
+// order, that keep says to.
+func (c *Core) Listings(afterID int64, limit int, keep func(*ListingView) bool) []ListingView {
+	var out []ListingView
+	for _, s := range c.listings {
+		o := c.orders.at(s)
+		if o.id <= afterID || (o.lst.expires != 0 && o.lst.expires <= c.lastTime) {
+			continue
+		}
+		v := c.listingView(s)
+		if keep(&v) {
+			out = append(out, v)
+		}
+	}
+	slices.SortFunc(out, func(a, b ListingView) int { return int(a.Order.ID - b.Order.ID) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// NextListingExpiry is the earliest expiry of an open listing, or 0: the
+// scheduler sends CmdExpireListings when it has come.
+func (c *Core) NextListingExpiry() int64 {
+	var next int64
+	for _, s := range c.listings {
+		if e := c.orders.at(s).lst.expires; e != 0 && (next == 0 || e < next) {
+			next = e
+		}
+	}
+	return next
+}
