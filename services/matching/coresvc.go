@@ -343,7 +343,7 @@ func renderEvent(reg *registry, ev *core.Events, e *core.Event) *tradingv1.Subsc
 			BuyerParticipantId: reg.participant(t.Buyer), SellerParticipantId: reg.participant(t.Seller),
 			BuyOrderId: t.BuyOrder, SellOrderId: t.SellOrder, AggressorSide: typev1.Side(t.Aggressor),
 			BuyerFee: moneyMinor(d.Currency, d.CurrencyExp, t.BuyerFee), SellerFee: moneyMinor(d.Currency, d.CurrencyExp, t.SellerFee),
-			Lots: t.Qty, BuyerFx: reg.fxConversion(t.BuyerFX), SellerFx: reg.fxConversion(t.SellerFX)}
+			Lots: t.Qty, BuyerFx: reg.fxConversion(t.BuyerFX), SellerFx: reg.fxConversion(t.SellerFX), ListingId: t.Listing}
 		for _, a := range ev.TradeAllocs(t) {
 			te.Allocations = append(te.Allocations, &tradingv1.ReceiptAllocation{ReceiptNumber: a.Receipt, Weight: weight(a.WeightMicro)})
 		}

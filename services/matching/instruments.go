@@ -3,6 +3,7 @@ package matching
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -85,6 +86,7 @@ func DefFromListing(inst *listingv1.Instrument, currencies *money.Registry) (cor
 		ReferenceTicks: refTicks, BandTicks: ref.Mul(band).Div(tick).Floor().IntPart(),
 		CallAuction: slices.Contains(spec.Modes, typev1.TradingMode_TRADING_MODE_CALL_AUCTION),
 		Continuous:  slices.Contains(spec.Modes, typev1.TradingMode_TRADING_MODE_CONTINUOUS),
+		Listing:     slices.Contains(spec.Modes, typev1.TradingMode_TRADING_MODE_LISTING),
 		Delisted:    inst.Status == listingv1.InstrumentStatus_INSTRUMENT_STATUS_DELISTED,
 	}, sched, nil
 }
@@ -134,6 +136,7 @@ func (s *Service) SyncInstruments(ctx context.Context) error {
 			}
 			s.schedMu.Lock()
 			s.schedules[def.Number] = &instSchedule{number: def.Number, sched: sched}
+			s.commodityOf[def.Symbol] = inst.GetSpec().GetCommodity()
 			s.schedMu.Unlock()
 		}
 		if resp.NextPageToken == "" {
@@ -155,6 +158,14 @@ func (s *Service) DefineInstrument(ctx context.Context, def core.InstrumentDef) 
 		return err
 	}
 	return resultErr(&res)
+}
+
+// commodities maps symbols to their commodity codes, for the listing
+// catalog's search.
+func (s *Service) commodities() map[string]string {
+	s.schedMu.Lock()
+	defer s.schedMu.Unlock()
+	return maps.Clone(s.commodityOf)
 }
 
 // SetSchedule sets (or with nil removes) the session schedule the scheduler

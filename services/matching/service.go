@@ -169,8 +169,9 @@ type Service struct {
 	partsMu sync.Mutex
 	parts   map[string]int64 // participant id -> number
 
-	schedMu   sync.Mutex
-	schedules map[int64]*instSchedule
+	schedMu     sync.Mutex
+	schedules   map[int64]*instSchedule
+	commodityOf map[string]string // symbol -> commodity code
 
 	recovery Recovery
 	running  atomic.Bool
@@ -227,7 +228,7 @@ func New(cfg Config) (*Service, error) {
 		snapCh:    make(chan snapJob, 1),
 		stopped:   make(chan struct{}),
 		parts:     map[string]int64{},
-		schedules: map[int64]*instSchedule{},
+		schedules: map[int64]*instSchedule{}, commodityOf: map[string]string{},
 		recovery:  rec,
 		ready:     make(chan struct{}),
 		schedKick: make(chan struct{}, 1),
@@ -334,8 +335,9 @@ func (s *Service) Run(ctx context.Context) error {
 		s.markReady()
 	}
 	if s.cfg.ScheduleTick > 0 {
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); s.scheduleLoop(ctx) }()
+		go func() { defer wg.Done(); s.listingExpiryLoop(ctx) }()
 	}
 	var err error
 	select {
