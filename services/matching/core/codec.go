@@ -157,6 +157,34 @@ func AppendCommand(b []byte, c *Command) []byte {
 		b = appendVarint(b, c.Participant)
 		b = appendVarint(b, c.OrderID)
 	case CmdExpireListings:
+	case CmdStartAuction:
+		b = appendVarint(b, c.Participant)
+		b = appendVarint(b, c.Instrument)
+		b = appendVarint(b, c.DefVersion)
+		b = appendString(b, c.ClientOrderID)
+		b = appendVarint(b, c.Price)
+		b = appendVarint(b, c.Qty)
+		a, l := c.Auction, c.Listing
+		if a == nil {
+			a = &AuctionSpec{}
+		}
+		if l == nil {
+			l = &ListingSpec{}
+		}
+		b = appendVarint(b, a.MinIncrement)
+		b = appendVarint(b, a.Starts)
+		b = appendVarint(b, a.Ends)
+		b = appendVarint(b, a.Extension)
+		b = appendUvarint(b, uint64(len(l.Receipts)))
+		for _, r := range l.Receipts {
+			b = appendString(b, r)
+		}
+	case CmdAuctionBid:
+		b = appendVarint(b, c.Participant)
+		b = appendString(b, c.ClientOrderID)
+		b = appendVarint(b, c.OrderID)
+		b = appendVarint(b, c.Price)
+		b = appendVarint(b, c.Qty)
 	case CmdSetFunding:
 		b = appendVarint(b, c.Participant)
 		b = appendString(b, c.ParticipantID)
@@ -190,6 +218,9 @@ func appendDef(b []byte, d *InstrumentDef) []byte {
 	}
 	if d.Listing {
 		m |= 2
+	}
+	if d.OneSided {
+		m |= 4
 	}
 	b = append(b, m)
 	return appendBool(b, d.Delisted)
@@ -244,6 +275,9 @@ func appendEvent(b []byte, e *Event, ev *Events) []byte {
 		if t.Listing != 0 {
 			flags |= 16
 		}
+		if t.Auction != 0 {
+			flags |= 32
+		}
 		b = append(b, flags)
 		b = appendVarint(b, t.BuyerFee)
 		b = appendVarint(b, t.SellerFee)
@@ -264,6 +298,9 @@ func appendEvent(b []byte, e *Event, ev *Events) []byte {
 		}
 		if t.Listing != 0 {
 			b = appendVarint(b, t.Listing)
+		}
+		if t.Auction != 0 {
+			b = appendVarint(b, t.Auction)
 		}
 	case EvFunds:
 		b = appendVarint(b, int64(e.Participant))
@@ -519,6 +556,24 @@ func decodeCommand(d *decoder, c *Command) {
 		c.Participant = d.varint()
 		c.OrderID = d.varint()
 	case CmdExpireListings:
+	case CmdStartAuction:
+		c.Participant = d.varint()
+		c.Instrument = d.varint()
+		c.DefVersion = d.varint()
+		c.ClientOrderID = d.string()
+		c.Price = d.varint()
+		c.Qty = d.varint()
+		c.Auction = &AuctionSpec{MinIncrement: d.varint(), Starts: d.varint(), Ends: d.varint(), Extension: d.varint()}
+		c.Listing = &ListingSpec{}
+		for range d.count(1 << 16) {
+			c.Listing.Receipts = append(c.Listing.Receipts, d.string())
+		}
+	case CmdAuctionBid:
+		c.Participant = d.varint()
+		c.ClientOrderID = d.string()
+		c.OrderID = d.varint()
+		c.Price = d.varint()
+		c.Qty = d.varint()
 	case CmdSetFunding:
 		c.Participant = d.varint()
 		c.ParticipantID = d.string()
@@ -546,7 +601,7 @@ func decodeDef(d *decoder, def *InstrumentDef) {
 	def.BandTicks = d.varint()
 	def.CallAuction = d.bool()
 	m := d.byte()
-	def.Continuous, def.Listing = m&1 != 0, m&2 != 0
+	def.Continuous, def.Listing, def.OneSided = m&1 != 0, m&2 != 0, m&4 != 0
 	def.Delisted = d.bool()
 }
 
@@ -605,9 +660,12 @@ func decodeEvent(d *decoder, e *Event, ev *Events) {
 		if flags&8 != 0 {
 			t.SellerFX = FXLeg{Rate: d.i32(), Currency: d.i32(), Amount: d.varint()}
 		}
-		t.Listing = 0
+		t.Listing, t.Auction = 0, 0
 		if flags&16 != 0 {
 			t.Listing = d.varint()
+		}
+		if flags&32 != 0 {
+			t.Auction = d.varint()
 		}
 	case EvFunds:
 		e.Participant = d.i32()

@@ -43,8 +43,8 @@ type Core struct {
 
 	cloids cloidIndex // the day's client order ids
 
-	// Open listings' order slots, in posting order.
-	listings []int32
+	// Open listings' and one-sided auctions' order slots, in posting order.
+	listings, auctions []int32
 
 	keys   map[string]int32 // idempotency key -> index in keyLog
 	keyLog []keyEntry
@@ -72,8 +72,11 @@ type Core struct {
 	incoming int32 // slot of the order the command entered or replaced, -1 none
 	auction  bool  // inside an uncross
 	pending  int32 // slot of an order being submitted (not yet accepted)
-	// listingTrade is the listing a take fills against, for its trade.
-	listingTrade int64
+	// listingTrade is the listing a take fills against, auctionTrade the
+	// auction being closed, for their trades.
+	listingTrade, auctionTrade int64
+	// reserveFrom, while set, limits a sell reservation to these pools.
+	reserveFrom []int32
 	// Instruments whose day ended in this command: pruned once the
 	// command's order events are out.
 	pruneAfter []int32
@@ -151,6 +154,8 @@ type order struct {
 	fx, fxCur      int32
 	fxBase, fxDone int64
 	lst            *listingInfo // a listing (not in the book); nil for orders
+	auc            *auctionInfo // a one-sided auction's lot (not in the book)
+	bidOf          int64        // a bid's auction id (the bid is not in the book)
 	w0             wres         // sell reservations: first pool inline, the rest in wn
 	wn             []wres
 	cloid          string
@@ -252,6 +257,11 @@ func (c *Core) Apply(seq uint64, ts int64, cmd *Command, res *Result) {
 		c.withdrawListing(cmd, res)
 	case CmdExpireListings:
 		c.expireListings(cmd, res)
+		c.closeAuctions(res)
+	case CmdStartAuction:
+		c.startAuction(cmd, res)
+	case CmdAuctionBid:
+		c.auctionBid(cmd, res)
 	default:
 		res.refuse(StatusInvalid, RejectInvalid, "command")
 	}
@@ -633,6 +643,7 @@ func (c *Core) defineInstrument(cmd *Command, res *Result) {
 	if bookParams(&old) != bookParams(&d) || old.Currency != d.Currency || d.Delisted {
 		c.cancelAll(ii, orderbook.ReasonCancelled)
 		c.endListings(ii, false, false)
+		c.cancelAuctions(ii)
 		in.book = c.newBook(ii, &d)
 		if in.phase == PhasePreOpen {
 			_ = in.book.StartAuction()

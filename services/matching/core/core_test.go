@@ -21,7 +21,7 @@ const (
 
 func cottonDef() InstrumentDef {
 	return InstrumentDef{Number: cotton, Symbol: "CF", Version: 1, Currency: "CNY", CurrencyExp: 2, LotMicro: 5_000_000,
-		TickMinor: 500, TickLotMinor: 2500, ReferenceTicks: 3000, BandTicks: 120, CallAuction: true, Continuous: true, Listing: true}
+		TickMinor: 500, TickLotMinor: 2500, ReferenceTicks: 3000, BandTicks: 120, CallAuction: true, Continuous: true, Listing: true, OneSided: true}
 }
 
 func rubberDef() InstrumentDef {

@@ -30,7 +30,7 @@ func (c *Core) CheckInvariants() error {
 	type key struct{ part, cur int32 }
 	want := map[key]int64{}
 	poolRes := make([]int64, len(c.pools))
-	open, openListings := 0, 0
+	open, openListings, openAuction := 0, 0, 0
 	for slot := range int32(c.orders.len()) {
 		o := c.orders.at(slot)
 		if !o.live {
@@ -62,7 +62,22 @@ func (c *Core) CheckInvariants() error {
 			}
 			continue
 		}
-		if o.lst != nil {
+		if o.auc != nil || o.bidOf != 0 {
+			// An auction's lot and bids rest with the auction.
+			openAuction++
+			if _, inBook := c.insts[o.inst].book.Order(o.id); inBook {
+				return fmt.Errorf("auction order %d rests in the book", o.id)
+			}
+			if o.auc != nil && (o.auc.closed || !slices.Contains(c.auctions, int32(slot))) {
+				return fmt.Errorf("open auction %d not listed", o.id)
+			}
+			if o.bidOf != 0 {
+				as, ok := c.lookup(o.bidOf)
+				if !ok || c.orders.at(as).auc == nil || !slices.Contains(c.orders.at(as).auc.bids, int32(slot)) {
+					return fmt.Errorf("open bid %d not in auction %d", o.id, o.bidOf)
+				}
+			}
+		} else if o.lst != nil {
 			// A listing rests in the listing list, never in the book.
 			openListings++
 			if !slices.Contains(c.listings, int32(slot)) {
@@ -173,8 +188,16 @@ func (c *Core) CheckInvariants() error {
 	if openListings != len(c.listings) {
 		return fmt.Errorf("%d open listings, %d listed", openListings, len(c.listings))
 	}
-	if c.ids.n != open+openListings+c.finished.len() {
-		return fmt.Errorf("%d orders indexed, %d open + %d listings + %d finished", c.ids.n, open, openListings, c.finished.len())
+	bids := 0
+	for _, s := range c.auctions {
+		bids += len(c.orders.at(s).auc.bids)
+	}
+	if openAuction != len(c.auctions)+bids {
+		return fmt.Errorf("%d open auction orders, %d auctions with %d bids", openAuction, len(c.auctions), bids)
+	}
+	if c.ids.n != open+openListings+openAuction+c.finished.len() {
+		return fmt.Errorf("%d orders indexed, %d open + %d listings + %d in auctions + %d finished", c.ids.n, open, openListings,
+			openAuction, c.finished.len())
 	}
 	if n := c.cloids.byHash.len() + len(c.cloids.over); n != c.cloids.live {
 		return fmt.Errorf("%d client order ids indexed, %d counted", n, c.cloids.live)

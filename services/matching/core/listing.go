@@ -27,8 +27,7 @@ import (
 
 type listingInfo struct {
 	minTake int64
-	expires int64   // unix ns; 0: the end of the trading day
-	pools   []int32 // while posting: a sell listing's receipts (pool slots); nil: any
+	expires int64 // unix ns; 0: the end of the trading day
 	spec    ListingSpec
 }
 
@@ -117,19 +116,8 @@ func (c *Core) postListing(cmd *Command, res *Result) {
 		}
 	} else {
 		var avail int64
-		if known && len(spec.Receipts) > 0 {
-			for _, rc := range spec.Receipts {
-				ps, ok := c.poolByRc[rc]
-				if !ok || c.pools[ps].part != pi || !containsInt64(c.pools[ps].insts, d.Number) || slices.Contains(pools, ps) {
-					// Another member's receipt answers as a missing one.
-					res.refuse(StatusInvalid, RejectInvalid, "receipt_numbers")
-					return
-				}
-				pools = append(pools, ps)
-				avail += c.pools[ps].total - c.pools[ps].reserved
-			}
-		} else if known {
-			avail = c.availableWeight(pi, d.Number)
+		if pools, avail, ok = c.namedPools(pi, known, d, spec.Receipts, res); !ok {
+			return
 		}
 		if !known || avail < cmd.Qty*d.LotMicro {
 			res.refuse(StatusRefused, RejectInsufficientPosition, "")
@@ -145,14 +133,15 @@ func (c *Core) postListing(cmd *Command, res *Result) {
 	*o = order{id: c.nextOrderID, partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: cmd.Side, typ: orderbook.Limit,
 		tif: tif, price: cmd.Price, qty: cmd.Qty, minQty: cmd.MinQty, open: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID,
 		created: c.ts, w0: wres{pool: -1}, fx: fx, fxCur: fxCur, live: true,
-		lst: &listingInfo{minTake: max(cmd.MinQty, 1), expires: cmd.ValidUntil, pools: pools, spec: *spec}}
+		lst: &listingInfo{minTake: max(cmd.MinQty, 1), expires: cmd.ValidUntil, spec: *spec}}
 	o.lst.spec.Receipts = slices.Clone(spec.Receipts)
 	c.nextOrderID++
 	c.index(o.id, slot)
-	c.rereserve(slot)
 	// Reservations only shrink from here on (fills, withdrawal), so the
 	// pool filter is needed for this reservation alone.
-	o.lst.pools = nil
+	c.reserveFrom = pools
+	c.rereserve(slot)
+	c.reserveFrom = nil
 	c.listings = append(c.listings, slot)
 	c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: ii})
 	c.touch(slot)

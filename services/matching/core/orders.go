@@ -573,8 +573,8 @@ func (c *Core) setWeight(o *order, need int64, instNum int64) {
 		if p.total == p.reserved || !containsInt64(p.insts, instNum) {
 			continue
 		}
-		if o.lst != nil && o.lst.pools != nil && !slices.Contains(o.lst.pools, ps) {
-			continue // a sell listing delivers its own receipts only
+		if c.reserveFrom != nil && !slices.Contains(c.reserveFrom, ps) {
+			continue // a listing or auction reserves the receipts it names
 		}
 		take := min(p.total-p.reserved, need-have)
 		p.reserved += take
@@ -694,7 +694,7 @@ func (c *Core) fill(ii int32, e *orderbook.Event) {
 	t := Trade{ID: c.nextTradeID, Def: in.def, Price: p, Qty: q, BuyOrder: bo.id, SellOrder: so.id,
 		Buyer: bo.part, Seller: so.part, Aggressor: aggressor, BuyerFee: buyerFee, SellerFee: sellerFee,
 		BuyClient: bo.cloid, SellClient: so.cloid, AllocsStart: allocStart, AllocsEnd: int32(len(c.ev.Allocs)),
-		BuyerFX: buyerFX, SellerFX: sellerFX, Listing: c.listingTrade}
+		BuyerFX: buyerFX, SellerFX: sellerFX, Listing: c.listingTrade, Auction: c.auctionTrade}
 	c.nextTradeID++
 	c.ev.List = append(c.ev.List, Event{Kind: EvTrade, Trade: t})
 	in.lastPrice, in.lastQty = p, q

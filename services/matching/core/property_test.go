@@ -154,7 +154,7 @@ func TestPropertyConservation(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(seed), 99))
 			h := newHarness(t)
 			h.setup()
-			var trades, fxTrades, listingTrades, refused int
+			var trades, fxTrades, listingTrades, auctionTrades, refused int
 			var mid []byte
 			midLog := 0
 			for i := range 3000 {
@@ -179,6 +179,9 @@ func TestPropertyConservation(t *testing.T) {
 						if e.Trade.Listing != 0 {
 							listingTrades++
 						}
+						if e.Trade.Auction != 0 {
+							auctionTrades++
+						}
 					}
 				}
 				if i == 1500 {
@@ -188,7 +191,7 @@ func TestPropertyConservation(t *testing.T) {
 			if trades < 20 || fxTrades < 3 || listingTrades < 1 || refused == 0 {
 				t.Fatalf("weak stream: %d trades (%d FX-funded, %d listing takes), %d refused", trades, fxTrades, listingTrades, refused)
 			}
-			t.Logf("%d trades (%d FX-funded, %d listing takes), %d refused", trades, fxTrades, listingTrades, refused)
+			t.Logf("%d trades (%d FX-funded, %d listing takes, %d auction results), %d refused", trades, fxTrades, listingTrades, auctionTrades, refused)
 			want := h.c.AppendSnapshot(nil)
 
 			full := replay(t, New(h.c.lim), h.log)
@@ -284,8 +287,25 @@ func randomListingCommand(rng *rand.Rand, h *harness, p, inst int64, cloid strin
 			qty = 1 + rng.Int64N(max(h.c.orders.at(s).open, 1))
 		}
 		return Command{Kind: CmdTakeListing, Participant: p, ClientOrderID: "T" + cloid, OrderID: id, Qty: qty}
-	case 7, 8:
+	case 7:
 		return Command{Kind: CmdWithdrawListing, Participant: p, OrderID: someListing(rng, h)}
+	case 8:
+		if rng.IntN(3) == 0 {
+			c := Command{Kind: CmdStartAuction, Participant: p, Instrument: inst, ClientOrderID: "A" + cloid, Price: price, Qty: qty,
+				Auction: &AuctionSpec{MinIncrement: rng.Int64N(3), Starts: now - rng.Int64N(5000), Ends: now + rng.Int64N(300_000),
+					Extension: rng.Int64N(50_000)}, Listing: &ListingSpec{}}
+			if rng.IntN(2) == 0 {
+				c.Listing.Receipts = []string{fmt.Sprint("R", rng.IntN(12))}
+			}
+			return c
+		}
+		id := 1 + rng.Int64N(h.c.nextOrderID)
+		if n := len(h.c.auctions); n > 0 && rng.IntN(4) != 0 {
+			a := h.c.orders.at(h.c.auctions[rng.IntN(n)])
+			id = a.id
+			price = max(a.price, a.auc.best) + rng.Int64N(4)
+		}
+		return Command{Kind: CmdAuctionBid, Participant: p, ClientOrderID: "B" + cloid, OrderID: id, Price: price, Qty: qty}
 	}
 	return Command{Kind: CmdExpireListings}
 }

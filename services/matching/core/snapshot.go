@@ -20,10 +20,12 @@ import (
 // snapMagic starts every snapshot written. Older formats still load:
 // BCXCORE1 has no FX state at all; BCXCORE2 has rates without their
 // numbers, funding preferences without versions and fills without FX legs.
-// BCXCORE3 has no listings.
-const snapMagic = "BCXCORE4"
+// BCXCORE3 has no listings, BCXCORE4 no one-sided auctions.
+const snapMagic = "BCXCORE5"
 
-var snapVersions = map[string]int{"BCXCORE1": 1, "BCXCORE2": 2, "BCXCORE3": 3, snapMagic: 4}
+var snapVersions = map[string]int{"BCXCORE1": 1, "BCXCORE2": 2, "BCXCORE3": 3, "BCXCORE4": 4, snapMagic: snapVersionCurrent}
+
+const snapVersionCurrent = 5
 
 // AppendSnapshot appends the core's canonical encoding to b.
 func (c *Core) AppendSnapshot(b []byte) []byte {
@@ -130,6 +132,15 @@ func (c *Core) AppendSnapshot(b []byte) []byte {
 	for _, s := range c.listings {
 		b = c.appendOrder(b, s)
 	}
+	b = appendUvarint(b, uint64(len(c.auctions)))
+	for _, s := range c.auctions {
+		b = c.appendOrder(b, s)
+		bids := c.orders.at(s).auc.bids
+		b = appendUvarint(b, uint64(len(bids)))
+		for _, bs := range bids {
+			b = c.appendOrder(b, bs)
+		}
+	}
 	b = appendUvarint(b, uint64(c.cloids.live))
 	for i := range int32(c.cloids.log.len()) {
 		e := c.cloids.log.at(i)
@@ -203,6 +214,12 @@ func (c *Core) appendOrder(b []byte, slot int32) []byte {
 	if o.lst != nil {
 		flags |= 1 << 11
 	}
+	if o.auc != nil {
+		flags |= 1 << 12
+	}
+	if o.bidOf != 0 {
+		flags |= 1 << 13
+	}
 	b = appendUvarint(b, flags)
 	b = appendVarint(b, o.price)
 	b = appendVarint(b, o.qty)
@@ -231,6 +248,26 @@ func (c *Core) appendOrder(b []byte, slot int32) []byte {
 		b = appendString(b, l.spec.Brand)
 		b = appendString(b, l.spec.Warehouse)
 		b = appendString(b, l.spec.ProductionDate)
+	}
+	if a := o.auc; a != nil {
+		b = appendVarint(b, a.minInc)
+		b = appendVarint(b, a.ext)
+		b = appendVarint(b, a.starts)
+		b = appendVarint(b, a.ends)
+		b = appendVarint(b, a.best)
+		b = appendBool(b, a.closed)
+		b = appendBool(b, a.cancelled)
+		b = appendUvarint(b, uint64(len(a.receipts)))
+		for _, r := range a.receipts {
+			b = appendString(b, r)
+		}
+		b = appendUvarint(b, uint64(len(a.results)))
+		for _, f := range a.results {
+			b = appendFill(b, f)
+		}
+	}
+	if o.bidOf != 0 {
+		b = appendVarint(b, o.bidOf)
 	}
 	n := o.wresLen()
 	b = appendUvarint(b, uint64(n))
@@ -413,6 +450,26 @@ func Load(p []byte, lim Limits) (*Core, error) {
 			c.listings = append(c.listings, slot)
 		}
 	}
+	if version >= 5 {
+		for range d.count(1 << 24) {
+			slot, err := c.decodeOrder(d)
+			if err != nil {
+				return nil, err
+			}
+			a := c.orders.at(slot).auc
+			if a == nil || a.closed || c.orders.at(slot).open == 0 {
+				return nil, fmt.Errorf("%w: order %d listed as an open auction", ErrSnapshot, c.orders.at(slot).id)
+			}
+			for range d.count(1 << 24) {
+				bs, err := c.decodeOrder(d)
+				if err != nil {
+					return nil, err
+				}
+				a.bids = append(a.bids, bs)
+			}
+			c.auctions = append(c.auctions, slot)
+		}
+	}
 	for range d.count(1 << 30) {
 		e := cloidEntry{key: cloidKey{part: d.varint(), cloid: d.string()}, orderID: d.varint(), hash: d.uvarint(), inst: d.i32()}
 		c.cloids.add(e)
@@ -462,6 +519,20 @@ func (c *Core) decodeOrder(d *decoder) (int32, error) {
 		}
 		l.spec.Grade, l.spec.Brand, l.spec.Warehouse, l.spec.ProductionDate = d.string(), d.string(), d.string(), d.string()
 		o.lst = l
+	}
+	if f&(1<<12) != 0 {
+		a := &auctionInfo{minInc: d.varint(), ext: d.varint(), starts: d.varint(), ends: d.varint(), best: d.varint(),
+			closed: d.bool(), cancelled: d.bool()}
+		for range d.count(1 << 16) {
+			a.receipts = append(a.receipts, d.string())
+		}
+		for range d.count(1 << 20) {
+			a.results = append(a.results, decodeFill(d, snapVersionCurrent))
+		}
+		o.auc = a
+	}
+	if f&(1<<13) != 0 {
+		o.bidOf = d.varint()
 	}
 	o.w0 = wres{pool: -1}
 	for range d.count(1 << 16) {

@@ -86,6 +86,9 @@ const (
 	// RejectNoFXRate: the participant funds this currency from another and
 	// no published rate is valid now.
 	RejectNoFXRate Reject = 106
+	// RejectBidTooLow: an auction bid below the reserve, or not beating
+	// the best bid by the minimum increment.
+	RejectBidTooLow Reject = 107
 )
 
 // Status is the outcome class of a command; the service maps it to a gRPC
@@ -134,8 +137,12 @@ const (
 	CmdPostListing      CmdKind = 14
 	CmdTakeListing      CmdKind = 15
 	CmdWithdrawListing  CmdKind = 16
-	CmdExpireListings   CmdKind = 17
-	cmdKindMax          CmdKind = 17
+	// CmdExpireListings ends the listings whose expiry has come and closes
+	// the one-sided auctions whose window has ended.
+	CmdExpireListings CmdKind = 17
+	CmdStartAuction   CmdKind = 18
+	CmdAuctionBid     CmdKind = 19
+	cmdKindMax        CmdKind = 19
 )
 
 // InstrumentDef is what the core needs of an instrument, in its units.
@@ -160,6 +167,7 @@ type InstrumentDef struct {
 	CallAuction    bool // call auction mode allowed (pre-open)
 	Continuous     bool // continuous mode allowed
 	Listing        bool // listing mode (挂牌/摘牌) allowed
+	OneSided       bool // one-sided auctions (竞买) allowed
 	Delisted       bool
 }
 
@@ -242,6 +250,10 @@ type Command struct {
 	// MinQty, its expiry ValidUntil (0: the end of the trading day). A take
 	// names the listing by OrderID.
 	Listing *ListingSpec
+	// Auction is a one-sided auction's terms (CmdStartAuction: Qty lots
+	// from Listing.Receipts, reserve price Price); a bid (CmdAuctionBid)
+	// names the auction by OrderID.
+	Auction *AuctionSpec
 	// Version orders FX commands: a rate's number (of two rates valid from
 	// the same time, the higher wins, as settlement's rate ids do), or a
 	// funding preference's version (an older one than the core holds is
@@ -263,6 +275,13 @@ type ListingSpec struct {
 	// receipts for the instrument).
 	Receipts                                []string
 	Grade, Brand, Warehouse, ProductionDate string
+}
+
+// AuctionSpec is a one-sided auction's window and bidding rule.
+type AuctionSpec struct {
+	MinIncrement int64 // ticks a bid must beat the best bid by (at least 1)
+	Starts, Ends int64 // unix ns; bids are taken in [Starts, Ends)
+	Extension    int64 // ns: a bid within this of the end moves the end to bid time + Extension
 }
 
 // Fill is one execution of an order, as the command's result reports it
@@ -391,8 +410,9 @@ type Trade struct {
 	AllocsEnd   int32
 	// An FX-funded side's conversion (Rate 0: none).
 	BuyerFX, SellerFX FXLeg
-	// Listing is the listing's id when the trade is a take of one.
-	Listing int64
+	// Listing is the listing's id when the trade is a take of one;
+	// Auction the auction's when it is an auction's result.
+	Listing, Auction int64
 }
 
 // FXLeg is the conversion of one side of a trade into its funding

@@ -1,0 +1,106 @@
+package core
+
+import "testing"
+
+// TestOneSidedAuction: bids must reach the reserve and beat the best bid
+// by the increment; a late bid extends the window; at the close the best
+// bids win at their own prices, highest first, the last partly; the rest
+// is released.
+func TestOneSidedAuction(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.credit(alpha, "CNY", 100_000_000)
+	h.credit(gamma, "CNY", 100_000_000)
+	h.deposit(beta, "R1", 20_000_000, cotton)
+	now := int64(h.seq+1) * 1000
+	start := Command{Kind: CmdStartAuction, Participant: beta, Instrument: cotton, ClientOrderID: "A1", Price: 3000, Qty: 4,
+		Auction: &AuctionSpec{MinIncrement: 2, Starts: now, Ends: now + 10_000, Extension: 3_000}, Listing: &ListingSpec{Receipts: []string{"R1"}}}
+	id := h.ok(start).Order.ID
+	if p := h.pool("R1"); p.reserved != 20_000_000 {
+		t.Fatalf("lot not reserved: %+v", p)
+	}
+	bid := func(part int64, cloid string, price, qty int64) Command {
+		return Command{Kind: CmdAuctionBid, Participant: part, ClientOrderID: cloid, OrderID: id, Price: price, Qty: qty}
+	}
+	if r := h.do(bid(alpha, "b0", 2999, 1)); r.Reject != RejectBidTooLow || r.Field != "price" {
+		t.Fatalf("below the reserve: %+v", r)
+	}
+	if r := h.do(bid(beta, "b0", 3000, 1)); r.Reject != RejectSelfTrade {
+		t.Fatalf("own auction: %+v", r)
+	}
+	h.ok(bid(alpha, "b1", 3000, 2))
+	if f := h.funds(alpha, "CNY"); f.reserved != 2*3000*2500 {
+		t.Fatalf("bid reserve %+v", f)
+	}
+	if r := h.do(bid(gamma, "g0", 3001, 1)); r.Reject != RejectBidTooLow {
+		t.Fatalf("not beating the best by the increment: %+v", r)
+	}
+	h.ok(bid(gamma, "g1", 3002, 3))
+	if v, _ := h.c.Auction(id); v.Best != 3002 || v.Ends != now+10_000 {
+		t.Fatalf("auction %+v", v)
+	}
+	for int64(h.seq+1)*1000 < now+8_000 {
+		h.credit(gamma, "CNY", 1)
+	}
+	h.ok(bid(gamma, "g2", 3004, 1)) // within 3,000 ns of the end: extended
+	v, _ := h.c.Auction(id)
+	if v.Ends != int64(h.seq)*1000+3_000 {
+		t.Fatalf("late bid did not extend: ends %d at %d", v.Ends, h.seq)
+	}
+	if r := h.do(Command{Kind: CmdExpireListings}); r.Changed {
+		t.Fatalf("closed before its end: %+v", r)
+	}
+	for int64(h.seq+1)*1000 < v.Ends {
+		h.credit(gamma, "CNY", 1)
+	}
+	h.ok(Command{Kind: CmdExpireListings})
+	var got []Trade
+	for _, e := range h.c.Events().List {
+		if e.Kind == EvTrade {
+			got = append(got, e.Trade)
+		}
+	}
+	// 4 lots: gamma's 3004 (1 lot), gamma's 3002 (3 lots); alpha's 3000 loses.
+	if len(got) != 2 || got[0].Price != 3004 || got[0].Qty != 1 || got[1].Price != 3002 || got[1].Qty != 3 ||
+		got[0].Auction != id || got[0].Aggressor != 0 {
+		t.Fatalf("results %+v", got)
+	}
+	if f := h.funds(alpha, "CNY"); f.reserved != 0 || f.total != 100_000_000 {
+		t.Fatalf("losing bid still reserves %+v", f)
+	}
+	if f := h.funds(gamma, "CNY"); f.reserved != 0 {
+		t.Fatalf("winning bids still reserve %+v", f)
+	}
+	v, _ = h.c.Auction(id)
+	if !v.Closed || v.Cancelled || len(v.Results) != 2 || v.Lot.Status != StatusFilled || len(h.c.auctions) != 0 {
+		t.Fatalf("after the close %+v", v)
+	}
+	if r := h.do(bid(alpha, "b9", 3100, 1)); r.Reject != RejectWrongPhase {
+		t.Fatalf("bid after the close: %+v", r)
+	}
+}
+
+// TestAuctionUnsoldAndCancelled: a lot nobody bids on is released at the
+// close; an amendment cancels an open auction and its bids.
+func TestAuctionUnsoldAndCancelled(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.credit(alpha, "CNY", 100_000_000)
+	h.deposit(beta, "R1", 20_000_000, cotton)
+	now := int64(h.seq+1) * 1000
+	a1 := h.ok(Command{Kind: CmdStartAuction, Participant: beta, Instrument: cotton, ClientOrderID: "A1", Price: 3000, Qty: 2,
+		Auction: &AuctionSpec{Starts: now, Ends: now + 2_000}}).Order.ID
+	a2 := h.ok(Command{Kind: CmdStartAuction, Participant: beta, Instrument: cotton, ClientOrderID: "A2", Price: 3000, Qty: 2,
+		Auction: &AuctionSpec{Starts: now, Ends: now + 1_000_000}}).Order.ID
+	h.ok(Command{Kind: CmdAuctionBid, Participant: alpha, ClientOrderID: "b", OrderID: a2, Price: 3010, Qty: 2})
+	h.ok(Command{Kind: CmdExpireListings})
+	if v, _ := h.c.Auction(a1); !v.Closed || v.Lot.Status != StatusCancelled || len(v.Results) != 0 {
+		t.Fatalf("unsold auction %+v", v)
+	}
+	d := cottonDef()
+	d.Version, d.BandTicks = 2, 100
+	h.ok(Command{Kind: CmdDefineInstrument, Def: d})
+	if v, _ := h.c.Auction(a2); !v.Cancelled || len(h.c.auctions) != 0 || h.funds(alpha, "CNY").reserved != 0 || h.pool("R1").reserved != 0 {
+		t.Fatalf("amendment left the auction %+v", v)
+	}
+}
