@@ -368,6 +368,7 @@ var rejectNames = map[core.Reject]string{
 	core.RejectNoChange:          "REJECT_REASON_NO_CHANGE",
 	core.RejectBookFull:          "REJECT_REASON_BOOK_FULL",
 	core.RejectNoFXRate:          "REJECT_REASON_NO_FX_RATE",
+	core.RejectBidTooLow:         "REJECT_REASON_BID_TOO_LOW",
 }
 
 func rejectName(r core.Reject) string {
@@ -399,6 +400,7 @@ var rejectText = map[core.Reject]string{
 	core.RejectNoChange:             "the replace changes nothing",
 	core.RejectBookFull:             "the instrument's book is full",
 	core.RejectNoFXRate:             "you fund this currency from another and no FX rate is valid now",
+	core.RejectBidTooLow:            "the bid must reach the reserve and beat the best bid by the minimum increment",
 }
 
 // resultErr turns a refused result into the error the client sees.

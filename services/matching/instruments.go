@@ -87,6 +87,7 @@ func DefFromListing(inst *listingv1.Instrument, currencies *money.Registry) (cor
 		CallAuction: slices.Contains(spec.Modes, typev1.TradingMode_TRADING_MODE_CALL_AUCTION),
 		Continuous:  slices.Contains(spec.Modes, typev1.TradingMode_TRADING_MODE_CONTINUOUS),
 		Listing:     slices.Contains(spec.Modes, typev1.TradingMode_TRADING_MODE_LISTING),
+		OneSided:    slices.Contains(spec.Modes, typev1.TradingMode_TRADING_MODE_ONE_SIDED_AUCTION),
 		Delisted:    inst.Status == listingv1.InstrumentStatus_INSTRUMENT_STATUS_DELISTED,
 	}, sched, nil
 }

@@ -399,12 +399,18 @@ func (c *Core) Listings(afterID int64, limit int, keep func(*ListingView) bool) 
 	return out
 }
 
-// NextListingExpiry is the earliest expiry of an open listing, or 0: the
-// scheduler sends CmdExpireListings when it has come.
+// NextListingExpiry is the earliest expiry of an open listing or end of
+// an open auction, or 0: the scheduler sends CmdExpireListings when it has
+// come.
 func (c *Core) NextListingExpiry() int64 {
 	var next int64
 	for _, s := range c.listings {
 		if e := c.orders.at(s).lst.expires; e != 0 && (next == 0 || e < next) {
+			next = e
+		}
+	}
+	for _, s := range c.auctions {
+		if e := c.orders.at(s).auc.ends; next == 0 || e < next {
 			next = e
 		}
 	}

@@ -286,6 +286,9 @@ const (
 	RejectReason_REJECT_REASON_BOOK_FULL RejectReason = 20
 	// The member funds this currency from another and no FX rate is valid now.
 	RejectReason_REJECT_REASON_NO_FX_RATE RejectReason = 21
+	// An auction bid below the reserve price, or not beating the best bid by the
+	// minimum increment.
+	RejectReason_REJECT_REASON_BID_TOO_LOW RejectReason = 22
 )
 
 // Enum value maps for RejectReason.
@@ -313,6 +316,7 @@ var (
 		19: "REJECT_REASON_NO_CHANGE",
 		20: "REJECT_REASON_BOOK_FULL",
 		21: "REJECT_REASON_NO_FX_RATE",
+		22: "REJECT_REASON_BID_TOO_LOW",
 	}
 	RejectReason_value = map[string]int32{
 		"REJECT_REASON_UNSPECIFIED":               0,
@@ -337,6 +341,7 @@ var (
 		"REJECT_REASON_NO_CHANGE":                 19,
 		"REJECT_REASON_BOOK_FULL":                 20,
 		"REJECT_REASON_NO_FX_RATE":                21,
+		"REJECT_REASON_BID_TOO_LOW":               22,
 	}
 )
 
@@ -5880,7 +5885,7 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\x13ORDER_STATUS_FILLED\x10\x03\x12\x1a\n" +
 	"\x16ORDER_STATUS_CANCELLED\x10\x04\x12\x18\n" +
 	"\x14ORDER_STATUS_EXPIRED\x10\x05\x12\x19\n" +
-	"\x15ORDER_STATUS_REJECTED\x10\x06*\xa4\x06\n" +
+	"\x15ORDER_STATUS_REJECTED\x10\x06*\xc3\x06\n" +
 	"\fRejectReason\x12\x1d\n" +
 	"\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" REJECT_REASON_UNKNOWN_INSTRUMENT\x10\x01\x12 \n" +
@@ -5904,7 +5909,8 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	" REJECT_REASON_INSTRUMENT_AMENDED\x10\x12\x12\x1b\n" +
 	"\x17REJECT_REASON_NO_CHANGE\x10\x13\x12\x1b\n" +
 	"\x17REJECT_REASON_BOOK_FULL\x10\x14\x12\x1c\n" +
-	"\x18REJECT_REASON_NO_FX_RATE\x10\x15*\x9d\x01\n" +
+	"\x18REJECT_REASON_NO_FX_RATE\x10\x15\x12\x1d\n" +
+	"\x19REJECT_REASON_BID_TOO_LOW\x10\x16*\x9d\x01\n" +
 	"\rListingStatus\x12\x1e\n" +
 	"\x1aLISTING_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LISTING_STATUS_OPEN\x10\x01\x12\x19\n" +
