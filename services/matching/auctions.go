@@ -15,7 +15,7 @@ import (
 // may read an auction (it is public, like the catalog); the seller's id is
 // shown to the seller only, and the results (executions) too.
 
-func startAuctionCommand(p auth.Principal, reg *registry, req *tradingv1.StartAuctionRequest, cmd *core.Command, now time.Time) error {
+func startAuctionCommand(p auth.Principal, reg *registry, req *tradingv1.StartAuctionRequest, cmd *core.Command) error {
 	if err := checkClientOrderID("client_order_id", req.ClientOrderId, true); err != nil {
 		return err
 	}
@@ -37,12 +37,12 @@ func startAuctionCommand(p auth.Principal, reg *registry, req *tradingv1.StartAu
 			return err
 		}
 	}
-	starts := now
+	var starts int64 // 0: when the core takes it, so a retry is the same request
 	if req.StartsAt != nil {
 		if err := req.StartsAt.CheckValid(); err != nil || !unixNanoFits(req.StartsAt.AsTime()) {
 			return rpcerr.Invalid("starts_at", "not a valid time")
 		}
-		starts = req.StartsAt.AsTime()
+		starts = req.StartsAt.AsTime().UnixNano()
 	}
 	if req.EndsAt == nil || req.EndsAt.CheckValid() != nil || !unixNanoFits(req.EndsAt.AsTime()) {
 		return rpcerr.Invalid("ends_at", "is required")
@@ -50,12 +50,12 @@ func startAuctionCommand(p auth.Principal, reg *registry, req *tradingv1.StartAu
 	if req.ExtensionSeconds < 0 || req.ExtensionSeconds > 3600 {
 		return rpcerr.Invalid("extension_seconds", "from 0 to 3600")
 	}
-	if len(req.ReceiptNumbers) > 100 {
-		return rpcerr.Invalid("receipt_numbers", "at most 100 receipts")
+	if err := checkReceiptNumbers(req.ReceiptNumbers); err != nil {
+		return err
 	}
 	*cmd = core.Command{Kind: core.CmdStartAuction, Participant: p.Number, ParticipantID: p.ParticipantID, Instrument: d.Number,
 		DefVersion: d.Version, ClientOrderID: req.ClientOrderId, Price: reserve, Qty: qty,
-		Auction: &core.AuctionSpec{MinIncrement: inc, Starts: starts.UnixNano(), Ends: req.EndsAt.AsTime().UnixNano(),
+		Auction: &core.AuctionSpec{MinIncrement: inc, Starts: starts, Ends: req.EndsAt.AsTime().UnixNano(),
 			Extension: int64(req.ExtensionSeconds) * int64(time.Second)},
 		Listing: &core.ListingSpec{Receipts: req.ReceiptNumbers}}
 	return nil
@@ -64,7 +64,7 @@ func startAuctionCommand(p auth.Principal, reg *registry, req *tradingv1.StartAu
 func (t *tradingServer) StartAuction(ctx context.Context, req *tradingv1.StartAuctionRequest) (*tradingv1.StartAuctionResponse, error) {
 	var id int64
 	_, err := orderCommand(ctx, t, req, func(p auth.Principal, reg *registry, req *tradingv1.StartAuctionRequest, cmd *core.Command) error {
-		return startAuctionCommand(p, reg, req, cmd, t.s.cfg.Clock())
+		return startAuctionCommand(p, reg, req, cmd)
 	}, func(_ *registry, res *core.Result) struct{} { id = res.Order.ID; return struct{}{} })
 	if err != nil {
 		return nil, err

@@ -406,8 +406,17 @@ var rejectText = map[core.Reject]string{
 // resultErr turns a refused result into the error the client sees.
 func resultErr(res *core.Result) error {
 	msg := rejectText[res.Reject]
-	if res.Reject == core.RejectModeNotAllowed && res.Field == "time_in_force" {
-		msg = "an FX-funded order must be DAY, IOC or FOK: it trades at the rate of its day"
+	if res.Reject == core.RejectModeNotAllowed {
+		switch res.Field {
+		case "time_in_force":
+			msg = "an FX-funded order must be DAY, IOC or FOK: it trades at the rate of its day"
+		case "expires_at":
+			msg = "an FX-funded listing is a day listing: it trades at the rate of its day"
+		case "funding":
+			msg = "one-sided auctions are not FX-funded: its window may outlast the rate's day"
+		case "order_id", "client_order_id", "orig_client_order_id":
+			msg = "a listing or auction order: withdraw a listing with WithdrawListing; auction lots and bids stand until the close"
+		}
 	}
 	if msg == "" {
 		msg = "refused"

@@ -49,13 +49,8 @@ func postListingCommand(p auth.Principal, reg *registry, req *tradingv1.PostList
 			return rpcerr.Invalid(name, "at most %d bytes", maxAttr)
 		}
 	}
-	if len(req.ReceiptNumbers) > 100 {
-		return rpcerr.Invalid("receipt_numbers", "at most 100 receipts")
-	}
-	for _, rc := range req.ReceiptNumbers {
-		if rc == "" || len(rc) > maxAttr {
-			return rpcerr.Invalid("receipt_numbers", "a receipt number is 1 to %d bytes", maxAttr)
-		}
+	if err := checkReceiptNumbers(req.ReceiptNumbers); err != nil {
+		return err
 	}
 	spec.Receipts = req.ReceiptNumbers
 	var expires int64
@@ -68,6 +63,18 @@ func postListingCommand(p auth.Principal, reg *registry, req *tradingv1.PostList
 	*cmd = core.Command{Kind: core.CmdPostListing, Participant: p.Number, ParticipantID: p.ParticipantID, Instrument: d.Number,
 		DefVersion: d.Version, ClientOrderID: req.ClientOrderId, Side: side, Price: price, Qty: qty, MinQty: minTake,
 		ValidUntil: expires, Listing: spec}
+	return nil
+}
+
+func checkReceiptNumbers(rcs []string) error {
+	if len(rcs) > 100 {
+		return rpcerr.Invalid("receipt_numbers", "at most 100 receipts")
+	}
+	for _, rc := range rcs {
+		if rc == "" || len(rc) > maxAttr {
+			return rpcerr.Invalid("receipt_numbers", "a receipt number is 1 to %d bytes", maxAttr)
+		}
+	}
 	return nil
 }
 

@@ -18,7 +18,18 @@ import (
 // the lot and of the bids is released. Like listings, the lot and the bids
 // are orders outside the book that reserve as orders do, and the results
 // are filled by the book's fill, so fees, FX, deliveries and trade events
-// are the same (trades name the auction, with no aggressor).
+// are the same (trades name the auction, with no aggressor). Auctions are
+// started and bid on in the instrument's session phase; one whose window
+// ends during a halt closes when the halt ends. They are not FX-funded: a
+// window may outlast the day a rate is valid for.
+
+// Bounds on an auction's terms, so that no sum overflows and no auction
+// outlives its reason.
+const (
+	maxAuctionWindow    = 30 * 24 * int64(3600e9)
+	maxAuctionExtension = int64(3600e9)
+	maxAuctionBids      = 10_000
+)
 
 type auctionInfo struct {
 	minInc, ext  int64
@@ -39,9 +50,12 @@ func (c *Core) startAuction(cmd *Command, res *Result) {
 	}
 	in := &c.insts[ii]
 	d := &c.defs[in.def]
-	a := cmd.Auction
-	if a == nil {
-		a = &AuctionSpec{}
+	a := AuctionSpec{}
+	if cmd.Auction != nil {
+		a = *cmd.Auction
+	}
+	if a.Starts == 0 {
+		a.Starts = c.ts // at entry
 	}
 	var receipts []string
 	if cmd.Listing != nil {
@@ -57,13 +71,16 @@ func (c *Core) startAuction(cmd *Command, res *Result) {
 	case cmd.Price <= 0 || !c.inBand(d, cmd.Price):
 		res.refuse(StatusInvalid, RejectPriceOutsideBand, "reserve_price")
 		return
-	case a.MinIncrement < 0:
+	case a.MinIncrement < 0 || a.MinIncrement > 2*d.BandTicks+1:
 		res.refuse(StatusInvalid, RejectInvalid, "min_increment")
 		return
-	case a.Ends <= a.Starts || a.Ends <= c.ts:
+	case a.Starts < c.ts-maxAuctionWindow || a.Starts > c.ts+maxAuctionWindow:
+		res.refuse(StatusInvalid, RejectInvalid, "starts_at")
+		return
+	case a.Ends <= a.Starts || a.Ends <= c.ts || a.Ends-a.Starts > maxAuctionWindow:
 		res.refuse(StatusInvalid, RejectInvalid, "ends_at")
 		return
-	case a.Extension < 0:
+	case a.Extension < 0 || a.Extension > maxAuctionExtension:
 		res.refuse(StatusInvalid, RejectInvalid, "extension_seconds")
 		return
 	case cmd.ClientOrderID == "":
@@ -79,13 +96,21 @@ func (c *Core) startAuction(cmd *Command, res *Result) {
 		res.refuse(StatusRefused, RejectModeNotAllowed, "")
 		return
 	}
+	if in.phase != PhaseContinuous {
+		res.refuse(StatusRefused, RejectWrongPhase, "")
+		return
+	}
+	if in.listed >= c.lim.MaxOrdersPerBook {
+		res.refuse(StatusRefused, RejectBookFull, "")
+		return
+	}
 	if _, ok := mulOK(cmd.Qty, d.LotMicro); !ok {
 		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
 		return
 	}
 	pi, known := c.partIndex(cmd.Participant)
-	fx, fxCur, ok := c.fxCheck(pi, known, c.defCur[in.def], orderbook.Day, res)
-	if !ok {
+	if known && c.fundingOf(pi, c.defCur[in.def]) >= 0 {
+		res.refuse(StatusRefused, RejectModeNotAllowed, "funding")
 		return
 	}
 	pools, avail, ok := c.namedPools(pi, known, d, receipts, res)
@@ -96,15 +121,11 @@ func (c *Core) startAuction(cmd *Command, res *Result) {
 		res.refuse(StatusRefused, RejectInsufficientPosition, "")
 		return
 	}
-	if fx != 0 && !c.sellFXFits(fx, in.def, 0, cmd.Qty) {
-		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
-		return
-	}
 	slot := c.allocOrder()
 	o := c.orders.at(slot)
 	*o = order{id: c.nextOrderID, partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: orderbook.Sell, typ: orderbook.Limit,
 		tif: orderbook.GTC, price: cmd.Price, qty: cmd.Qty, open: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID, created: c.ts,
-		w0: wres{pool: -1}, fx: fx, fxCur: fxCur, live: true,
+		w0: wres{pool: -1}, live: true,
 		auc: &auctionInfo{minInc: max(a.MinIncrement, 1), ext: a.Extension, starts: a.Starts, ends: a.Ends, receipts: slices.Clone(receipts)}}
 	c.nextOrderID++
 	c.index(o.id, slot)
@@ -112,6 +133,7 @@ func (c *Core) startAuction(cmd *Command, res *Result) {
 	c.rereserve(slot)
 	c.reserveFrom = nil
 	c.auctions = append(c.auctions, slot)
+	in.listed++
 	c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: ii})
 	c.touch(slot)
 	res.Changed, res.HasOrder = true, true
@@ -173,7 +195,7 @@ func (c *Core) auctionBid(cmd *Command, res *Result) {
 	in := &c.insts[ii]
 	d := &c.defs[in.def]
 	switch {
-	case a.closed || c.ts < a.starts || c.ts >= a.ends:
+	case a.closed || c.ts < a.starts || c.ts >= a.ends || in.phase != PhaseContinuous:
 		res.refuse(StatusRefused, RejectWrongPhase, "auction_id")
 		return
 	case ao.partNum == cmd.Participant:
@@ -182,8 +204,11 @@ func (c *Core) auctionBid(cmd *Command, res *Result) {
 	case cmd.Qty > ao.qty:
 		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
 		return
-	case cmd.Price < ao.price || (a.best != 0 && cmd.Price < a.best+a.minInc):
+	case cmd.Price < ao.price || (a.best != 0 && cmd.Price-a.best < a.minInc):
 		res.refuse(StatusInvalid, RejectBidTooLow, "price")
+		return
+	case len(a.bids) >= maxAuctionBids:
+		res.refuse(StatusRefused, RejectBookFull, "")
 		return
 	case !c.inBand(d, cmd.Price):
 		res.refuse(StatusInvalid, RejectPriceOutsideBand, "price")
@@ -193,16 +218,12 @@ func (c *Core) auctionBid(cmd *Command, res *Result) {
 		return
 	}
 	pi, known := c.partIndex(cmd.Participant)
-	fx, fxCur, ok := c.fxCheck(pi, known, c.defCur[in.def], orderbook.Day, res)
-	if !ok {
+	cur := c.defCur[in.def]
+	if known && c.fundingOf(pi, cur) >= 0 {
+		res.refuse(StatusRefused, RejectModeNotAllowed, "funding")
 		return
 	}
 	r, ok := c.buyReserve(d, in.fee, cmd.Price, cmd.Qty)
-	cur := c.defCur[in.def]
-	if ok && fx != 0 {
-		cur = fxCur
-		r, ok = c.convert(&c.rates[fx-1], c.defCur[in.def], r, true)
-	}
 	if !ok {
 		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
 		return
@@ -215,7 +236,7 @@ func (c *Core) auctionBid(cmd *Command, res *Result) {
 	o := c.orders.at(slot)
 	*o = order{id: c.nextOrderID, partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: orderbook.Buy, typ: orderbook.Limit,
 		tif: orderbook.GTC, price: cmd.Price, qty: cmd.Qty, open: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID, created: c.ts,
-		w0: wres{pool: -1}, fx: fx, fxCur: fxCur, live: true, bidOf: ao.id}
+		w0: wres{pool: -1}, live: true, bidOf: ao.id}
 	c.nextOrderID++
 	c.index(o.id, slot)
 	c.rereserve(slot)
@@ -232,11 +253,13 @@ func (c *Core) auctionBid(cmd *Command, res *Result) {
 	res.Order.Seq = c.seq
 }
 
-// closeAuctions closes the auctions whose window has ended.
+// closeAuctions closes the auctions whose window has ended, except during
+// their instrument's halt (they close when it ends).
 func (c *Core) closeAuctions(res *Result) {
 	for i := 0; i < len(c.auctions); {
 		s := c.auctions[i]
-		if c.orders.at(s).auc.ends <= c.ts {
+		o := c.orders.at(s)
+		if o.auc.ends <= c.ts && c.insts[o.inst].phase != PhaseHalted {
 			c.closeAuction(s, true) // removes it from c.auctions
 			res.Changed = true
 			continue
@@ -295,6 +318,7 @@ func (c *Core) closeAuction(s int32, sell bool) {
 	}
 	if i := slices.Index(c.auctions, s); i >= 0 {
 		c.auctions = slices.Delete(c.auctions, i, i+1)
+		c.insts[ao.inst].listed--
 	}
 }
 

@@ -1,6 +1,10 @@
 package core
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/bcx-exchange/bcx/pkg/orderbook"
+)
 
 // TestOneSidedAuction: bids must reach the reserve and beat the best bid
 // by the increment; a late bid extends the window; at the close the best
@@ -102,5 +106,77 @@ func TestAuctionUnsoldAndCancelled(t *testing.T) {
 	h.ok(Command{Kind: CmdDefineInstrument, Def: d})
 	if v, _ := h.c.Auction(a2); !v.Cancelled || len(h.c.auctions) != 0 || h.funds(alpha, "CNY").reserved != 0 || h.pool("R1").reserved != 0 {
 		t.Fatalf("amendment left the auction %+v", v)
+	}
+}
+
+// TestOutsideBookRules covers the review's cases: a listing-only
+// instrument opens and takes listings; auctions are not FX-funded; a
+// StartAuction repeating a client order id with other terms is refused;
+// auctions take no bids while halted and close only when the halt ends;
+// order entry does not act on listings or auction orders; an increment
+// beyond the band is refused.
+func TestOutsideBookRules(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.credit(alpha, "CNY", 100_000_000)
+	h.deposit(beta, "R1", 40_000_000, cotton)
+
+	lonly := cottonDef()
+	lonly.Number, lonly.Symbol, lonly.Continuous, lonly.CallAuction, lonly.OneSided = 9, "CF-L", false, false, false
+	h.ok(Command{Kind: CmdDefineInstrument, Def: lonly})
+	h.ok(Command{Kind: CmdSetPhase, Instrument: 9, Phase: PhaseContinuous})
+	h.deposit(beta, "R9", 10_000_000, 9)
+	l9 := postListing(beta, "l9", orderbook.Sell, 3000, 2, 1)
+	l9.Instrument = 9
+	id9 := h.ok(l9).Order.ID
+	h.ok(take(alpha, "t9", id9, 2))
+	if r := h.do(Command{Kind: CmdPlace, Participant: alpha, Instrument: 9, ClientOrderID: "o9", Side: orderbook.Buy, Price: 3000, Qty: 1}); r.Reject != RejectModeNotAllowed {
+		t.Fatalf("book order on a listing-only instrument: %+v", r)
+	}
+
+	now := int64(h.seq+1) * 1000
+	start := Command{Kind: CmdStartAuction, Participant: beta, Instrument: cotton, ClientOrderID: "A1", Price: 3000, Qty: 2,
+		Auction: &AuctionSpec{Ends: now + 1_000_000}}
+	id := h.ok(start).Order.ID
+	other := start
+	other.Auction = &AuctionSpec{Ends: now + 2_000_000}
+	if r := h.do(other); r.Reject != RejectDuplicateClientID {
+		t.Fatalf("same client order id, other terms: %+v", r)
+	}
+	if r := h.do(start); !r.Duplicate {
+		t.Fatalf("repeat: %+v", r)
+	}
+	big := start
+	big.ClientOrderID, big.Auction = "A2", &AuctionSpec{Ends: now + 1_000_000, MinIncrement: 1 << 62}
+	if r := h.do(big); r.Field != "min_increment" {
+		t.Fatalf("increment beyond the band: %+v", r)
+	}
+	h.ok(fundUSDFromCNY(gamma, "fg"))
+	h.credit(gamma, "CNY", 1)
+	fxf := Command{Kind: CmdSetFunding, Participant: gamma, ParticipantID: "P", Key: "fg2", Currency: "CNY", CurrencyExp: 2,
+		CounterCurrency: "USD", CounterExp: 2, Version: 1}
+	h.ok(fxf)
+	if r := h.do(Command{Kind: CmdAuctionBid, Participant: gamma, ClientOrderID: "g", OrderID: id, Price: 3000, Qty: 1}); r.Field != "funding" {
+		t.Fatalf("FX-funded bid: %+v", r)
+	}
+	bid := h.ok(Command{Kind: CmdAuctionBid, Participant: alpha, ClientOrderID: "b", OrderID: id, Price: 3000, Qty: 2}).Order.ID
+	if r := h.do(Command{Kind: CmdCancel, Participant: alpha, OrderID: bid}); r.Reject != RejectModeNotAllowed || r.Changed {
+		t.Fatalf("cancelling a bid as an order: %+v", r)
+	}
+	if r := h.do(Command{Kind: CmdCancel, Participant: beta, OrderID: id}); r.Reject != RejectModeNotAllowed || r.Changed {
+		t.Fatalf("cancelling the lot as an order: %+v", r)
+	}
+	h.ok(Command{Kind: CmdSetPhase, Instrument: cotton, Phase: PhaseHalted, PhaseSource: SourceOperator})
+	if r := h.do(Command{Kind: CmdAuctionBid, Participant: alpha, ClientOrderID: "b2", OrderID: id, Price: 3010, Qty: 1}); r.Reject != RejectWrongPhase {
+		t.Fatalf("bid while halted: %+v", r)
+	}
+	h.seq = uint64(now+1_000_000) / 1000 // jump the harness clock to the end
+	if r := h.do(Command{Kind: CmdExpireListings}); r.Changed {
+		t.Fatalf("closed during the halt: %+v", r)
+	}
+	h.ok(Command{Kind: CmdSetPhase, Instrument: cotton, Phase: PhaseContinuous, PhaseSource: SourceOperator})
+	h.ok(Command{Kind: CmdExpireListings})
+	if v, _ := h.c.Auction(id); !v.Closed || len(v.Results) != 1 {
+		t.Fatalf("after the halt %+v", v)
 	}
 }

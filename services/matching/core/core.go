@@ -94,6 +94,7 @@ type instrument struct {
 	phase   Phase
 	dayOpen bool
 	fee     int32
+	listed  int // open listings and auctions, bounded like the book
 	// Day statistics, reset when the day opens.
 	lastPrice, lastQty, volume int64
 	trades                     ring[Trade]
@@ -381,7 +382,14 @@ func hashOrder(cmd *Command) uint64 {
 	for i := 0; i < len(cmd.OrigClientOrderID); i++ {
 		mix(uint64(cmd.OrigClientOrderID[i]))
 	}
-	if cmd.Kind == CmdPostListing {
+	if cmd.Kind == CmdStartAuction && cmd.Auction != nil {
+		a := cmd.Auction
+		mix(uint64(a.MinIncrement))
+		mix(uint64(a.Starts))
+		mix(uint64(a.Ends))
+		mix(uint64(a.Extension))
+	}
+	if cmd.Kind == CmdPostListing || cmd.Kind == CmdStartAuction {
 		mix(uint64(cmd.ValidUntil))
 		if l := cmd.Listing; l != nil {
 			for _, s := range append(slices.Clone(l.Receipts), l.Grade, l.Brand, l.Warehouse, l.ProductionDate) {
@@ -707,7 +715,9 @@ func (c *Core) setPhase(cmd *Command, res *Result) {
 			return
 		}
 	case PhaseContinuous:
-		if !d.Continuous {
+		// The session phase: the book trades in it if continuous mode is
+		// allowed (tradable), listings and auctions if theirs are.
+		if !d.Continuous && !d.Listing && !d.OneSided {
 			res.refuse(StatusRefused, RejectModeNotAllowed, "phase")
 			return
 		}

@@ -56,6 +56,9 @@ func (c *Core) CheckInvariants() error {
 				return fmt.Errorf("order %d: FX total %d converts to %d, recorded %d", o.id, o.fxBase, done, o.fxDone)
 			}
 		}
+		if err := c.checkOutsideBook(o); err != nil {
+			return err
+		}
 		if o.open == 0 {
 			if o.reserved != 0 || o.wresLen() != 0 {
 				return fmt.Errorf("finished order %d holds a reservation", o.id)
@@ -118,8 +121,14 @@ func (c *Core) CheckInvariants() error {
 					!containsInt64(c.pools[r.pool].insts, d.Number) {
 					return fmt.Errorf("sell order %d: bad reservation %+v", o.id, *r)
 				}
-				if o.lst != nil && len(o.lst.spec.Receipts) > 0 && !slices.Contains(o.lst.spec.Receipts, c.pools[r.pool].receipt) {
-					return fmt.Errorf("listing %d reserves receipt %s it does not list", o.id, c.pools[r.pool].receipt)
+				named := []string(nil)
+				if o.lst != nil {
+					named = o.lst.spec.Receipts
+				} else if o.auc != nil {
+					named = o.auc.receipts
+				}
+				if len(named) > 0 && !slices.Contains(named, c.pools[r.pool].receipt) {
+					return fmt.Errorf("listing or auction %d reserves receipt %s it does not name", o.id, c.pools[r.pool].receipt)
 				}
 				poolRes[r.pool] += r.weight
 			}
@@ -203,5 +212,38 @@ func (c *Core) CheckInvariants() error {
 		return fmt.Errorf("%d client order ids indexed, %d counted", n, c.cloids.live)
 	}
 
+	return nil
+}
+
+// checkOutsideBook checks the terms of listings, auctions and bids.
+func (c *Core) checkOutsideBook(o *order) error {
+	if (o.lst != nil) && (o.auc != nil || o.bidOf != 0) || (o.auc != nil && o.bidOf != 0) {
+		return fmt.Errorf("order %d is more than one of listing, auction and bid", o.id)
+	}
+	if l := o.lst; l != nil && (l.minTake < 1 || l.minTake > o.qty) {
+		return fmt.Errorf("listing %d: minimum take %d of %d", o.id, l.minTake, o.qty)
+	}
+	if a := o.auc; a != nil {
+		if o.side != orderbook.Sell || a.ends <= a.starts || a.minInc < 1 || a.ext < 0 {
+			return fmt.Errorf("auction %d: bad terms", o.id)
+		}
+		var top int64
+		for _, b := range a.bids {
+			bo := c.orders.at(b)
+			if bo.side != orderbook.Buy || bo.inst != o.inst || bo.price < o.price || bo.bidOf != o.id || bo.open == 0 {
+				return fmt.Errorf("auction %d: bad bid %d", o.id, bo.id)
+			}
+			top = max(top, bo.price)
+		}
+		if len(a.bids) > 0 && a.best != top {
+			return fmt.Errorf("auction %d: best bid %d, bids reach %d", o.id, a.best, top)
+		}
+		if a.closed && len(a.bids) != 0 {
+			return fmt.Errorf("closed auction %d holds bids", o.id)
+		}
+	}
+	if o.bidOf != 0 && o.side != orderbook.Buy {
+		return fmt.Errorf("bid %d is not a buy", o.id)
+	}
 	return nil
 }

@@ -82,6 +82,10 @@ func (c *Core) postListing(cmd *Command, res *Result) {
 		res.refuse(StatusRefused, RejectWrongPhase, "")
 		return
 	}
+	if in.listed >= c.lim.MaxOrdersPerBook {
+		res.refuse(StatusRefused, RejectBookFull, "")
+		return
+	}
 	if _, ok := mulOK(cmd.Qty, d.LotMicro); !ok {
 		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
 		return
@@ -143,6 +147,7 @@ func (c *Core) postListing(cmd *Command, res *Result) {
 	c.rereserve(slot)
 	c.reserveFrom = nil
 	c.listings = append(c.listings, slot)
+	in.listed++
 	c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: ii})
 	c.touch(slot)
 	res.Changed, res.HasOrder = true, true
@@ -210,7 +215,6 @@ func (c *Core) takeListing(cmd *Command, res *Result) {
 	switch {
 	case lo.open == 0 || (lo.lst.expires != 0 && c.ts >= lo.lst.expires):
 		res.refuse(StatusRefused, RejectUnknownOrder, "listing_id")
-		res.HasOrder, res.Order = true, c.view(ls)
 		return
 	case lo.partNum == cmd.Participant:
 		res.refuse(StatusRefused, RejectSelfTrade, "listing_id")
@@ -308,38 +312,41 @@ func (c *Core) withdrawListing(cmd *Command, res *Result) {
 		return
 	}
 	c.endListing(ls, false)
+	c.listings = slices.DeleteFunc(c.listings, func(s int32) bool { return s == ls })
 	res.Changed, res.HasOrder = true, true
 	res.Order = c.view(ls)
 }
 
 // expireListings ends the listings whose expiry has come.
 func (c *Core) expireListings(_ *Command, res *Result) {
-	for i := 0; i < len(c.listings); {
-		s := c.listings[i]
-		if e := c.orders.at(s).lst.expires; e != 0 && e <= c.ts {
-			c.endListing(s, true) // removes it from c.listings
-			res.Changed = true
-			continue
-		}
-		i++
+	if c.sweepListings(func(o *order) bool { return o.lst.expires != 0 && o.lst.expires <= c.ts }, true) {
+		res.Changed = true
 	}
 }
 
-// endDayListings expires an instrument's day listings at its end of day,
-// and cancelListings withdraws all of them (amendment, delisting).
+// endListings ends an instrument's listings: its day listings, expired,
+// at its end of day, or all of them, withdrawn (amendment, delisting).
 func (c *Core) endListings(ii int32, dayOnly, expired bool) {
-	for i := 0; i < len(c.listings); {
-		s := c.listings[i]
-		o := c.orders.at(s)
-		if o.inst == ii && (!dayOnly || o.lst.expires == 0) {
-			c.endListing(s, expired)
-			continue
-		}
-		i++
-	}
+	c.sweepListings(func(o *order) bool { return o.inst == ii && (!dayOnly || o.lst.expires == 0) }, expired)
 }
 
-// endListing takes an open listing off: withdrawn, or expired.
+// sweepListings ends the open listings due says to, in one pass, and
+// reports whether it ended any.
+func (c *Core) sweepListings(due func(*order) bool, expired bool) bool {
+	n := len(c.listings)
+	c.listings = slices.DeleteFunc(c.listings, func(s int32) bool {
+		o := c.orders.at(s)
+		if !due(o) {
+			return false
+		}
+		c.endListing(s, expired)
+		return true
+	})
+	return len(c.listings) != n
+}
+
+// endListing takes an open listing off, withdrawn or expired; the caller
+// removes it from c.listings.
 func (c *Core) endListing(s int32, expired bool) {
 	o := c.orders.at(s)
 	o.cancelled += o.open
@@ -347,12 +354,13 @@ func (c *Core) endListing(s int32, expired bool) {
 	o.expired = expired
 	c.rereserve(s)
 	c.touch(s)
-	c.dropListing(s)
+	c.insts[o.inst].listed--
 }
 
 func (c *Core) dropListing(s int32) {
 	if i := slices.Index(c.listings, s); i >= 0 {
 		c.listings = slices.Delete(c.listings, i, i+1)
+		c.insts[c.orders.at(s).inst].listed--
 	}
 }
 
@@ -379,7 +387,8 @@ func (c *Core) listingView(s int32) ListingView {
 }
 
 // Listings returns up to limit open listings with ids above afterID, in id
-// order, that keep says to.
+// order (c.listings is in posting order, which is id order), that keep
+// says to.
 func (c *Core) Listings(afterID int64, limit int, keep func(*ListingView) bool) []ListingView {
 	var out []ListingView
 	for _, s := range c.listings {
@@ -389,12 +398,10 @@ func (c *Core) Listings(afterID int64, limit int, keep func(*ListingView) bool) 
 		}
 		v := c.listingView(s)
 		if keep(&v) {
-			out = append(out, v)
+			if out = append(out, v); len(out) == limit {
+				break
+			}
 		}
-	}
-	slices.SortFunc(out, func(a, b ListingView) int { return int(a.Order.ID - b.Order.ID) })
-	if len(out) > limit {
-		out = out[:limit]
 	}
 	return out
 }

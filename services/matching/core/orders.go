@@ -323,6 +323,12 @@ func (c *Core) findOpen(cmd *Command, res *Result) (int32, bool) {
 		res.HasOrder, res.Order = true, c.view(slot)
 		return 0, false
 	}
+	if o := c.orders.at(slot); o.lst != nil || o.auc != nil || o.bidOf != 0 {
+		// Not in the book: a listing is withdrawn, an auction's lot and
+		// bids stand until its close.
+		res.refuse(StatusRefused, RejectModeNotAllowed, field)
+		return 0, false
+	}
 	return slot, true
 }
 

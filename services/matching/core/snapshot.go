@@ -448,6 +448,7 @@ func Load(p []byte, lim Limits) (*Core, error) {
 				return nil, fmt.Errorf("%w: order %d listed as an open listing", ErrSnapshot, c.orders.at(slot).id)
 			}
 			c.listings = append(c.listings, slot)
+			c.insts[c.orders.at(slot).inst].listed++
 		}
 	}
 	if version >= 5 {
@@ -468,6 +469,7 @@ func Load(p []byte, lim Limits) (*Core, error) {
 				a.bids = append(a.bids, bs)
 			}
 			c.auctions = append(c.auctions, slot)
+			c.insts[c.orders.at(slot).inst].listed++
 		}
 	}
 	for range d.count(1 << 30) {
