@@ -13,6 +13,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,11 +22,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver (pure Go)
+	"github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"           // registers the "sqlite" driver (pure Go)
 )
 
 // Dialect says which engine is behind a DB.
@@ -163,7 +166,8 @@ func splitStatements(body string) []string {
 
 // InTx runs fn in a transaction and commits it, retrying a few times when the
 // engine reports a serialization failure or deadlock (PostgreSQL) or a busy
-// database (SQLite). fn must therefore be safe to run again.
+// database (SQLite). fn must therefore be safe to run again. On PostgreSQL
+// fn may use CopyFrom with the transaction it is given.
 func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	const attempts = 5
 	var err error
@@ -182,10 +186,11 @@ func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 func (db *DB) inTxOnce(ctx context.Context, fn func(*sql.Tx) error) (err error) {
-	tx, err := db.BeginTx(ctx, nil)
+	tx, release, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	defer release()
 	defer func() {
 		if err != nil {
 			_ = tx.Rollback() // the error that made us roll back is the one to report
@@ -199,6 +204,94 @@ func (db *DB) inTxOnce(ctx context.Context, fn func(*sql.Tx) error) (err error) 
 	}
 	return nil
 }
+
+// txConns maps each transaction InTx runs on PostgreSQL (*sql.Tx) to the
+// connection it runs on (*sql.Conn), for CopyFrom. database/sql does not
+// expose a transaction's connection, so InTx takes one and begins the
+// transaction on it.
+var txConns sync.Map
+
+// begin starts InTx's transaction: on PostgreSQL on a connection of its own,
+// recorded in txConns until release. release ends the transaction if InTx
+// did not (fn panicked) and gives the connection back to the pool.
+func (db *DB) begin(ctx context.Context) (tx *sql.Tx, release func(), err error) {
+	if db.Dialect != Postgres {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		return tx, func() { _ = tx.Rollback() }, nil
+	}
+	// Like DB.BeginTx, take another connection when a pooled one turns out
+	// to be dead (driver.ErrBadConn: nothing was sent on it).
+	const attempts = 3
+	for i := 1; ; i++ {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			_ = conn.Close()
+			if errors.Is(err, driver.ErrBadConn) && i < attempts {
+				continue
+			}
+			return nil, nil, err
+		}
+		txConns.Store(tx, conn)
+		return tx, func() {
+			// A no-op (sql.ErrTxDone) once committed or rolled back; Close
+			// would wait forever for a transaction left open.
+			_ = tx.Rollback()
+			txConns.Delete(tx)
+			_ = conn.Close()
+		}, nil
+	}
+}
+
+// CopySource yields the rows CopyFrom writes: Next advances to the next row
+// (false at the end), Values returns its values in column order (the slice
+// may be reused: each row is encoded before the next is asked for), Err
+// reports a failure of the source.
+type CopySource = pgx.CopyFromSource
+
+// CopyFrom appends rows to table (an unqualified name, found on the
+// search_path) with PostgreSQL's COPY FROM STDIN in binary format, inside
+// tx: the rows commit or roll back with it, like an INSERT's. The server
+// writes COPY rows a page at a time (one WAL record per page, not per row)
+// and parses no SQL, so it is the fastest way to append many rows. COPY
+// has no ON CONFLICT: a duplicate key fails the statement, and so the
+// transaction, with a unique violation, as a plain INSERT would.
+//
+// ok is false and nothing is written when tx is not a PostgreSQL
+// transaction that InTx is running (SQLite, or a transaction begun
+// elsewhere): the caller then writes the rows with SQL.
+func CopyFrom(ctx context.Context, tx *sql.Tx, table string, cols []string, rows CopySource) (n int64, ok bool, err error) {
+	c, found := txConns.Load(tx)
+	if !found {
+		return 0, false, nil
+	}
+	err = c.(*sql.Conn).Raw(func(driverConn any) error {
+		pc, isPgx := driverConn.(*stdlib.Conn)
+		if !isPgx {
+			return errNotPgx
+		}
+		// Never COPY outside the transaction (a tx that fn already ended
+		// but that InTx has not released yet).
+		if st := pc.Conn().PgConn().TxStatus(); st != 'T' && st != 'E' {
+			return fmt.Errorf("copy into %s: the connection is not in a transaction (status %q)", table, st)
+		}
+		var err error
+		n, err = pc.Conn().CopyFrom(ctx, pgx.Identifier{table}, cols, rows)
+		return err
+	})
+	if errors.Is(err, errNotPgx) {
+		return 0, false, nil
+	}
+	return n, true, err
+}
+
+var errNotPgx = errors.New("not a pgx connection")
 
 // ErrRetry asks InTx to run the transaction again: the caller lost a race
 // that a fresh attempt will see the outcome of (e.g. two creates picking the

@@ -9,6 +9,11 @@
 // SQLite gets multi-row VALUES with plain "?" placeholders, because it
 // resolves "$N" as a named parameter with a linear search per parameter,
 // which makes a statement of thousands of parameters quadratic to prepare.
+//
+// InsertColumns without a suffix (plain appends: the ledger's transactions
+// and postings, the booked trades) goes further on PostgreSQL: inside a
+// transaction sqlstore.InTx runs it loads the rows with COPY
+// (sqlstore.CopyFrom), which the server writes a page at a time.
 package bulk
 
 import (
@@ -199,6 +204,12 @@ func execUnnest(ctx context.Context, q *sql.Tx, table string, cols []string, arr
 // InsertColumns is Insert with the values given column by column, each a
 // []int64, []string or [][]byte of the same length: the hot paths build
 // these directly, which spares PostgreSQL's path boxing every value.
+//
+// Without a suffix, on PostgreSQL, in a transaction sqlstore.InTx runs, the
+// rows are loaded with COPY: the same rows in the same transaction, a
+// duplicate key fails it with the same unique violation, and the server
+// does a fraction of the work of an INSERT per row. Elsewhere (a suffix,
+// SQLite, a transaction begun outside InTx) it is the INSERT Insert makes.
 func InsertColumns(ctx context.Context, q *sql.Tx, d sqlstore.Dialect, table string, cols []string, columns []any, suffix string) (int64, error) {
 	if len(columns) != len(cols) {
 		return 0, fmt.Errorf("bulk insert into %s: %d columns of values for %d names", table, len(columns), len(cols))
@@ -225,6 +236,15 @@ func InsertColumns(ctx context.Context, q *sql.Tx, d sqlstore.Dialect, table str
 		return 0, nil
 	}
 	if d == sqlstore.Postgres {
+		if suffix == "" {
+			copied, ok, err := sqlstore.CopyFrom(ctx, q, table, cols, &columnSource{columns: columns, n: n, i: -1, row: make([]any, len(columns))})
+			if err != nil {
+				return copied, fmt.Errorf("bulk insert into %s: %w", table, err)
+			}
+			if ok {
+				return copied, nil
+			}
+		}
 		return execUnnest(ctx, q, table, cols, columns, suffix)
 	}
 	rows := make([][]any, n)
@@ -250,3 +270,33 @@ func InsertColumns(ctx context.Context, q *sql.Tx, d sqlstore.Dialect, table str
 	}
 	return Insert(ctx, q, d, table, cols, rows, suffix)
 }
+
+// columnSource feeds COPY one row at a time from one typed slice per column
+// (as InsertColumns checked them), reusing one slice of values: the driver
+// encodes each row before it asks for the next.
+type columnSource struct {
+	columns []any
+	n, i    int
+	row     []any
+}
+
+func (s *columnSource) Next() bool {
+	s.i++
+	return s.i < s.n
+}
+
+func (s *columnSource) Values() ([]any, error) {
+	for j, c := range s.columns {
+		switch v := c.(type) {
+		case []int64:
+			s.row[j] = v[s.i]
+		case []string:
+			s.row[j] = v[s.i]
+		case [][]byte:
+			s.row[j] = v[s.i]
+		}
+	}
+	return s.row, nil
+}
+
+func (s *columnSource) Err() error { return nil }
