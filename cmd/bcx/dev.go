@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
-	"github.com/bcx-exchange/bcx/pkg/money"
 	"github.com/bcx-exchange/bcx/pkg/server"
 	"github.com/bcx-exchange/bcx/pkg/sqlstore"
 	listingv1 "github.com/bcx-exchange/bcx/proto/bcx/listing/v1"
@@ -34,8 +33,9 @@ import (
 
 // devConfig is `bcx dev`'s configuration: flags over environment over defaults.
 type devConfig struct {
-	Listen  string
-	DataDir string
+	Listen     string
+	DataDir    string
+	Currencies string
 }
 
 const credentialsFile = "dev-credentials.json"
@@ -50,6 +50,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	fs := newFlagSet("dev")
 	fs.StringVar(&cfg.Listen, "listen", envOr("BCX_LISTEN", "127.0.0.1:7070"), "gRPC listen address (env BCX_LISTEN)")
 	fs.StringVar(&cfg.DataDir, "data-dir", envOr("BCX_DATA_DIR", ".bcx-dev"), "data directory, kept across restarts (env BCX_DATA_DIR)")
+	fs.StringVar(&cfg.Currencies, "currencies", envOr("BCX_CURRENCIES", ""), currenciesUsage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,7 +58,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return fmt.Errorf("data directory: %w", err)
 	}
 	start := time.Now()
-	currencies := money.NewRegistry()
+	currencies, err := currencyRegistry(cfg.Currencies)
+	if err != nil {
+		return err
+	}
 	openDB := func(name string) (*sqlstore.DB, error) {
 		return sqlstore.Open(ctx, filepath.Join(cfg.DataDir, name+".db"))
 	}

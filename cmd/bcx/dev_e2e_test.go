@@ -36,9 +36,9 @@ func buildBinary(t *testing.T) string {
 
 // startDev starts `bcx dev` and returns the address once the banner is out,
 // with the time that took.
-func startDev(t *testing.T, bin, dataDir string) (addr string, ready time.Duration, stop func()) {
+func startDev(t *testing.T, bin, dataDir string, extra ...string) (addr string, ready time.Duration, stop func()) {
 	t.Helper()
-	cmd := exec.Command(bin, "dev", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	cmd := exec.Command(bin, append([]string{"dev", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,21 @@ type serveConfig struct {
 	SettlementAddr string
 	ServiceToken   string
 	RedisURL       string
+	Currencies     string
 	Bootstrap      bool
+}
+
+// currenciesUsage documents the --currencies flag of dev and serve.
+const currenciesUsage = "currencies beyond CNY, CNH and USD, as CODE:EXPONENT pairs, e.g. JPY:0,KRW:0 (env BCX_CURRENCIES); " +
+	"every service of one exchange needs the same list"
+
+// currencyRegistry is the default currencies plus those configured.
+func currencyRegistry(spec string) (*money.Registry, error) {
+	r := money.NewRegistry()
+	if err := r.AddSpec(spec); err != nil {
+		return nil, fmt.Errorf("--currencies: %w", err)
+	}
+	return r, nil
 }
 
 func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
@@ -61,6 +75,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	fs.StringVar(&cfg.SettlementAddr, "settlement-addr", envOr("BCX_SETTLEMENT_ADDR", "127.0.0.1:7074"), "settlement service address (env BCX_SETTLEMENT_ADDR)")
 	fs.StringVar(&cfg.ServiceToken, "service-token", envOr("BCX_SERVICE_TOKEN", ""), "token of a ROLE_SERVICE participant for calls between services (env BCX_SERVICE_TOKEN)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", envOr("BCX_REDIS_URL", ""), "Redis URL for market data fan-out (env BCX_REDIS_URL): matching publishes, marketdata gateways serve")
+	fs.StringVar(&cfg.Currencies, "currencies", envOr("BCX_CURRENCIES", ""), currenciesUsage)
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "listing: on an empty database, create operator OPS and print its token once")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -92,7 +107,11 @@ func serveListing(ctx context.Context, cfg serveConfig, stdout io.Writer, logger
 		return err
 	}
 	verifier := listing.NewVerifier(store, 5*time.Second)
-	svc := listing.NewServer(store, money.NewRegistry(), verifier, logger)
+	currencies, err := currencyRegistry(cfg.Currencies)
+	if err != nil {
+		return err
+	}
+	svc := listing.NewServer(store, currencies, verifier, logger)
 	if cfg.Bootstrap {
 		if err := bootstrapOperator(ctx, svc, stdout); err != nil {
 			return err
@@ -145,7 +164,10 @@ func serveOther(ctx context.Context, name string, cfg serveConfig, logger *slog.
 		return fmt.Errorf("serve %s: the service token belongs to %s, a %s, not a ROLE_SERVICE participant", name, who.Participant.Id, who.Participant.Role)
 	}
 	listingClient := listingv1.NewListingServiceClient(listingConn)
-	currencies := money.NewRegistry()
+	currencies, err := currencyRegistry(cfg.Currencies)
+	if err != nil {
+		return err
+	}
 
 	var (
 		policy   auth.Policy

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	listingv1 "github.com/bcx-exchange/bcx/proto/bcx/listing/v1"
 	marketdatav1 "github.com/bcx-exchange/bcx/proto/bcx/marketdata/v1"
 	receiptsv1 "github.com/bcx-exchange/bcx/proto/bcx/receipts/v1"
 	settlementv1 "github.com/bcx-exchange/bcx/proto/bcx/settlement/v1"
@@ -30,14 +31,14 @@ type devSession struct {
 	buyer, seller                        string
 }
 
-func startDevSession(t *testing.T) *devSession {
+func startDevSession(t *testing.T, extra ...string) *devSession {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping end-to-end test in -short mode")
 	}
 	bin := buildBinary(t)
 	dataDir := t.TempDir()
-	addr, _, stop := startDev(t, bin, dataDir)
+	addr, _, stop := startDev(t, bin, dataDir, extra...)
 	t.Cleanup(stop)
 	raw, err := os.ReadFile(filepath.Join(dataDir, credentialsFile))
 	if err != nil {
@@ -347,5 +348,37 @@ func TestDevFXFundedTradeEndToEnd(t *testing.T) {
 	d.must("check ledger", err)
 	if !check.Balanced {
 		t.Fatalf("ledger not balanced: %v", check)
+	}
+}
+
+// TestDevConfiguredCurrency: `--currencies KRW:0` adds won to the whole
+// exchange without code: the operator opens a KRW settlement account, the
+// bank's KRW deposit reaches the member's trading funds and the ledger.
+func TestDevConfiguredCurrency(t *testing.T) {
+	d := startDevSession(t, "--currencies", "KRW:0")
+	ctx := d.ctx
+	_, err := listingv1.NewListingServiceClient(d.ops).AddSettlementAccount(ctx, &listingv1.AddSettlementAccountRequest{
+		IdempotencyKey: "krw-acct", Account: &listingv1.SettlementAccount{ParticipantId: d.buyer, Currency: "KRW",
+			BankParticipantId: listing.DemoBank, AccountNumber: "KR-0001"}})
+	d.must("KRW account", err)
+	_, err = settlementv1.NewBankServiceClient(d.bank).PostDepositNotice(ctx, &settlementv1.PostDepositNoticeRequest{BankReference: "KRW-DEP-1",
+		ParticipantId: d.buyer, Amount: &typev1.Money{Currency: "KRW", Amount: "5000000"}, ValueDate: time.Now().Format(time.DateOnly)})
+	d.must("KRW deposit", err)
+	eventually(t, "KRW in the core", func() error {
+		b, err := tradingv1.NewTradingServiceClient(d.buyerConn).GetBalances(ctx, &tradingv1.GetBalancesRequest{})
+		if err != nil {
+			return err
+		}
+		for _, f := range b.Funds {
+			if f.Currency == "KRW" && f.Total == "5000000" {
+				return nil
+			}
+		}
+		return fmt.Errorf("funds %v", b.Funds)
+	})
+	_, err = settlementv1.NewBankServiceClient(d.bank).PostDepositNotice(ctx, &settlementv1.PostDepositNoticeRequest{BankReference: "XYZ-DEP-1",
+		ParticipantId: d.buyer, Amount: &typev1.Money{Currency: "XYZ", Amount: "1"}, ValueDate: time.Now().Format(time.DateOnly)})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("unconfigured currency: %v", err)
 	}
 }

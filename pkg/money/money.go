@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -167,6 +168,38 @@ func (r *Registry) Add(c Currency) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.codes[c.Code] = c
+	return nil
+}
+
+// AddSpec registers the currencies of a configuration value: comma
+// separated code:exponent pairs, e.g. "JPY:0,KRW:0" (an empty spec adds
+// nothing). Nothing is added unless every pair is valid.
+func (r *Registry) AddSpec(spec string) error {
+	var cs []Currency
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		code, exp, ok := strings.Cut(part, ":")
+		e, err := strconv.Atoi(strings.TrimSpace(exp))
+		if !ok || err != nil {
+			return fmt.Errorf("currency %q: want CODE:EXPONENT, e.g. JPY:0", part)
+		}
+		c := Currency{Code: strings.TrimSpace(code), Exponent: int32(e)}
+		if !isCode(c.Code) || c.Exponent < 0 || c.Exponent > 4 {
+			return fmt.Errorf("currency %q: a three-letter upper-case code and an exponent from 0 to 4", part)
+		}
+		if old, err := r.Lookup(c.Code); err == nil && old.Exponent != c.Exponent {
+			return fmt.Errorf("currency %s is already known with exponent %d", c.Code, old.Exponent)
+		}
+		cs = append(cs, c)
+	}
+	for _, c := range cs {
+		if err := r.Add(c); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

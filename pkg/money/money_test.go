@@ -117,3 +117,27 @@ func TestFormatStepsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestAddSpec(t *testing.T) {
+	r := NewRegistry()
+	if err := r.AddSpec(" JPY:0, KRW:0 ,"); err != nil {
+		t.Fatal(err)
+	}
+	for code, exp := range map[string]int32{"JPY": 0, "KRW": 0, "CNY": 2} {
+		if c, err := r.Lookup(code); err != nil || c.Exponent != exp {
+			t.Errorf("%s: %+v %v", code, c, err)
+		}
+	}
+	for _, bad := range []string{"JPY", "jpy:0", "JPY:x", "JPY:9", "CNY:0", "EUR:2,XX:1"} {
+		r := NewRegistry()
+		if err := r.AddSpec(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+		if _, err := r.Lookup("EUR"); err == nil {
+			t.Errorf("%q: a valid pair was added although another was refused", bad)
+		}
+	}
+	if err := r.AddSpec(""); err != nil {
+		t.Fatal(err)
+	}
+}
