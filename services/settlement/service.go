@@ -267,6 +267,10 @@ func Policy() auth.Policy {
 		m(ad, "ListFxRates"):        {typev1.Role_ROLE_OPERATOR, typev1.Role_ROLE_MEMBER, typev1.Role_ROLE_CLEARING_BANK, typev1.Role_ROLE_SERVICE},
 		m(ad, "RunSettlementCycle"): operator,
 		m(ad, "CheckLedger"):        operator,
+		m(ad, "PostCorrection"):     operator,
+		m(ad, "ListParkedEvents"):   operator,
+		m(ad, "RetryParkedEvent"):   operator,
+		m(ad, "ReissueInstruction"): operator,
 
 		// The receipts service reports goods legs; no participant may.
 		m(in, "RecordReceiptsLeg"): service,

@@ -248,6 +248,17 @@ func scanEntries(rows *sql.Rows) ([]Entry, error) {
 	return out, rows.Err()
 }
 
+// TransactionEntries returns a transaction's postings, or none if there is
+// no such transaction.
+func (l *Ledger) TransactionEntries(ctx context.Context, q *sql.Tx, id int64) ([]Entry, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+entryCols+` FROM ledger_postings p JOIN ledger_transactions t ON t.transaction_id = p.transaction_id
+		WHERE p.transaction_id = $1 ORDER BY p.posting_id`, id)
+	if err != nil {
+		return nil, err
+	}
+	return scanEntries(rows)
+}
+
 // Cursor is a position in an owner's postings: booking time, then id.
 type Cursor struct {
 	BookedAt  int64

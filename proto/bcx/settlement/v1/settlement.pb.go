@@ -299,6 +299,565 @@ func (InstructionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{4}
 }
 
+type CorrectionLine struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ledger account name, e.g. "member:M-ALPHA:available:CNY".
+	Account string `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	// Signed: positive is a credit to the account holder, as in Posting.
+	Amount        *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CorrectionLine) Reset() {
+	*x = CorrectionLine{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CorrectionLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CorrectionLine) ProtoMessage() {}
+
+func (x *CorrectionLine) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CorrectionLine.ProtoReflect.Descriptor instead.
+func (*CorrectionLine) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CorrectionLine) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *CorrectionLine) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+type PostCorrectionRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	IdempotencyKey string                 `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// The transaction this corrects; it must exist.
+	CorrectsTransactionId int64  `protobuf:"varint,2,opt,name=corrects_transaction_id,json=correctsTransactionId,proto3" json:"corrects_transaction_id,omitempty"`
+	Reason                string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Either reverse the whole transaction, or book these lines.
+	Reverse       bool              `protobuf:"varint,4,opt,name=reverse,proto3" json:"reverse,omitempty"`
+	Lines         []*CorrectionLine `protobuf:"bytes,5,rep,name=lines,proto3" json:"lines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostCorrectionRequest) Reset() {
+	*x = PostCorrectionRequest{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostCorrectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostCorrectionRequest) ProtoMessage() {}
+
+func (x *PostCorrectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostCorrectionRequest.ProtoReflect.Descriptor instead.
+func (*PostCorrectionRequest) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PostCorrectionRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *PostCorrectionRequest) GetCorrectsTransactionId() int64 {
+	if x != nil {
+		return x.CorrectsTransactionId
+	}
+	return 0
+}
+
+func (x *PostCorrectionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PostCorrectionRequest) GetReverse() bool {
+	if x != nil {
+		return x.Reverse
+	}
+	return false
+}
+
+func (x *PostCorrectionRequest) GetLines() []*CorrectionLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+type PostCorrectionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TransactionId int64                  `protobuf:"varint,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	Postings      []*Posting             `protobuf:"bytes,2,rep,name=postings,proto3" json:"postings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostCorrectionResponse) Reset() {
+	*x = PostCorrectionResponse{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostCorrectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostCorrectionResponse) ProtoMessage() {}
+
+func (x *PostCorrectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostCorrectionResponse.ProtoReflect.Descriptor instead.
+func (*PostCorrectionResponse) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PostCorrectionResponse) GetTransactionId() int64 {
+	if x != nil {
+		return x.TransactionId
+	}
+	return 0
+}
+
+func (x *PostCorrectionResponse) GetPostings() []*Posting {
+	if x != nil {
+		return x.Postings
+	}
+	return nil
+}
+
+type ParkedEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The core event's sequence number and position within it.
+	Sequence      int64                  `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Index         int64                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	TradeId       int64                  `protobuf:"varint,3,opt,name=trade_id,json=tradeId,proto3" json:"trade_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	ParkedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=parked_at,json=parkedAt,proto3" json:"parked_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParkedEvent) Reset() {
+	*x = ParkedEvent{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParkedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParkedEvent) ProtoMessage() {}
+
+func (x *ParkedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParkedEvent.ProtoReflect.Descriptor instead.
+func (*ParkedEvent) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ParkedEvent) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *ParkedEvent) GetIndex() int64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ParkedEvent) GetTradeId() int64 {
+	if x != nil {
+		return x.TradeId
+	}
+	return 0
+}
+
+func (x *ParkedEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ParkedEvent) GetParkedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ParkedAt
+	}
+	return nil
+}
+
+type ListParkedEventsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListParkedEventsRequest) Reset() {
+	*x = ListParkedEventsRequest{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListParkedEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListParkedEventsRequest) ProtoMessage() {}
+
+func (x *ListParkedEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListParkedEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListParkedEventsRequest) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListParkedEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListParkedEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListParkedEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*ParkedEvent         `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListParkedEventsResponse) Reset() {
+	*x = ListParkedEventsResponse{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListParkedEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListParkedEventsResponse) ProtoMessage() {}
+
+func (x *ListParkedEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListParkedEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListParkedEventsResponse) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListParkedEventsResponse) GetEvents() []*ParkedEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListParkedEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type RetryParkedEventRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequence      int64                  `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Index         int64                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryParkedEventRequest) Reset() {
+	*x = RetryParkedEventRequest{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryParkedEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryParkedEventRequest) ProtoMessage() {}
+
+func (x *RetryParkedEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryParkedEventRequest.ProtoReflect.Descriptor instead.
+func (*RetryParkedEventRequest) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RetryParkedEventRequest) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *RetryParkedEventRequest) GetIndex() int64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type RetryParkedEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trade as booked now.
+	Settlement    *TradeSettlement `protobuf:"bytes,1,opt,name=settlement,proto3" json:"settlement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryParkedEventResponse) Reset() {
+	*x = RetryParkedEventResponse{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryParkedEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryParkedEventResponse) ProtoMessage() {}
+
+func (x *RetryParkedEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryParkedEventResponse.ProtoReflect.Descriptor instead.
+func (*RetryParkedEventResponse) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RetryParkedEventResponse) GetSettlement() *TradeSettlement {
+	if x != nil {
+		return x.Settlement
+	}
+	return nil
+}
+
+type ReissueInstructionRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	IdempotencyKey string                 `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// A rejected instruction.
+	InstructionId string `protobuf:"bytes,2,opt,name=instruction_id,json=instructionId,proto3" json:"instruction_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReissueInstructionRequest) Reset() {
+	*x = ReissueInstructionRequest{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReissueInstructionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReissueInstructionRequest) ProtoMessage() {}
+
+func (x *ReissueInstructionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReissueInstructionRequest.ProtoReflect.Descriptor instead.
+func (*ReissueInstructionRequest) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReissueInstructionRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *ReissueInstructionRequest) GetInstructionId() string {
+	if x != nil {
+		return x.InstructionId
+	}
+	return ""
+}
+
+type ReissueInstructionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instruction   *Instruction           `protobuf:"bytes,1,opt,name=instruction,proto3" json:"instruction,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReissueInstructionResponse) Reset() {
+	*x = ReissueInstructionResponse{}
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReissueInstructionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReissueInstructionResponse) ProtoMessage() {}
+
+func (x *ReissueInstructionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReissueInstructionResponse.ProtoReflect.Descriptor instead.
+func (*ReissueInstructionResponse) Descriptor() ([]byte, []int) {
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReissueInstructionResponse) GetInstruction() *Instruction {
+	if x != nil {
+		return x.Instruction
+	}
+	return nil
+}
+
 type AccountBalance struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ledger account name, e.g. "member:M-HUAXIN:available:CNY".
@@ -311,7 +870,7 @@ type AccountBalance struct {
 
 func (x *AccountBalance) Reset() {
 	*x = AccountBalance{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[0]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +882,7 @@ func (x *AccountBalance) String() string {
 func (*AccountBalance) ProtoMessage() {}
 
 func (x *AccountBalance) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[0]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +895,7 @@ func (x *AccountBalance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountBalance.ProtoReflect.Descriptor instead.
 func (*AccountBalance) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{0}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AccountBalance) GetAccount() string {
@@ -379,7 +938,7 @@ type Posting struct {
 
 func (x *Posting) Reset() {
 	*x = Posting{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[1]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +950,7 @@ func (x *Posting) String() string {
 func (*Posting) ProtoMessage() {}
 
 func (x *Posting) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[1]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +963,7 @@ func (x *Posting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Posting.ProtoReflect.Descriptor instead.
 func (*Posting) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{1}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Posting) GetPostingId() int64 {
@@ -473,7 +1032,7 @@ type GetAccountBalancesRequest struct {
 
 func (x *GetAccountBalancesRequest) Reset() {
 	*x = GetAccountBalancesRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[2]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +1044,7 @@ func (x *GetAccountBalancesRequest) String() string {
 func (*GetAccountBalancesRequest) ProtoMessage() {}
 
 func (x *GetAccountBalancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[2]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +1057,7 @@ func (x *GetAccountBalancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountBalancesRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountBalancesRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{2}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetAccountBalancesRequest) GetParticipantId() string {
@@ -517,7 +1076,7 @@ type GetAccountBalancesResponse struct {
 
 func (x *GetAccountBalancesResponse) Reset() {
 	*x = GetAccountBalancesResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[3]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +1088,7 @@ func (x *GetAccountBalancesResponse) String() string {
 func (*GetAccountBalancesResponse) ProtoMessage() {}
 
 func (x *GetAccountBalancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[3]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +1101,7 @@ func (x *GetAccountBalancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountBalancesResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountBalancesResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{3}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetAccountBalancesResponse) GetBalances() []*AccountBalance {
@@ -564,7 +1123,7 @@ type ListPostingsRequest struct {
 
 func (x *ListPostingsRequest) Reset() {
 	*x = ListPostingsRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[4]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +1135,7 @@ func (x *ListPostingsRequest) String() string {
 func (*ListPostingsRequest) ProtoMessage() {}
 
 func (x *ListPostingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[4]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +1148,7 @@ func (x *ListPostingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPostingsRequest.ProtoReflect.Descriptor instead.
 func (*ListPostingsRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{4}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListPostingsRequest) GetParticipantId() string {
@@ -630,7 +1189,7 @@ type ListPostingsResponse struct {
 
 func (x *ListPostingsResponse) Reset() {
 	*x = ListPostingsResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[5]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +1201,7 @@ func (x *ListPostingsResponse) String() string {
 func (*ListPostingsResponse) ProtoMessage() {}
 
 func (x *ListPostingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[5]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +1214,7 @@ func (x *ListPostingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPostingsResponse.ProtoReflect.Descriptor instead.
 func (*ListPostingsResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{5}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListPostingsResponse) GetPostings() []*Posting {
@@ -685,7 +1244,7 @@ type GetStatementRequest struct {
 
 func (x *GetStatementRequest) Reset() {
 	*x = GetStatementRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[6]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +1256,7 @@ func (x *GetStatementRequest) String() string {
 func (*GetStatementRequest) ProtoMessage() {}
 
 func (x *GetStatementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[6]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +1269,7 @@ func (x *GetStatementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatementRequest.ProtoReflect.Descriptor instead.
 func (*GetStatementRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{6}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetStatementRequest) GetParticipantId() string {
@@ -752,7 +1311,7 @@ type GetStatementResponse struct {
 
 func (x *GetStatementResponse) Reset() {
 	*x = GetStatementResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[7]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +1323,7 @@ func (x *GetStatementResponse) String() string {
 func (*GetStatementResponse) ProtoMessage() {}
 
 func (x *GetStatementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[7]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +1336,7 @@ func (x *GetStatementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatementResponse.ProtoReflect.Descriptor instead.
 func (*GetStatementResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{7}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetStatementResponse) GetOpeningBalance() *v1.Money {
@@ -811,7 +1370,7 @@ type RequestWithdrawalRequest struct {
 
 func (x *RequestWithdrawalRequest) Reset() {
 	*x = RequestWithdrawalRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[8]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +1382,7 @@ func (x *RequestWithdrawalRequest) String() string {
 func (*RequestWithdrawalRequest) ProtoMessage() {}
 
 func (x *RequestWithdrawalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[8]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1395,7 @@ func (x *RequestWithdrawalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestWithdrawalRequest.ProtoReflect.Descriptor instead.
 func (*RequestWithdrawalRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{8}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RequestWithdrawalRequest) GetIdempotencyKey() string {
@@ -864,7 +1423,7 @@ type RequestWithdrawalResponse struct {
 
 func (x *RequestWithdrawalResponse) Reset() {
 	*x = RequestWithdrawalResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[9]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +1435,7 @@ func (x *RequestWithdrawalResponse) String() string {
 func (*RequestWithdrawalResponse) ProtoMessage() {}
 
 func (x *RequestWithdrawalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[9]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +1448,7 @@ func (x *RequestWithdrawalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestWithdrawalResponse.ProtoReflect.Descriptor instead.
 func (*RequestWithdrawalResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{9}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RequestWithdrawalResponse) GetWithdrawalId() string {
@@ -935,7 +1494,7 @@ type TradeSettlement struct {
 
 func (x *TradeSettlement) Reset() {
 	*x = TradeSettlement{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[10]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1506,7 @@ func (x *TradeSettlement) String() string {
 func (*TradeSettlement) ProtoMessage() {}
 
 func (x *TradeSettlement) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[10]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1519,7 @@ func (x *TradeSettlement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TradeSettlement.ProtoReflect.Descriptor instead.
 func (*TradeSettlement) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{10}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TradeSettlement) GetTradeId() int64 {
@@ -1063,7 +1622,7 @@ type GetTradeSettlementRequest struct {
 
 func (x *GetTradeSettlementRequest) Reset() {
 	*x = GetTradeSettlementRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[11]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1634,7 @@ func (x *GetTradeSettlementRequest) String() string {
 func (*GetTradeSettlementRequest) ProtoMessage() {}
 
 func (x *GetTradeSettlementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[11]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1647,7 @@ func (x *GetTradeSettlementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTradeSettlementRequest.ProtoReflect.Descriptor instead.
 func (*GetTradeSettlementRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{11}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetTradeSettlementRequest) GetTradeId() int64 {
@@ -1107,7 +1666,7 @@ type GetTradeSettlementResponse struct {
 
 func (x *GetTradeSettlementResponse) Reset() {
 	*x = GetTradeSettlementResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[12]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1678,7 @@ func (x *GetTradeSettlementResponse) String() string {
 func (*GetTradeSettlementResponse) ProtoMessage() {}
 
 func (x *GetTradeSettlementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[12]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1691,7 @@ func (x *GetTradeSettlementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTradeSettlementResponse.ProtoReflect.Descriptor instead.
 func (*GetTradeSettlementResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{12}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetTradeSettlementResponse) GetSettlement() *TradeSettlement {
@@ -1154,7 +1713,7 @@ type ListTradeSettlementsRequest struct {
 
 func (x *ListTradeSettlementsRequest) Reset() {
 	*x = ListTradeSettlementsRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[13]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1725,7 @@ func (x *ListTradeSettlementsRequest) String() string {
 func (*ListTradeSettlementsRequest) ProtoMessage() {}
 
 func (x *ListTradeSettlementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[13]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1738,7 @@ func (x *ListTradeSettlementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTradeSettlementsRequest.ProtoReflect.Descriptor instead.
 func (*ListTradeSettlementsRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{13}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListTradeSettlementsRequest) GetParticipantId() string {
@@ -1220,7 +1779,7 @@ type ListTradeSettlementsResponse struct {
 
 func (x *ListTradeSettlementsResponse) Reset() {
 	*x = ListTradeSettlementsResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[14]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1791,7 @@ func (x *ListTradeSettlementsResponse) String() string {
 func (*ListTradeSettlementsResponse) ProtoMessage() {}
 
 func (x *ListTradeSettlementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[14]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1804,7 @@ func (x *ListTradeSettlementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTradeSettlementsResponse.ProtoReflect.Descriptor instead.
 func (*ListTradeSettlementsResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{14}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListTradeSettlementsResponse) GetSettlements() []*TradeSettlement {
@@ -1275,7 +1834,7 @@ type SetFxPreferenceRequest struct {
 
 func (x *SetFxPreferenceRequest) Reset() {
 	*x = SetFxPreferenceRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[15]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1846,7 @@ func (x *SetFxPreferenceRequest) String() string {
 func (*SetFxPreferenceRequest) ProtoMessage() {}
 
 func (x *SetFxPreferenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[15]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1859,7 @@ func (x *SetFxPreferenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFxPreferenceRequest.ProtoReflect.Descriptor instead.
 func (*SetFxPreferenceRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{15}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetFxPreferenceRequest) GetIdempotencyKey() string {
@@ -1334,7 +1893,7 @@ type SetFxPreferenceResponse struct {
 
 func (x *SetFxPreferenceResponse) Reset() {
 	*x = SetFxPreferenceResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[16]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1905,7 @@ func (x *SetFxPreferenceResponse) String() string {
 func (*SetFxPreferenceResponse) ProtoMessage() {}
 
 func (x *SetFxPreferenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[16]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1918,7 @@ func (x *SetFxPreferenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFxPreferenceResponse.ProtoReflect.Descriptor instead.
 func (*SetFxPreferenceResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{16}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetFxPreferenceResponse) GetTradeCurrency() string {
@@ -1391,7 +1950,7 @@ type PostDepositNoticeRequest struct {
 
 func (x *PostDepositNoticeRequest) Reset() {
 	*x = PostDepositNoticeRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[17]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1962,7 @@ func (x *PostDepositNoticeRequest) String() string {
 func (*PostDepositNoticeRequest) ProtoMessage() {}
 
 func (x *PostDepositNoticeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[17]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1975,7 @@ func (x *PostDepositNoticeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostDepositNoticeRequest.ProtoReflect.Descriptor instead.
 func (*PostDepositNoticeRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{17}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PostDepositNoticeRequest) GetBankReference() string {
@@ -1464,7 +2023,7 @@ type PostDepositNoticeResponse struct {
 
 func (x *PostDepositNoticeResponse) Reset() {
 	*x = PostDepositNoticeResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[18]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +2035,7 @@ func (x *PostDepositNoticeResponse) String() string {
 func (*PostDepositNoticeResponse) ProtoMessage() {}
 
 func (x *PostDepositNoticeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[18]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +2048,7 @@ func (x *PostDepositNoticeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostDepositNoticeResponse.ProtoReflect.Descriptor instead.
 func (*PostDepositNoticeResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{18}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PostDepositNoticeResponse) GetTransactionId() int64 {
@@ -1529,7 +2088,7 @@ type Instruction struct {
 
 func (x *Instruction) Reset() {
 	*x = Instruction{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[19]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +2100,7 @@ func (x *Instruction) String() string {
 func (*Instruction) ProtoMessage() {}
 
 func (x *Instruction) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[19]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +2113,7 @@ func (x *Instruction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instruction.ProtoReflect.Descriptor instead.
 func (*Instruction) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{19}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Instruction) GetInstructionId() string {
@@ -1658,7 +2217,7 @@ type StreamInstructionsRequest struct {
 
 func (x *StreamInstructionsRequest) Reset() {
 	*x = StreamInstructionsRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[20]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +2229,7 @@ func (x *StreamInstructionsRequest) String() string {
 func (*StreamInstructionsRequest) ProtoMessage() {}
 
 func (x *StreamInstructionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[20]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +2242,7 @@ func (x *StreamInstructionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamInstructionsRequest.ProtoReflect.Descriptor instead.
 func (*StreamInstructionsRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{20}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StreamInstructionsRequest) GetAfterCursor() int64 {
@@ -1702,7 +2261,7 @@ type StreamInstructionsResponse struct {
 
 func (x *StreamInstructionsResponse) Reset() {
 	*x = StreamInstructionsResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[21]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +2273,7 @@ func (x *StreamInstructionsResponse) String() string {
 func (*StreamInstructionsResponse) ProtoMessage() {}
 
 func (x *StreamInstructionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[21]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +2286,7 @@ func (x *StreamInstructionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamInstructionsResponse.ProtoReflect.Descriptor instead.
 func (*StreamInstructionsResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{21}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StreamInstructionsResponse) GetInstruction() *Instruction {
@@ -1746,7 +2305,7 @@ type AcknowledgeInstructionRequest struct {
 
 func (x *AcknowledgeInstructionRequest) Reset() {
 	*x = AcknowledgeInstructionRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[22]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +2317,7 @@ func (x *AcknowledgeInstructionRequest) String() string {
 func (*AcknowledgeInstructionRequest) ProtoMessage() {}
 
 func (x *AcknowledgeInstructionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[22]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +2330,7 @@ func (x *AcknowledgeInstructionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeInstructionRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeInstructionRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{22}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AcknowledgeInstructionRequest) GetInstructionId() string {
@@ -1790,7 +2349,7 @@ type AcknowledgeInstructionResponse struct {
 
 func (x *AcknowledgeInstructionResponse) Reset() {
 	*x = AcknowledgeInstructionResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[23]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +2361,7 @@ func (x *AcknowledgeInstructionResponse) String() string {
 func (*AcknowledgeInstructionResponse) ProtoMessage() {}
 
 func (x *AcknowledgeInstructionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[23]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +2374,7 @@ func (x *AcknowledgeInstructionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeInstructionResponse.ProtoReflect.Descriptor instead.
 func (*AcknowledgeInstructionResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{23}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AcknowledgeInstructionResponse) GetInstruction() *Instruction {
@@ -1835,7 +2394,7 @@ type ConfirmInstructionRequest struct {
 
 func (x *ConfirmInstructionRequest) Reset() {
 	*x = ConfirmInstructionRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[24]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +2406,7 @@ func (x *ConfirmInstructionRequest) String() string {
 func (*ConfirmInstructionRequest) ProtoMessage() {}
 
 func (x *ConfirmInstructionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[24]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +2419,7 @@ func (x *ConfirmInstructionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmInstructionRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmInstructionRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{24}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ConfirmInstructionRequest) GetInstructionId() string {
@@ -1886,7 +2445,7 @@ type ConfirmInstructionResponse struct {
 
 func (x *ConfirmInstructionResponse) Reset() {
 	*x = ConfirmInstructionResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[25]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +2457,7 @@ func (x *ConfirmInstructionResponse) String() string {
 func (*ConfirmInstructionResponse) ProtoMessage() {}
 
 func (x *ConfirmInstructionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[25]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +2470,7 @@ func (x *ConfirmInstructionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmInstructionResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmInstructionResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{25}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConfirmInstructionResponse) GetInstruction() *Instruction {
@@ -1931,7 +2490,7 @@ type RejectInstructionRequest struct {
 
 func (x *RejectInstructionRequest) Reset() {
 	*x = RejectInstructionRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[26]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1943,7 +2502,7 @@ func (x *RejectInstructionRequest) String() string {
 func (*RejectInstructionRequest) ProtoMessage() {}
 
 func (x *RejectInstructionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[26]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1956,7 +2515,7 @@ func (x *RejectInstructionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectInstructionRequest.ProtoReflect.Descriptor instead.
 func (*RejectInstructionRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{26}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RejectInstructionRequest) GetInstructionId() string {
@@ -1982,7 +2541,7 @@ type RejectInstructionResponse struct {
 
 func (x *RejectInstructionResponse) Reset() {
 	*x = RejectInstructionResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[27]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1994,7 +2553,7 @@ func (x *RejectInstructionResponse) String() string {
 func (*RejectInstructionResponse) ProtoMessage() {}
 
 func (x *RejectInstructionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[27]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2007,7 +2566,7 @@ func (x *RejectInstructionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectInstructionResponse.ProtoReflect.Descriptor instead.
 func (*RejectInstructionResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{27}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RejectInstructionResponse) GetInstruction() *Instruction {
@@ -2029,7 +2588,7 @@ type ImportStatementRequest struct {
 
 func (x *ImportStatementRequest) Reset() {
 	*x = ImportStatementRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[28]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2600,7 @@ func (x *ImportStatementRequest) String() string {
 func (*ImportStatementRequest) ProtoMessage() {}
 
 func (x *ImportStatementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[28]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2613,7 @@ func (x *ImportStatementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportStatementRequest.ProtoReflect.Descriptor instead.
 func (*ImportStatementRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{28}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ImportStatementRequest) GetContent() []byte {
@@ -2087,7 +2646,7 @@ type ImportStatementResponse struct {
 
 func (x *ImportStatementResponse) Reset() {
 	*x = ImportStatementResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[29]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2658,7 @@ func (x *ImportStatementResponse) String() string {
 func (*ImportStatementResponse) ProtoMessage() {}
 
 func (x *ImportStatementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[29]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2671,7 @@ func (x *ImportStatementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportStatementResponse.ProtoReflect.Descriptor instead.
 func (*ImportStatementResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{29}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ImportStatementResponse) GetReportId() string {
@@ -2157,7 +2716,7 @@ type UploadStatementRequest struct {
 
 func (x *UploadStatementRequest) Reset() {
 	*x = UploadStatementRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[30]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2728,7 @@ func (x *UploadStatementRequest) String() string {
 func (*UploadStatementRequest) ProtoMessage() {}
 
 func (x *UploadStatementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[30]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2741,7 @@ func (x *UploadStatementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatementRequest.ProtoReflect.Descriptor instead.
 func (*UploadStatementRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{30}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UploadStatementRequest) GetPart() isUploadStatementRequest_Part {
@@ -2242,7 +2801,7 @@ type UploadStatementMetadata struct {
 
 func (x *UploadStatementMetadata) Reset() {
 	*x = UploadStatementMetadata{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[31]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2813,7 @@ func (x *UploadStatementMetadata) String() string {
 func (*UploadStatementMetadata) ProtoMessage() {}
 
 func (x *UploadStatementMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[31]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2826,7 @@ func (x *UploadStatementMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatementMetadata.ProtoReflect.Descriptor instead.
 func (*UploadStatementMetadata) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{31}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UploadStatementMetadata) GetFileName() string {
@@ -2301,7 +2860,7 @@ type UploadStatementResponse struct {
 
 func (x *UploadStatementResponse) Reset() {
 	*x = UploadStatementResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[32]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2872,7 @@ func (x *UploadStatementResponse) String() string {
 func (*UploadStatementResponse) ProtoMessage() {}
 
 func (x *UploadStatementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[32]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2885,7 @@ func (x *UploadStatementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatementResponse.ProtoReflect.Descriptor instead.
 func (*UploadStatementResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{32}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UploadStatementResponse) GetReportId() string {
@@ -2371,7 +2930,7 @@ type MatchedEntry struct {
 
 func (x *MatchedEntry) Reset() {
 	*x = MatchedEntry{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[33]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2942,7 @@ func (x *MatchedEntry) String() string {
 func (*MatchedEntry) ProtoMessage() {}
 
 func (x *MatchedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[33]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2955,7 @@ func (x *MatchedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchedEntry.ProtoReflect.Descriptor instead.
 func (*MatchedEntry) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{33}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *MatchedEntry) GetBankReference() string {
@@ -2456,7 +3015,7 @@ type ReconciliationReport struct {
 
 func (x *ReconciliationReport) Reset() {
 	*x = ReconciliationReport{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[34]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2468,7 +3027,7 @@ func (x *ReconciliationReport) String() string {
 func (*ReconciliationReport) ProtoMessage() {}
 
 func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[34]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +3040,7 @@ func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationReport.ProtoReflect.Descriptor instead.
 func (*ReconciliationReport) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{34}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReconciliationReport) GetReportId() string {
@@ -2577,7 +3136,7 @@ type GetReconciliationReportRequest struct {
 
 func (x *GetReconciliationReportRequest) Reset() {
 	*x = GetReconciliationReportRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[35]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +3148,7 @@ func (x *GetReconciliationReportRequest) String() string {
 func (*GetReconciliationReportRequest) ProtoMessage() {}
 
 func (x *GetReconciliationReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[35]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +3161,7 @@ func (x *GetReconciliationReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReconciliationReportRequest.ProtoReflect.Descriptor instead.
 func (*GetReconciliationReportRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{35}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetReconciliationReportRequest) GetReportId() string {
@@ -2621,7 +3180,7 @@ type GetReconciliationReportResponse struct {
 
 func (x *GetReconciliationReportResponse) Reset() {
 	*x = GetReconciliationReportResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2633,7 +3192,7 @@ func (x *GetReconciliationReportResponse) String() string {
 func (*GetReconciliationReportResponse) ProtoMessage() {}
 
 func (x *GetReconciliationReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[36]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2646,7 +3205,7 @@ func (x *GetReconciliationReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReconciliationReportResponse.ProtoReflect.Descriptor instead.
 func (*GetReconciliationReportResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{36}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetReconciliationReportResponse) GetReport() *ReconciliationReport {
@@ -2666,7 +3225,7 @@ type ListReconciliationReportsRequest struct {
 
 func (x *ListReconciliationReportsRequest) Reset() {
 	*x = ListReconciliationReportsRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +3237,7 @@ func (x *ListReconciliationReportsRequest) String() string {
 func (*ListReconciliationReportsRequest) ProtoMessage() {}
 
 func (x *ListReconciliationReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[37]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +3250,7 @@ func (x *ListReconciliationReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReconciliationReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListReconciliationReportsRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{37}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListReconciliationReportsRequest) GetPageSize() int32 {
@@ -2718,7 +3277,7 @@ type ListReconciliationReportsResponse struct {
 
 func (x *ListReconciliationReportsResponse) Reset() {
 	*x = ListReconciliationReportsResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2730,7 +3289,7 @@ func (x *ListReconciliationReportsResponse) String() string {
 func (*ListReconciliationReportsResponse) ProtoMessage() {}
 
 func (x *ListReconciliationReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[38]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2743,7 +3302,7 @@ func (x *ListReconciliationReportsResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use ListReconciliationReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListReconciliationReportsResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{38}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListReconciliationReportsResponse) GetReports() []*ReconciliationReport {
@@ -2774,7 +3333,7 @@ type FeeSchedule struct {
 
 func (x *FeeSchedule) Reset() {
 	*x = FeeSchedule{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +3345,7 @@ func (x *FeeSchedule) String() string {
 func (*FeeSchedule) ProtoMessage() {}
 
 func (x *FeeSchedule) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[39]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +3358,7 @@ func (x *FeeSchedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeeSchedule.ProtoReflect.Descriptor instead.
 func (*FeeSchedule) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{39}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *FeeSchedule) GetSymbol() string {
@@ -2833,7 +3392,7 @@ type SetFeeScheduleRequest struct {
 
 func (x *SetFeeScheduleRequest) Reset() {
 	*x = SetFeeScheduleRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +3404,7 @@ func (x *SetFeeScheduleRequest) String() string {
 func (*SetFeeScheduleRequest) ProtoMessage() {}
 
 func (x *SetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[40]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2858,7 +3417,7 @@ func (x *SetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFeeScheduleRequest.ProtoReflect.Descriptor instead.
 func (*SetFeeScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{40}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SetFeeScheduleRequest) GetIdempotencyKey() string {
@@ -2884,7 +3443,7 @@ type SetFeeScheduleResponse struct {
 
 func (x *SetFeeScheduleResponse) Reset() {
 	*x = SetFeeScheduleResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +3455,7 @@ func (x *SetFeeScheduleResponse) String() string {
 func (*SetFeeScheduleResponse) ProtoMessage() {}
 
 func (x *SetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[41]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +3468,7 @@ func (x *SetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFeeScheduleResponse.ProtoReflect.Descriptor instead.
 func (*SetFeeScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{41}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetFeeScheduleResponse) GetSchedule() *FeeSchedule {
@@ -2928,7 +3487,7 @@ type GetFeeScheduleRequest struct {
 
 func (x *GetFeeScheduleRequest) Reset() {
 	*x = GetFeeScheduleRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3499,7 @@ func (x *GetFeeScheduleRequest) String() string {
 func (*GetFeeScheduleRequest) ProtoMessage() {}
 
 func (x *GetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[42]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3512,7 @@ func (x *GetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFeeScheduleRequest.ProtoReflect.Descriptor instead.
 func (*GetFeeScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{42}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetFeeScheduleRequest) GetSymbol() string {
@@ -2972,7 +3531,7 @@ type GetFeeScheduleResponse struct {
 
 func (x *GetFeeScheduleResponse) Reset() {
 	*x = GetFeeScheduleResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3543,7 @@ func (x *GetFeeScheduleResponse) String() string {
 func (*GetFeeScheduleResponse) ProtoMessage() {}
 
 func (x *GetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[43]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3556,7 @@ func (x *GetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFeeScheduleResponse.ProtoReflect.Descriptor instead.
 func (*GetFeeScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{43}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetFeeScheduleResponse) GetSchedule() *FeeSchedule {
@@ -3025,7 +3584,7 @@ type FxRate struct {
 
 func (x *FxRate) Reset() {
 	*x = FxRate{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3037,7 +3596,7 @@ func (x *FxRate) String() string {
 func (*FxRate) ProtoMessage() {}
 
 func (x *FxRate) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[44]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3050,7 +3609,7 @@ func (x *FxRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FxRate.ProtoReflect.Descriptor instead.
 func (*FxRate) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{44}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *FxRate) GetBaseCurrency() string {
@@ -3105,7 +3664,7 @@ type PublishFxRateRequest struct {
 
 func (x *PublishFxRateRequest) Reset() {
 	*x = PublishFxRateRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3117,7 +3676,7 @@ func (x *PublishFxRateRequest) String() string {
 func (*PublishFxRateRequest) ProtoMessage() {}
 
 func (x *PublishFxRateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[45]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3130,7 +3689,7 @@ func (x *PublishFxRateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishFxRateRequest.ProtoReflect.Descriptor instead.
 func (*PublishFxRateRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{45}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *PublishFxRateRequest) GetIdempotencyKey() string {
@@ -3156,7 +3715,7 @@ type PublishFxRateResponse struct {
 
 func (x *PublishFxRateResponse) Reset() {
 	*x = PublishFxRateResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3727,7 @@ func (x *PublishFxRateResponse) String() string {
 func (*PublishFxRateResponse) ProtoMessage() {}
 
 func (x *PublishFxRateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[46]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3740,7 @@ func (x *PublishFxRateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishFxRateResponse.ProtoReflect.Descriptor instead.
 func (*PublishFxRateResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{46}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *PublishFxRateResponse) GetRate() *FxRate {
@@ -3201,7 +3760,7 @@ type ListFxRatesRequest struct {
 
 func (x *ListFxRatesRequest) Reset() {
 	*x = ListFxRatesRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3213,7 +3772,7 @@ func (x *ListFxRatesRequest) String() string {
 func (*ListFxRatesRequest) ProtoMessage() {}
 
 func (x *ListFxRatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[47]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3226,7 +3785,7 @@ func (x *ListFxRatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFxRatesRequest.ProtoReflect.Descriptor instead.
 func (*ListFxRatesRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{47}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListFxRatesRequest) GetAt() *timestamppb.Timestamp {
@@ -3245,7 +3804,7 @@ type ListFxRatesResponse struct {
 
 func (x *ListFxRatesResponse) Reset() {
 	*x = ListFxRatesResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3257,7 +3816,7 @@ func (x *ListFxRatesResponse) String() string {
 func (*ListFxRatesResponse) ProtoMessage() {}
 
 func (x *ListFxRatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[48]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3270,7 +3829,7 @@ func (x *ListFxRatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFxRatesResponse.ProtoReflect.Descriptor instead.
 func (*ListFxRatesResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{48}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListFxRatesResponse) GetRates() []*FxRate {
@@ -3291,7 +3850,7 @@ type RunSettlementCycleRequest struct {
 
 func (x *RunSettlementCycleRequest) Reset() {
 	*x = RunSettlementCycleRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3303,7 +3862,7 @@ func (x *RunSettlementCycleRequest) String() string {
 func (*RunSettlementCycleRequest) ProtoMessage() {}
 
 func (x *RunSettlementCycleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[49]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3316,7 +3875,7 @@ func (x *RunSettlementCycleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSettlementCycleRequest.ProtoReflect.Descriptor instead.
 func (*RunSettlementCycleRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{49}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RunSettlementCycleRequest) GetIdempotencyKey() string {
@@ -3343,7 +3902,7 @@ type RunSettlementCycleResponse struct {
 
 func (x *RunSettlementCycleResponse) Reset() {
 	*x = RunSettlementCycleResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3355,7 +3914,7 @@ func (x *RunSettlementCycleResponse) String() string {
 func (*RunSettlementCycleResponse) ProtoMessage() {}
 
 func (x *RunSettlementCycleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[50]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3368,7 +3927,7 @@ func (x *RunSettlementCycleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSettlementCycleResponse.ProtoReflect.Descriptor instead.
 func (*RunSettlementCycleResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{50}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RunSettlementCycleResponse) GetTradesSettled() int64 {
@@ -3393,7 +3952,7 @@ type CheckLedgerRequest struct {
 
 func (x *CheckLedgerRequest) Reset() {
 	*x = CheckLedgerRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3405,7 +3964,7 @@ func (x *CheckLedgerRequest) String() string {
 func (*CheckLedgerRequest) ProtoMessage() {}
 
 func (x *CheckLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[51]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3418,7 +3977,7 @@ func (x *CheckLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckLedgerRequest.ProtoReflect.Descriptor instead.
 func (*CheckLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{51}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{61}
 }
 
 type CurrencyTotal struct {
@@ -3433,7 +3992,7 @@ type CurrencyTotal struct {
 
 func (x *CurrencyTotal) Reset() {
 	*x = CurrencyTotal{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[52]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3445,7 +4004,7 @@ func (x *CurrencyTotal) String() string {
 func (*CurrencyTotal) ProtoMessage() {}
 
 func (x *CurrencyTotal) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[52]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3458,7 +4017,7 @@ func (x *CurrencyTotal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CurrencyTotal.ProtoReflect.Descriptor instead.
 func (*CurrencyTotal) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{52}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CurrencyTotal) GetCurrency() string {
@@ -3500,7 +4059,7 @@ type CheckLedgerResponse struct {
 
 func (x *CheckLedgerResponse) Reset() {
 	*x = CheckLedgerResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[53]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3512,7 +4071,7 @@ func (x *CheckLedgerResponse) String() string {
 func (*CheckLedgerResponse) ProtoMessage() {}
 
 func (x *CheckLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[53]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3525,7 +4084,7 @@ func (x *CheckLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckLedgerResponse.ProtoReflect.Descriptor instead.
 func (*CheckLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{53}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CheckLedgerResponse) GetTotals() []*CurrencyTotal {
@@ -3563,7 +4122,7 @@ type RecordReceiptsLegRequest struct {
 
 func (x *RecordReceiptsLegRequest) Reset() {
 	*x = RecordReceiptsLegRequest{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[54]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3575,7 +4134,7 @@ func (x *RecordReceiptsLegRequest) String() string {
 func (*RecordReceiptsLegRequest) ProtoMessage() {}
 
 func (x *RecordReceiptsLegRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[54]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3588,7 +4147,7 @@ func (x *RecordReceiptsLegRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordReceiptsLegRequest.ProtoReflect.Descriptor instead.
 func (*RecordReceiptsLegRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{54}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RecordReceiptsLegRequest) GetTradeId() int64 {
@@ -3621,7 +4180,7 @@ type RecordReceiptsLegResponse struct {
 
 func (x *RecordReceiptsLegResponse) Reset() {
 	*x = RecordReceiptsLegResponse{}
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[55]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3633,7 +4192,7 @@ func (x *RecordReceiptsLegResponse) String() string {
 func (*RecordReceiptsLegResponse) ProtoMessage() {}
 
 func (x *RecordReceiptsLegResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[55]
+	mi := &file_bcx_settlement_v1_settlement_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3646,7 +4205,7 @@ func (x *RecordReceiptsLegResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordReceiptsLegResponse.ProtoReflect.Descriptor instead.
 func (*RecordReceiptsLegResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{55}
+	return file_bcx_settlement_v1_settlement_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RecordReceiptsLegResponse) GetSettlement() *TradeSettlement {
@@ -3660,7 +4219,44 @@ var File_bcx_settlement_v1_settlement_proto protoreflect.FileDescriptor
 
 const file_bcx_settlement_v1_settlement_proto_rawDesc = "" +
 	"\n" +
-	"\"bcx/settlement/v1/settlement.proto\x12\x11bcx.settlement.v1\x1a\x17bcx/type/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n" +
+	"\"bcx/settlement/v1/settlement.proto\x12\x11bcx.settlement.v1\x1a\x17bcx/type/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n" +
+	"\x0eCorrectionLine\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12*\n" +
+	"\x06amount\x18\x02 \x01(\v2\x12.bcx.type.v1.MoneyR\x06amount\"\xe3\x01\n" +
+	"\x15PostCorrectionRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x126\n" +
+	"\x17corrects_transaction_id\x18\x02 \x01(\x03R\x15correctsTransactionId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
+	"\areverse\x18\x04 \x01(\bR\areverse\x127\n" +
+	"\x05lines\x18\x05 \x03(\v2!.bcx.settlement.v1.CorrectionLineR\x05lines\"w\n" +
+	"\x16PostCorrectionResponse\x12%\n" +
+	"\x0etransaction_id\x18\x01 \x01(\x03R\rtransactionId\x126\n" +
+	"\bpostings\x18\x02 \x03(\v2\x1a.bcx.settlement.v1.PostingR\bpostings\"\xab\x01\n" +
+	"\vParkedEvent\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x03R\x05index\x12\x19\n" +
+	"\btrade_id\x18\x03 \x01(\x03R\atradeId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x127\n" +
+	"\tparked_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bparkedAt\"U\n" +
+	"\x17ListParkedEventsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"z\n" +
+	"\x18ListParkedEventsResponse\x126\n" +
+	"\x06events\x18\x01 \x03(\v2\x1e.bcx.settlement.v1.ParkedEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"K\n" +
+	"\x17RetryParkedEventRequest\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x03R\x05index\"^\n" +
+	"\x18RetryParkedEventResponse\x12B\n" +
+	"\n" +
+	"settlement\x18\x01 \x01(\v2\".bcx.settlement.v1.TradeSettlementR\n" +
+	"settlement\"k\n" +
+	"\x19ReissueInstructionRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12%\n" +
+	"\x0einstruction_id\x18\x02 \x01(\tR\rinstructionId\"^\n" +
+	"\x1aReissueInstructionResponse\x12@\n" +
+	"\vinstruction\x18\x01 \x01(\v2\x1e.bcx.settlement.v1.InstructionR\vinstruction\"\x8c\x01\n" +
 	"\x0eAccountBalance\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x122\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1e.bcx.settlement.v1.AccountKindR\x04kind\x12,\n" +
@@ -3946,14 +4542,18 @@ const file_bcx_settlement_v1_settlement_proto_rawDesc = "" +
 	"\x17GetReconciliationReport\x121.bcx.settlement.v1.GetReconciliationReportRequest\x1a2.bcx.settlement.v1.GetReconciliationReportResponse\x12\x86\x01\n" +
 	"\x19ListReconciliationReports\x123.bcx.settlement.v1.ListReconciliationReportsRequest\x1a4.bcx.settlement.v1.ListReconciliationReportsResponse2\x8b\x01\n" +
 	"\x19SettlementInternalService\x12n\n" +
-	"\x11RecordReceiptsLeg\x12+.bcx.settlement.v1.RecordReceiptsLegRequest\x1a,.bcx.settlement.v1.RecordReceiptsLegResponse2\xf9\x04\n" +
+	"\x11RecordReceiptsLeg\x12+.bcx.settlement.v1.RecordReceiptsLegRequest\x1a,.bcx.settlement.v1.RecordReceiptsLegResponse2\xad\b\n" +
 	"\x16SettlementAdminService\x12e\n" +
 	"\x0eSetFeeSchedule\x12(.bcx.settlement.v1.SetFeeScheduleRequest\x1a).bcx.settlement.v1.SetFeeScheduleResponse\x12e\n" +
 	"\x0eGetFeeSchedule\x12(.bcx.settlement.v1.GetFeeScheduleRequest\x1a).bcx.settlement.v1.GetFeeScheduleResponse\x12b\n" +
 	"\rPublishFxRate\x12'.bcx.settlement.v1.PublishFxRateRequest\x1a(.bcx.settlement.v1.PublishFxRateResponse\x12\\\n" +
 	"\vListFxRates\x12%.bcx.settlement.v1.ListFxRatesRequest\x1a&.bcx.settlement.v1.ListFxRatesResponse\x12q\n" +
 	"\x12RunSettlementCycle\x12,.bcx.settlement.v1.RunSettlementCycleRequest\x1a-.bcx.settlement.v1.RunSettlementCycleResponse\x12\\\n" +
-	"\vCheckLedger\x12%.bcx.settlement.v1.CheckLedgerRequest\x1a&.bcx.settlement.v1.CheckLedgerResponseB\xd0\x01\n" +
+	"\vCheckLedger\x12%.bcx.settlement.v1.CheckLedgerRequest\x1a&.bcx.settlement.v1.CheckLedgerResponse\x12e\n" +
+	"\x0ePostCorrection\x12(.bcx.settlement.v1.PostCorrectionRequest\x1a).bcx.settlement.v1.PostCorrectionResponse\x12k\n" +
+	"\x10ListParkedEvents\x12*.bcx.settlement.v1.ListParkedEventsRequest\x1a+.bcx.settlement.v1.ListParkedEventsResponse\x12k\n" +
+	"\x10RetryParkedEvent\x12*.bcx.settlement.v1.RetryParkedEventRequest\x1a+.bcx.settlement.v1.RetryParkedEventResponse\x12q\n" +
+	"\x12ReissueInstruction\x12,.bcx.settlement.v1.ReissueInstructionRequest\x1a-.bcx.settlement.v1.ReissueInstructionResponseB\xd0\x01\n" +
 	"\x15com.bcx.settlement.v1B\x0fSettlementProtoP\x01Z@github.com/bcx-exchange/bcx/proto/bcx/settlement/v1;settlementv1\xa2\x02\x03BSX\xaa\x02\x11Bcx.Settlement.V1\xca\x02\x11Bcx\\Settlement\\V1\xe2\x02\x1dBcx\\Settlement\\V1\\GPBMetadata\xea\x02\x13Bcx::Settlement::V1b\x06proto3"
 
 var (
@@ -3969,182 +4569,207 @@ func file_bcx_settlement_v1_settlement_proto_rawDescGZIP() []byte {
 }
 
 var file_bcx_settlement_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_bcx_settlement_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_bcx_settlement_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_bcx_settlement_v1_settlement_proto_goTypes = []any{
 	(AccountKind)(0),                          // 0: bcx.settlement.v1.AccountKind
 	(WithdrawalStatus)(0),                     // 1: bcx.settlement.v1.WithdrawalStatus
 	(SettlementStatus)(0),                     // 2: bcx.settlement.v1.SettlementStatus
 	(InstructionKind)(0),                      // 3: bcx.settlement.v1.InstructionKind
 	(InstructionStatus)(0),                    // 4: bcx.settlement.v1.InstructionStatus
-	(*AccountBalance)(nil),                    // 5: bcx.settlement.v1.AccountBalance
-	(*Posting)(nil),                           // 6: bcx.settlement.v1.Posting
-	(*GetAccountBalancesRequest)(nil),         // 7: bcx.settlement.v1.GetAccountBalancesRequest
-	(*GetAccountBalancesResponse)(nil),        // 8: bcx.settlement.v1.GetAccountBalancesResponse
-	(*ListPostingsRequest)(nil),               // 9: bcx.settlement.v1.ListPostingsRequest
-	(*ListPostingsResponse)(nil),              // 10: bcx.settlement.v1.ListPostingsResponse
-	(*GetStatementRequest)(nil),               // 11: bcx.settlement.v1.GetStatementRequest
-	(*GetStatementResponse)(nil),              // 12: bcx.settlement.v1.GetStatementResponse
-	(*RequestWithdrawalRequest)(nil),          // 13: bcx.settlement.v1.RequestWithdrawalRequest
-	(*RequestWithdrawalResponse)(nil),         // 14: bcx.settlement.v1.RequestWithdrawalResponse
-	(*TradeSettlement)(nil),                   // 15: bcx.settlement.v1.TradeSettlement
-	(*GetTradeSettlementRequest)(nil),         // 16: bcx.settlement.v1.GetTradeSettlementRequest
-	(*GetTradeSettlementResponse)(nil),        // 17: bcx.settlement.v1.GetTradeSettlementResponse
-	(*ListTradeSettlementsRequest)(nil),       // 18: bcx.settlement.v1.ListTradeSettlementsRequest
-	(*ListTradeSettlementsResponse)(nil),      // 19: bcx.settlement.v1.ListTradeSettlementsResponse
-	(*SetFxPreferenceRequest)(nil),            // 20: bcx.settlement.v1.SetFxPreferenceRequest
-	(*SetFxPreferenceResponse)(nil),           // 21: bcx.settlement.v1.SetFxPreferenceResponse
-	(*PostDepositNoticeRequest)(nil),          // 22: bcx.settlement.v1.PostDepositNoticeRequest
-	(*PostDepositNoticeResponse)(nil),         // 23: bcx.settlement.v1.PostDepositNoticeResponse
-	(*Instruction)(nil),                       // 24: bcx.settlement.v1.Instruction
-	(*StreamInstructionsRequest)(nil),         // 25: bcx.settlement.v1.StreamInstructionsRequest
-	(*StreamInstructionsResponse)(nil),        // 26: bcx.settlement.v1.StreamInstructionsResponse
-	(*AcknowledgeInstructionRequest)(nil),     // 27: bcx.settlement.v1.AcknowledgeInstructionRequest
-	(*AcknowledgeInstructionResponse)(nil),    // 28: bcx.settlement.v1.AcknowledgeInstructionResponse
-	(*ConfirmInstructionRequest)(nil),         // 29: bcx.settlement.v1.ConfirmInstructionRequest
-	(*ConfirmInstructionResponse)(nil),        // 30: bcx.settlement.v1.ConfirmInstructionResponse
-	(*RejectInstructionRequest)(nil),          // 31: bcx.settlement.v1.RejectInstructionRequest
-	(*RejectInstructionResponse)(nil),         // 32: bcx.settlement.v1.RejectInstructionResponse
-	(*ImportStatementRequest)(nil),            // 33: bcx.settlement.v1.ImportStatementRequest
-	(*ImportStatementResponse)(nil),           // 34: bcx.settlement.v1.ImportStatementResponse
-	(*UploadStatementRequest)(nil),            // 35: bcx.settlement.v1.UploadStatementRequest
-	(*UploadStatementMetadata)(nil),           // 36: bcx.settlement.v1.UploadStatementMetadata
-	(*UploadStatementResponse)(nil),           // 37: bcx.settlement.v1.UploadStatementResponse
-	(*MatchedEntry)(nil),                      // 38: bcx.settlement.v1.MatchedEntry
-	(*ReconciliationReport)(nil),              // 39: bcx.settlement.v1.ReconciliationReport
-	(*GetReconciliationReportRequest)(nil),    // 40: bcx.settlement.v1.GetReconciliationReportRequest
-	(*GetReconciliationReportResponse)(nil),   // 41: bcx.settlement.v1.GetReconciliationReportResponse
-	(*ListReconciliationReportsRequest)(nil),  // 42: bcx.settlement.v1.ListReconciliationReportsRequest
-	(*ListReconciliationReportsResponse)(nil), // 43: bcx.settlement.v1.ListReconciliationReportsResponse
-	(*FeeSchedule)(nil),                       // 44: bcx.settlement.v1.FeeSchedule
-	(*SetFeeScheduleRequest)(nil),             // 45: bcx.settlement.v1.SetFeeScheduleRequest
-	(*SetFeeScheduleResponse)(nil),            // 46: bcx.settlement.v1.SetFeeScheduleResponse
-	(*GetFeeScheduleRequest)(nil),             // 47: bcx.settlement.v1.GetFeeScheduleRequest
-	(*GetFeeScheduleResponse)(nil),            // 48: bcx.settlement.v1.GetFeeScheduleResponse
-	(*FxRate)(nil),                            // 49: bcx.settlement.v1.FxRate
-	(*PublishFxRateRequest)(nil),              // 50: bcx.settlement.v1.PublishFxRateRequest
-	(*PublishFxRateResponse)(nil),             // 51: bcx.settlement.v1.PublishFxRateResponse
-	(*ListFxRatesRequest)(nil),                // 52: bcx.settlement.v1.ListFxRatesRequest
-	(*ListFxRatesResponse)(nil),               // 53: bcx.settlement.v1.ListFxRatesResponse
-	(*RunSettlementCycleRequest)(nil),         // 54: bcx.settlement.v1.RunSettlementCycleRequest
-	(*RunSettlementCycleResponse)(nil),        // 55: bcx.settlement.v1.RunSettlementCycleResponse
-	(*CheckLedgerRequest)(nil),                // 56: bcx.settlement.v1.CheckLedgerRequest
-	(*CurrencyTotal)(nil),                     // 57: bcx.settlement.v1.CurrencyTotal
-	(*CheckLedgerResponse)(nil),               // 58: bcx.settlement.v1.CheckLedgerResponse
-	(*RecordReceiptsLegRequest)(nil),          // 59: bcx.settlement.v1.RecordReceiptsLegRequest
-	(*RecordReceiptsLegResponse)(nil),         // 60: bcx.settlement.v1.RecordReceiptsLegResponse
-	(*v1.Money)(nil),                          // 61: bcx.type.v1.Money
-	(*timestamppb.Timestamp)(nil),             // 62: google.protobuf.Timestamp
-	(*v1.FeeRule)(nil),                        // 63: bcx.type.v1.FeeRule
+	(*CorrectionLine)(nil),                    // 5: bcx.settlement.v1.CorrectionLine
+	(*PostCorrectionRequest)(nil),             // 6: bcx.settlement.v1.PostCorrectionRequest
+	(*PostCorrectionResponse)(nil),            // 7: bcx.settlement.v1.PostCorrectionResponse
+	(*ParkedEvent)(nil),                       // 8: bcx.settlement.v1.ParkedEvent
+	(*ListParkedEventsRequest)(nil),           // 9: bcx.settlement.v1.ListParkedEventsRequest
+	(*ListParkedEventsResponse)(nil),          // 10: bcx.settlement.v1.ListParkedEventsResponse
+	(*RetryParkedEventRequest)(nil),           // 11: bcx.settlement.v1.RetryParkedEventRequest
+	(*RetryParkedEventResponse)(nil),          // 12: bcx.settlement.v1.RetryParkedEventResponse
+	(*ReissueInstructionRequest)(nil),         // 13: bcx.settlement.v1.ReissueInstructionRequest
+	(*ReissueInstructionResponse)(nil),        // 14: bcx.settlement.v1.ReissueInstructionResponse
+	(*AccountBalance)(nil),                    // 15: bcx.settlement.v1.AccountBalance
+	(*Posting)(nil),                           // 16: bcx.settlement.v1.Posting
+	(*GetAccountBalancesRequest)(nil),         // 17: bcx.settlement.v1.GetAccountBalancesRequest
+	(*GetAccountBalancesResponse)(nil),        // 18: bcx.settlement.v1.GetAccountBalancesResponse
+	(*ListPostingsRequest)(nil),               // 19: bcx.settlement.v1.ListPostingsRequest
+	(*ListPostingsResponse)(nil),              // 20: bcx.settlement.v1.ListPostingsResponse
+	(*GetStatementRequest)(nil),               // 21: bcx.settlement.v1.GetStatementRequest
+	(*GetStatementResponse)(nil),              // 22: bcx.settlement.v1.GetStatementResponse
+	(*RequestWithdrawalRequest)(nil),          // 23: bcx.settlement.v1.RequestWithdrawalRequest
+	(*RequestWithdrawalResponse)(nil),         // 24: bcx.settlement.v1.RequestWithdrawalResponse
+	(*TradeSettlement)(nil),                   // 25: bcx.settlement.v1.TradeSettlement
+	(*GetTradeSettlementRequest)(nil),         // 26: bcx.settlement.v1.GetTradeSettlementRequest
+	(*GetTradeSettlementResponse)(nil),        // 27: bcx.settlement.v1.GetTradeSettlementResponse
+	(*ListTradeSettlementsRequest)(nil),       // 28: bcx.settlement.v1.ListTradeSettlementsRequest
+	(*ListTradeSettlementsResponse)(nil),      // 29: bcx.settlement.v1.ListTradeSettlementsResponse
+	(*SetFxPreferenceRequest)(nil),            // 30: bcx.settlement.v1.SetFxPreferenceRequest
+	(*SetFxPreferenceResponse)(nil),           // 31: bcx.settlement.v1.SetFxPreferenceResponse
+	(*PostDepositNoticeRequest)(nil),          // 32: bcx.settlement.v1.PostDepositNoticeRequest
+	(*PostDepositNoticeResponse)(nil),         // 33: bcx.settlement.v1.PostDepositNoticeResponse
+	(*Instruction)(nil),                       // 34: bcx.settlement.v1.Instruction
+	(*StreamInstructionsRequest)(nil),         // 35: bcx.settlement.v1.StreamInstructionsRequest
+	(*StreamInstructionsResponse)(nil),        // 36: bcx.settlement.v1.StreamInstructionsResponse
+	(*AcknowledgeInstructionRequest)(nil),     // 37: bcx.settlement.v1.AcknowledgeInstructionRequest
+	(*AcknowledgeInstructionResponse)(nil),    // 38: bcx.settlement.v1.AcknowledgeInstructionResponse
+	(*ConfirmInstructionRequest)(nil),         // 39: bcx.settlement.v1.ConfirmInstructionRequest
+	(*ConfirmInstructionResponse)(nil),        // 40: bcx.settlement.v1.ConfirmInstructionResponse
+	(*RejectInstructionRequest)(nil),          // 41: bcx.settlement.v1.RejectInstructionRequest
+	(*RejectInstructionResponse)(nil),         // 42: bcx.settlement.v1.RejectInstructionResponse
+	(*ImportStatementRequest)(nil),            // 43: bcx.settlement.v1.ImportStatementRequest
+	(*ImportStatementResponse)(nil),           // 44: bcx.settlement.v1.ImportStatementResponse
+	(*UploadStatementRequest)(nil),            // 45: bcx.settlement.v1.UploadStatementRequest
+	(*UploadStatementMetadata)(nil),           // 46: bcx.settlement.v1.UploadStatementMetadata
+	(*UploadStatementResponse)(nil),           // 47: bcx.settlement.v1.UploadStatementResponse
+	(*MatchedEntry)(nil),                      // 48: bcx.settlement.v1.MatchedEntry
+	(*ReconciliationReport)(nil),              // 49: bcx.settlement.v1.ReconciliationReport
+	(*GetReconciliationReportRequest)(nil),    // 50: bcx.settlement.v1.GetReconciliationReportRequest
+	(*GetReconciliationReportResponse)(nil),   // 51: bcx.settlement.v1.GetReconciliationReportResponse
+	(*ListReconciliationReportsRequest)(nil),  // 52: bcx.settlement.v1.ListReconciliationReportsRequest
+	(*ListReconciliationReportsResponse)(nil), // 53: bcx.settlement.v1.ListReconciliationReportsResponse
+	(*FeeSchedule)(nil),                       // 54: bcx.settlement.v1.FeeSchedule
+	(*SetFeeScheduleRequest)(nil),             // 55: bcx.settlement.v1.SetFeeScheduleRequest
+	(*SetFeeScheduleResponse)(nil),            // 56: bcx.settlement.v1.SetFeeScheduleResponse
+	(*GetFeeScheduleRequest)(nil),             // 57: bcx.settlement.v1.GetFeeScheduleRequest
+	(*GetFeeScheduleResponse)(nil),            // 58: bcx.settlement.v1.GetFeeScheduleResponse
+	(*FxRate)(nil),                            // 59: bcx.settlement.v1.FxRate
+	(*PublishFxRateRequest)(nil),              // 60: bcx.settlement.v1.PublishFxRateRequest
+	(*PublishFxRateResponse)(nil),             // 61: bcx.settlement.v1.PublishFxRateResponse
+	(*ListFxRatesRequest)(nil),                // 62: bcx.settlement.v1.ListFxRatesRequest
+	(*ListFxRatesResponse)(nil),               // 63: bcx.settlement.v1.ListFxRatesResponse
+	(*RunSettlementCycleRequest)(nil),         // 64: bcx.settlement.v1.RunSettlementCycleRequest
+	(*RunSettlementCycleResponse)(nil),        // 65: bcx.settlement.v1.RunSettlementCycleResponse
+	(*CheckLedgerRequest)(nil),                // 66: bcx.settlement.v1.CheckLedgerRequest
+	(*CurrencyTotal)(nil),                     // 67: bcx.settlement.v1.CurrencyTotal
+	(*CheckLedgerResponse)(nil),               // 68: bcx.settlement.v1.CheckLedgerResponse
+	(*RecordReceiptsLegRequest)(nil),          // 69: bcx.settlement.v1.RecordReceiptsLegRequest
+	(*RecordReceiptsLegResponse)(nil),         // 70: bcx.settlement.v1.RecordReceiptsLegResponse
+	(*v1.Money)(nil),                          // 71: bcx.type.v1.Money
+	(*timestamppb.Timestamp)(nil),             // 72: google.protobuf.Timestamp
+	(*v1.FeeRule)(nil),                        // 73: bcx.type.v1.FeeRule
 }
 var file_bcx_settlement_v1_settlement_proto_depIdxs = []int32{
-	0,  // 0: bcx.settlement.v1.AccountBalance.kind:type_name -> bcx.settlement.v1.AccountKind
-	61, // 1: bcx.settlement.v1.AccountBalance.balance:type_name -> bcx.type.v1.Money
-	61, // 2: bcx.settlement.v1.Posting.amount:type_name -> bcx.type.v1.Money
-	62, // 3: bcx.settlement.v1.Posting.booked_at:type_name -> google.protobuf.Timestamp
-	5,  // 4: bcx.settlement.v1.GetAccountBalancesResponse.balances:type_name -> bcx.settlement.v1.AccountBalance
-	6,  // 5: bcx.settlement.v1.ListPostingsResponse.postings:type_name -> bcx.settlement.v1.Posting
-	61, // 6: bcx.settlement.v1.GetStatementResponse.opening_balance:type_name -> bcx.type.v1.Money
-	61, // 7: bcx.settlement.v1.GetStatementResponse.closing_balance:type_name -> bcx.type.v1.Money
-	6,  // 8: bcx.settlement.v1.GetStatementResponse.postings:type_name -> bcx.settlement.v1.Posting
-	61, // 9: bcx.settlement.v1.RequestWithdrawalRequest.amount:type_name -> bcx.type.v1.Money
-	1,  // 10: bcx.settlement.v1.RequestWithdrawalResponse.status:type_name -> bcx.settlement.v1.WithdrawalStatus
-	61, // 11: bcx.settlement.v1.TradeSettlement.price:type_name -> bcx.type.v1.Money
-	61, // 12: bcx.settlement.v1.TradeSettlement.principal:type_name -> bcx.type.v1.Money
-	61, // 13: bcx.settlement.v1.TradeSettlement.buyer_fee:type_name -> bcx.type.v1.Money
-	61, // 14: bcx.settlement.v1.TradeSettlement.seller_fee:type_name -> bcx.type.v1.Money
-	2,  // 15: bcx.settlement.v1.TradeSettlement.status:type_name -> bcx.settlement.v1.SettlementStatus
-	61, // 16: bcx.settlement.v1.TradeSettlement.weight_adjustment:type_name -> bcx.type.v1.Money
-	15, // 17: bcx.settlement.v1.GetTradeSettlementResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
-	2,  // 18: bcx.settlement.v1.ListTradeSettlementsRequest.status:type_name -> bcx.settlement.v1.SettlementStatus
-	15, // 19: bcx.settlement.v1.ListTradeSettlementsResponse.settlements:type_name -> bcx.settlement.v1.TradeSettlement
-	61, // 20: bcx.settlement.v1.PostDepositNoticeRequest.amount:type_name -> bcx.type.v1.Money
-	3,  // 21: bcx.settlement.v1.Instruction.kind:type_name -> bcx.settlement.v1.InstructionKind
-	61, // 22: bcx.settlement.v1.Instruction.amount:type_name -> bcx.type.v1.Money
-	61, // 23: bcx.settlement.v1.Instruction.counter_amount:type_name -> bcx.type.v1.Money
-	4,  // 24: bcx.settlement.v1.Instruction.status:type_name -> bcx.settlement.v1.InstructionStatus
-	62, // 25: bcx.settlement.v1.Instruction.created_at:type_name -> google.protobuf.Timestamp
-	24, // 26: bcx.settlement.v1.StreamInstructionsResponse.instruction:type_name -> bcx.settlement.v1.Instruction
-	24, // 27: bcx.settlement.v1.AcknowledgeInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
-	24, // 28: bcx.settlement.v1.ConfirmInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
-	24, // 29: bcx.settlement.v1.RejectInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
-	39, // 30: bcx.settlement.v1.ImportStatementResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
-	39, // 31: bcx.settlement.v1.ImportStatementResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
-	36, // 32: bcx.settlement.v1.UploadStatementRequest.metadata:type_name -> bcx.settlement.v1.UploadStatementMetadata
-	39, // 33: bcx.settlement.v1.UploadStatementResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
-	39, // 34: bcx.settlement.v1.UploadStatementResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
-	61, // 35: bcx.settlement.v1.MatchedEntry.amount:type_name -> bcx.type.v1.Money
-	38, // 36: bcx.settlement.v1.ReconciliationReport.matched:type_name -> bcx.settlement.v1.MatchedEntry
-	38, // 37: bcx.settlement.v1.ReconciliationReport.unmatched_bank_entries:type_name -> bcx.settlement.v1.MatchedEntry
-	38, // 38: bcx.settlement.v1.ReconciliationReport.unmatched_ledger_movements:type_name -> bcx.settlement.v1.MatchedEntry
-	38, // 39: bcx.settlement.v1.ReconciliationReport.amount_mismatches:type_name -> bcx.settlement.v1.MatchedEntry
-	61, // 40: bcx.settlement.v1.ReconciliationReport.unexplained_difference:type_name -> bcx.type.v1.Money
-	62, // 41: bcx.settlement.v1.ReconciliationReport.created_at:type_name -> google.protobuf.Timestamp
-	39, // 42: bcx.settlement.v1.GetReconciliationReportResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
-	39, // 43: bcx.settlement.v1.ListReconciliationReportsResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
-	63, // 44: bcx.settlement.v1.FeeSchedule.buyer:type_name -> bcx.type.v1.FeeRule
-	63, // 45: bcx.settlement.v1.FeeSchedule.seller:type_name -> bcx.type.v1.FeeRule
-	44, // 46: bcx.settlement.v1.SetFeeScheduleRequest.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	44, // 47: bcx.settlement.v1.SetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	44, // 48: bcx.settlement.v1.GetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
-	62, // 49: bcx.settlement.v1.FxRate.valid_from:type_name -> google.protobuf.Timestamp
-	62, // 50: bcx.settlement.v1.FxRate.valid_until:type_name -> google.protobuf.Timestamp
-	49, // 51: bcx.settlement.v1.PublishFxRateRequest.rate:type_name -> bcx.settlement.v1.FxRate
-	49, // 52: bcx.settlement.v1.PublishFxRateResponse.rate:type_name -> bcx.settlement.v1.FxRate
-	62, // 53: bcx.settlement.v1.ListFxRatesRequest.at:type_name -> google.protobuf.Timestamp
-	49, // 54: bcx.settlement.v1.ListFxRatesResponse.rates:type_name -> bcx.settlement.v1.FxRate
-	57, // 55: bcx.settlement.v1.CheckLedgerResponse.totals:type_name -> bcx.settlement.v1.CurrencyTotal
-	15, // 56: bcx.settlement.v1.RecordReceiptsLegResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
-	7,  // 57: bcx.settlement.v1.SettlementService.GetAccountBalances:input_type -> bcx.settlement.v1.GetAccountBalancesRequest
-	9,  // 58: bcx.settlement.v1.SettlementService.ListPostings:input_type -> bcx.settlement.v1.ListPostingsRequest
-	11, // 59: bcx.settlement.v1.SettlementService.GetStatement:input_type -> bcx.settlement.v1.GetStatementRequest
-	13, // 60: bcx.settlement.v1.SettlementService.RequestWithdrawal:input_type -> bcx.settlement.v1.RequestWithdrawalRequest
-	16, // 61: bcx.settlement.v1.SettlementService.GetTradeSettlement:input_type -> bcx.settlement.v1.GetTradeSettlementRequest
-	18, // 62: bcx.settlement.v1.SettlementService.ListTradeSettlements:input_type -> bcx.settlement.v1.ListTradeSettlementsRequest
-	20, // 63: bcx.settlement.v1.SettlementService.SetFxPreference:input_type -> bcx.settlement.v1.SetFxPreferenceRequest
-	22, // 64: bcx.settlement.v1.BankService.PostDepositNotice:input_type -> bcx.settlement.v1.PostDepositNoticeRequest
-	25, // 65: bcx.settlement.v1.BankService.StreamInstructions:input_type -> bcx.settlement.v1.StreamInstructionsRequest
-	27, // 66: bcx.settlement.v1.BankService.AcknowledgeInstruction:input_type -> bcx.settlement.v1.AcknowledgeInstructionRequest
-	29, // 67: bcx.settlement.v1.BankService.ConfirmInstruction:input_type -> bcx.settlement.v1.ConfirmInstructionRequest
-	31, // 68: bcx.settlement.v1.BankService.RejectInstruction:input_type -> bcx.settlement.v1.RejectInstructionRequest
-	33, // 69: bcx.settlement.v1.BankService.ImportStatement:input_type -> bcx.settlement.v1.ImportStatementRequest
-	35, // 70: bcx.settlement.v1.BankService.UploadStatement:input_type -> bcx.settlement.v1.UploadStatementRequest
-	40, // 71: bcx.settlement.v1.BankService.GetReconciliationReport:input_type -> bcx.settlement.v1.GetReconciliationReportRequest
-	42, // 72: bcx.settlement.v1.BankService.ListReconciliationReports:input_type -> bcx.settlement.v1.ListReconciliationReportsRequest
-	59, // 73: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:input_type -> bcx.settlement.v1.RecordReceiptsLegRequest
-	45, // 74: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:input_type -> bcx.settlement.v1.SetFeeScheduleRequest
-	47, // 75: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:input_type -> bcx.settlement.v1.GetFeeScheduleRequest
-	50, // 76: bcx.settlement.v1.SettlementAdminService.PublishFxRate:input_type -> bcx.settlement.v1.PublishFxRateRequest
-	52, // 77: bcx.settlement.v1.SettlementAdminService.ListFxRates:input_type -> bcx.settlement.v1.ListFxRatesRequest
-	54, // 78: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:input_type -> bcx.settlement.v1.RunSettlementCycleRequest
-	56, // 79: bcx.settlement.v1.SettlementAdminService.CheckLedger:input_type -> bcx.settlement.v1.CheckLedgerRequest
-	8,  // 80: bcx.settlement.v1.SettlementService.GetAccountBalances:output_type -> bcx.settlement.v1.GetAccountBalancesResponse
-	10, // 81: bcx.settlement.v1.SettlementService.ListPostings:output_type -> bcx.settlement.v1.ListPostingsResponse
-	12, // 82: bcx.settlement.v1.SettlementService.GetStatement:output_type -> bcx.settlement.v1.GetStatementResponse
-	14, // 83: bcx.settlement.v1.SettlementService.RequestWithdrawal:output_type -> bcx.settlement.v1.RequestWithdrawalResponse
-	17, // 84: bcx.settlement.v1.SettlementService.GetTradeSettlement:output_type -> bcx.settlement.v1.GetTradeSettlementResponse
-	19, // 85: bcx.settlement.v1.SettlementService.ListTradeSettlements:output_type -> bcx.settlement.v1.ListTradeSettlementsResponse
-	21, // 86: bcx.settlement.v1.SettlementService.SetFxPreference:output_type -> bcx.settlement.v1.SetFxPreferenceResponse
-	23, // 87: bcx.settlement.v1.BankService.PostDepositNotice:output_type -> bcx.settlement.v1.PostDepositNoticeResponse
-	26, // 88: bcx.settlement.v1.BankService.StreamInstructions:output_type -> bcx.settlement.v1.StreamInstructionsResponse
-	28, // 89: bcx.settlement.v1.BankService.AcknowledgeInstruction:output_type -> bcx.settlement.v1.AcknowledgeInstructionResponse
-	30, // 90: bcx.settlement.v1.BankService.ConfirmInstruction:output_type -> bcx.settlement.v1.ConfirmInstructionResponse
-	32, // 91: bcx.settlement.v1.BankService.RejectInstruction:output_type -> bcx.settlement.v1.RejectInstructionResponse
-	34, // 92: bcx.settlement.v1.BankService.ImportStatement:output_type -> bcx.settlement.v1.ImportStatementResponse
-	37, // 93: bcx.settlement.v1.BankService.UploadStatement:output_type -> bcx.settlement.v1.UploadStatementResponse
-	41, // 94: bcx.settlement.v1.BankService.GetReconciliationReport:output_type -> bcx.settlement.v1.GetReconciliationReportResponse
-	43, // 95: bcx.settlement.v1.BankService.ListReconciliationReports:output_type -> bcx.settlement.v1.ListReconciliationReportsResponse
-	60, // 96: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:output_type -> bcx.settlement.v1.RecordReceiptsLegResponse
-	46, // 97: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:output_type -> bcx.settlement.v1.SetFeeScheduleResponse
-	48, // 98: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:output_type -> bcx.settlement.v1.GetFeeScheduleResponse
-	51, // 99: bcx.settlement.v1.SettlementAdminService.PublishFxRate:output_type -> bcx.settlement.v1.PublishFxRateResponse
-	53, // 100: bcx.settlement.v1.SettlementAdminService.ListFxRates:output_type -> bcx.settlement.v1.ListFxRatesResponse
-	55, // 101: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:output_type -> bcx.settlement.v1.RunSettlementCycleResponse
-	58, // 102: bcx.settlement.v1.SettlementAdminService.CheckLedger:output_type -> bcx.settlement.v1.CheckLedgerResponse
-	80, // [80:103] is the sub-list for method output_type
-	57, // [57:80] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	71, // 0: bcx.settlement.v1.CorrectionLine.amount:type_name -> bcx.type.v1.Money
+	5,  // 1: bcx.settlement.v1.PostCorrectionRequest.lines:type_name -> bcx.settlement.v1.CorrectionLine
+	16, // 2: bcx.settlement.v1.PostCorrectionResponse.postings:type_name -> bcx.settlement.v1.Posting
+	72, // 3: bcx.settlement.v1.ParkedEvent.parked_at:type_name -> google.protobuf.Timestamp
+	8,  // 4: bcx.settlement.v1.ListParkedEventsResponse.events:type_name -> bcx.settlement.v1.ParkedEvent
+	25, // 5: bcx.settlement.v1.RetryParkedEventResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
+	34, // 6: bcx.settlement.v1.ReissueInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
+	0,  // 7: bcx.settlement.v1.AccountBalance.kind:type_name -> bcx.settlement.v1.AccountKind
+	71, // 8: bcx.settlement.v1.AccountBalance.balance:type_name -> bcx.type.v1.Money
+	71, // 9: bcx.settlement.v1.Posting.amount:type_name -> bcx.type.v1.Money
+	72, // 10: bcx.settlement.v1.Posting.booked_at:type_name -> google.protobuf.Timestamp
+	15, // 11: bcx.settlement.v1.GetAccountBalancesResponse.balances:type_name -> bcx.settlement.v1.AccountBalance
+	16, // 12: bcx.settlement.v1.ListPostingsResponse.postings:type_name -> bcx.settlement.v1.Posting
+	71, // 13: bcx.settlement.v1.GetStatementResponse.opening_balance:type_name -> bcx.type.v1.Money
+	71, // 14: bcx.settlement.v1.GetStatementResponse.closing_balance:type_name -> bcx.type.v1.Money
+	16, // 15: bcx.settlement.v1.GetStatementResponse.postings:type_name -> bcx.settlement.v1.Posting
+	71, // 16: bcx.settlement.v1.RequestWithdrawalRequest.amount:type_name -> bcx.type.v1.Money
+	1,  // 17: bcx.settlement.v1.RequestWithdrawalResponse.status:type_name -> bcx.settlement.v1.WithdrawalStatus
+	71, // 18: bcx.settlement.v1.TradeSettlement.price:type_name -> bcx.type.v1.Money
+	71, // 19: bcx.settlement.v1.TradeSettlement.principal:type_name -> bcx.type.v1.Money
+	71, // 20: bcx.settlement.v1.TradeSettlement.buyer_fee:type_name -> bcx.type.v1.Money
+	71, // 21: bcx.settlement.v1.TradeSettlement.seller_fee:type_name -> bcx.type.v1.Money
+	2,  // 22: bcx.settlement.v1.TradeSettlement.status:type_name -> bcx.settlement.v1.SettlementStatus
+	71, // 23: bcx.settlement.v1.TradeSettlement.weight_adjustment:type_name -> bcx.type.v1.Money
+	25, // 24: bcx.settlement.v1.GetTradeSettlementResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
+	2,  // 25: bcx.settlement.v1.ListTradeSettlementsRequest.status:type_name -> bcx.settlement.v1.SettlementStatus
+	25, // 26: bcx.settlement.v1.ListTradeSettlementsResponse.settlements:type_name -> bcx.settlement.v1.TradeSettlement
+	71, // 27: bcx.settlement.v1.PostDepositNoticeRequest.amount:type_name -> bcx.type.v1.Money
+	3,  // 28: bcx.settlement.v1.Instruction.kind:type_name -> bcx.settlement.v1.InstructionKind
+	71, // 29: bcx.settlement.v1.Instruction.amount:type_name -> bcx.type.v1.Money
+	71, // 30: bcx.settlement.v1.Instruction.counter_amount:type_name -> bcx.type.v1.Money
+	4,  // 31: bcx.settlement.v1.Instruction.status:type_name -> bcx.settlement.v1.InstructionStatus
+	72, // 32: bcx.settlement.v1.Instruction.created_at:type_name -> google.protobuf.Timestamp
+	34, // 33: bcx.settlement.v1.StreamInstructionsResponse.instruction:type_name -> bcx.settlement.v1.Instruction
+	34, // 34: bcx.settlement.v1.AcknowledgeInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
+	34, // 35: bcx.settlement.v1.ConfirmInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
+	34, // 36: bcx.settlement.v1.RejectInstructionResponse.instruction:type_name -> bcx.settlement.v1.Instruction
+	49, // 37: bcx.settlement.v1.ImportStatementResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
+	49, // 38: bcx.settlement.v1.ImportStatementResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
+	46, // 39: bcx.settlement.v1.UploadStatementRequest.metadata:type_name -> bcx.settlement.v1.UploadStatementMetadata
+	49, // 40: bcx.settlement.v1.UploadStatementResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
+	49, // 41: bcx.settlement.v1.UploadStatementResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
+	71, // 42: bcx.settlement.v1.MatchedEntry.amount:type_name -> bcx.type.v1.Money
+	48, // 43: bcx.settlement.v1.ReconciliationReport.matched:type_name -> bcx.settlement.v1.MatchedEntry
+	48, // 44: bcx.settlement.v1.ReconciliationReport.unmatched_bank_entries:type_name -> bcx.settlement.v1.MatchedEntry
+	48, // 45: bcx.settlement.v1.ReconciliationReport.unmatched_ledger_movements:type_name -> bcx.settlement.v1.MatchedEntry
+	48, // 46: bcx.settlement.v1.ReconciliationReport.amount_mismatches:type_name -> bcx.settlement.v1.MatchedEntry
+	71, // 47: bcx.settlement.v1.ReconciliationReport.unexplained_difference:type_name -> bcx.type.v1.Money
+	72, // 48: bcx.settlement.v1.ReconciliationReport.created_at:type_name -> google.protobuf.Timestamp
+	49, // 49: bcx.settlement.v1.GetReconciliationReportResponse.report:type_name -> bcx.settlement.v1.ReconciliationReport
+	49, // 50: bcx.settlement.v1.ListReconciliationReportsResponse.reports:type_name -> bcx.settlement.v1.ReconciliationReport
+	73, // 51: bcx.settlement.v1.FeeSchedule.buyer:type_name -> bcx.type.v1.FeeRule
+	73, // 52: bcx.settlement.v1.FeeSchedule.seller:type_name -> bcx.type.v1.FeeRule
+	54, // 53: bcx.settlement.v1.SetFeeScheduleRequest.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	54, // 54: bcx.settlement.v1.SetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	54, // 55: bcx.settlement.v1.GetFeeScheduleResponse.schedule:type_name -> bcx.settlement.v1.FeeSchedule
+	72, // 56: bcx.settlement.v1.FxRate.valid_from:type_name -> google.protobuf.Timestamp
+	72, // 57: bcx.settlement.v1.FxRate.valid_until:type_name -> google.protobuf.Timestamp
+	59, // 58: bcx.settlement.v1.PublishFxRateRequest.rate:type_name -> bcx.settlement.v1.FxRate
+	59, // 59: bcx.settlement.v1.PublishFxRateResponse.rate:type_name -> bcx.settlement.v1.FxRate
+	72, // 60: bcx.settlement.v1.ListFxRatesRequest.at:type_name -> google.protobuf.Timestamp
+	59, // 61: bcx.settlement.v1.ListFxRatesResponse.rates:type_name -> bcx.settlement.v1.FxRate
+	67, // 62: bcx.settlement.v1.CheckLedgerResponse.totals:type_name -> bcx.settlement.v1.CurrencyTotal
+	25, // 63: bcx.settlement.v1.RecordReceiptsLegResponse.settlement:type_name -> bcx.settlement.v1.TradeSettlement
+	17, // 64: bcx.settlement.v1.SettlementService.GetAccountBalances:input_type -> bcx.settlement.v1.GetAccountBalancesRequest
+	19, // 65: bcx.settlement.v1.SettlementService.ListPostings:input_type -> bcx.settlement.v1.ListPostingsRequest
+	21, // 66: bcx.settlement.v1.SettlementService.GetStatement:input_type -> bcx.settlement.v1.GetStatementRequest
+	23, // 67: bcx.settlement.v1.SettlementService.RequestWithdrawal:input_type -> bcx.settlement.v1.RequestWithdrawalRequest
+	26, // 68: bcx.settlement.v1.SettlementService.GetTradeSettlement:input_type -> bcx.settlement.v1.GetTradeSettlementRequest
+	28, // 69: bcx.settlement.v1.SettlementService.ListTradeSettlements:input_type -> bcx.settlement.v1.ListTradeSettlementsRequest
+	30, // 70: bcx.settlement.v1.SettlementService.SetFxPreference:input_type -> bcx.settlement.v1.SetFxPreferenceRequest
+	32, // 71: bcx.settlement.v1.BankService.PostDepositNotice:input_type -> bcx.settlement.v1.PostDepositNoticeRequest
+	35, // 72: bcx.settlement.v1.BankService.StreamInstructions:input_type -> bcx.settlement.v1.StreamInstructionsRequest
+	37, // 73: bcx.settlement.v1.BankService.AcknowledgeInstruction:input_type -> bcx.settlement.v1.AcknowledgeInstructionRequest
+	39, // 74: bcx.settlement.v1.BankService.ConfirmInstruction:input_type -> bcx.settlement.v1.ConfirmInstructionRequest
+	41, // 75: bcx.settlement.v1.BankService.RejectInstruction:input_type -> bcx.settlement.v1.RejectInstructionRequest
+	43, // 76: bcx.settlement.v1.BankService.ImportStatement:input_type -> bcx.settlement.v1.ImportStatementRequest
+	45, // 77: bcx.settlement.v1.BankService.UploadStatement:input_type -> bcx.settlement.v1.UploadStatementRequest
+	50, // 78: bcx.settlement.v1.BankService.GetReconciliationReport:input_type -> bcx.settlement.v1.GetReconciliationReportRequest
+	52, // 79: bcx.settlement.v1.BankService.ListReconciliationReports:input_type -> bcx.settlement.v1.ListReconciliationReportsRequest
+	69, // 80: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:input_type -> bcx.settlement.v1.RecordReceiptsLegRequest
+	55, // 81: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:input_type -> bcx.settlement.v1.SetFeeScheduleRequest
+	57, // 82: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:input_type -> bcx.settlement.v1.GetFeeScheduleRequest
+	60, // 83: bcx.settlement.v1.SettlementAdminService.PublishFxRate:input_type -> bcx.settlement.v1.PublishFxRateRequest
+	62, // 84: bcx.settlement.v1.SettlementAdminService.ListFxRates:input_type -> bcx.settlement.v1.ListFxRatesRequest
+	64, // 85: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:input_type -> bcx.settlement.v1.RunSettlementCycleRequest
+	66, // 86: bcx.settlement.v1.SettlementAdminService.CheckLedger:input_type -> bcx.settlement.v1.CheckLedgerRequest
+	6,  // 87: bcx.settlement.v1.SettlementAdminService.PostCorrection:input_type -> bcx.settlement.v1.PostCorrectionRequest
+	9,  // 88: bcx.settlement.v1.SettlementAdminService.ListParkedEvents:input_type -> bcx.settlement.v1.ListParkedEventsRequest
+	11, // 89: bcx.settlement.v1.SettlementAdminService.RetryParkedEvent:input_type -> bcx.settlement.v1.RetryParkedEventRequest
+	13, // 90: bcx.settlement.v1.SettlementAdminService.ReissueInstruction:input_type -> bcx.settlement.v1.ReissueInstructionRequest
+	18, // 91: bcx.settlement.v1.SettlementService.GetAccountBalances:output_type -> bcx.settlement.v1.GetAccountBalancesResponse
+	20, // 92: bcx.settlement.v1.SettlementService.ListPostings:output_type -> bcx.settlement.v1.ListPostingsResponse
+	22, // 93: bcx.settlement.v1.SettlementService.GetStatement:output_type -> bcx.settlement.v1.GetStatementResponse
+	24, // 94: bcx.settlement.v1.SettlementService.RequestWithdrawal:output_type -> bcx.settlement.v1.RequestWithdrawalResponse
+	27, // 95: bcx.settlement.v1.SettlementService.GetTradeSettlement:output_type -> bcx.settlement.v1.GetTradeSettlementResponse
+	29, // 96: bcx.settlement.v1.SettlementService.ListTradeSettlements:output_type -> bcx.settlement.v1.ListTradeSettlementsResponse
+	31, // 97: bcx.settlement.v1.SettlementService.SetFxPreference:output_type -> bcx.settlement.v1.SetFxPreferenceResponse
+	33, // 98: bcx.settlement.v1.BankService.PostDepositNotice:output_type -> bcx.settlement.v1.PostDepositNoticeResponse
+	36, // 99: bcx.settlement.v1.BankService.StreamInstructions:output_type -> bcx.settlement.v1.StreamInstructionsResponse
+	38, // 100: bcx.settlement.v1.BankService.AcknowledgeInstruction:output_type -> bcx.settlement.v1.AcknowledgeInstructionResponse
+	40, // 101: bcx.settlement.v1.BankService.ConfirmInstruction:output_type -> bcx.settlement.v1.ConfirmInstructionResponse
+	42, // 102: bcx.settlement.v1.BankService.RejectInstruction:output_type -> bcx.settlement.v1.RejectInstructionResponse
+	44, // 103: bcx.settlement.v1.BankService.ImportStatement:output_type -> bcx.settlement.v1.ImportStatementResponse
+	47, // 104: bcx.settlement.v1.BankService.UploadStatement:output_type -> bcx.settlement.v1.UploadStatementResponse
+	51, // 105: bcx.settlement.v1.BankService.GetReconciliationReport:output_type -> bcx.settlement.v1.GetReconciliationReportResponse
+	53, // 106: bcx.settlement.v1.BankService.ListReconciliationReports:output_type -> bcx.settlement.v1.ListReconciliationReportsResponse
+	70, // 107: bcx.settlement.v1.SettlementInternalService.RecordReceiptsLeg:output_type -> bcx.settlement.v1.RecordReceiptsLegResponse
+	56, // 108: bcx.settlement.v1.SettlementAdminService.SetFeeSchedule:output_type -> bcx.settlement.v1.SetFeeScheduleResponse
+	58, // 109: bcx.settlement.v1.SettlementAdminService.GetFeeSchedule:output_type -> bcx.settlement.v1.GetFeeScheduleResponse
+	61, // 110: bcx.settlement.v1.SettlementAdminService.PublishFxRate:output_type -> bcx.settlement.v1.PublishFxRateResponse
+	63, // 111: bcx.settlement.v1.SettlementAdminService.ListFxRates:output_type -> bcx.settlement.v1.ListFxRatesResponse
+	65, // 112: bcx.settlement.v1.SettlementAdminService.RunSettlementCycle:output_type -> bcx.settlement.v1.RunSettlementCycleResponse
+	68, // 113: bcx.settlement.v1.SettlementAdminService.CheckLedger:output_type -> bcx.settlement.v1.CheckLedgerResponse
+	7,  // 114: bcx.settlement.v1.SettlementAdminService.PostCorrection:output_type -> bcx.settlement.v1.PostCorrectionResponse
+	10, // 115: bcx.settlement.v1.SettlementAdminService.ListParkedEvents:output_type -> bcx.settlement.v1.ListParkedEventsResponse
+	12, // 116: bcx.settlement.v1.SettlementAdminService.RetryParkedEvent:output_type -> bcx.settlement.v1.RetryParkedEventResponse
+	14, // 117: bcx.settlement.v1.SettlementAdminService.ReissueInstruction:output_type -> bcx.settlement.v1.ReissueInstructionResponse
+	91, // [91:118] is the sub-list for method output_type
+	64, // [64:91] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_bcx_settlement_v1_settlement_proto_init() }
@@ -4152,7 +4777,7 @@ func file_bcx_settlement_v1_settlement_proto_init() {
 	if File_bcx_settlement_v1_settlement_proto != nil {
 		return
 	}
-	file_bcx_settlement_v1_settlement_proto_msgTypes[30].OneofWrappers = []any{
+	file_bcx_settlement_v1_settlement_proto_msgTypes[40].OneofWrappers = []any{
 		(*UploadStatementRequest_Metadata)(nil),
 		(*UploadStatementRequest_Chunk)(nil),
 	}
@@ -4162,7 +4787,7 @@ func file_bcx_settlement_v1_settlement_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bcx_settlement_v1_settlement_proto_rawDesc), len(file_bcx_settlement_v1_settlement_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   56,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

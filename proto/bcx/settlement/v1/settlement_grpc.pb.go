@@ -906,6 +906,10 @@ const (
 	SettlementAdminService_ListFxRates_FullMethodName        = "/bcx.settlement.v1.SettlementAdminService/ListFxRates"
 	SettlementAdminService_RunSettlementCycle_FullMethodName = "/bcx.settlement.v1.SettlementAdminService/RunSettlementCycle"
 	SettlementAdminService_CheckLedger_FullMethodName        = "/bcx.settlement.v1.SettlementAdminService/CheckLedger"
+	SettlementAdminService_PostCorrection_FullMethodName     = "/bcx.settlement.v1.SettlementAdminService/PostCorrection"
+	SettlementAdminService_ListParkedEvents_FullMethodName   = "/bcx.settlement.v1.SettlementAdminService/ListParkedEvents"
+	SettlementAdminService_RetryParkedEvent_FullMethodName   = "/bcx.settlement.v1.SettlementAdminService/RetryParkedEvent"
+	SettlementAdminService_ReissueInstruction_FullMethodName = "/bcx.settlement.v1.SettlementAdminService/ReissueInstruction"
 )
 
 // SettlementAdminServiceClient is the client API for SettlementAdminService service.
@@ -922,6 +926,18 @@ type SettlementAdminServiceClient interface {
 	RunSettlementCycle(ctx context.Context, in *RunSettlementCycleRequest, opts ...grpc.CallOption) (*RunSettlementCycleResponse, error)
 	// Proves debits equal credits per currency over the whole ledger.
 	CheckLedger(ctx context.Context, in *CheckLedgerRequest, opts ...grpc.CallOption) (*CheckLedgerResponse, error)
+	// Books an operator's correction: new postings, balanced per currency, that
+	// reference the transaction they correct (postings are never changed). A
+	// member's available funds move in the matching core with the ledger.
+	PostCorrection(ctx context.Context, in *PostCorrectionRequest, opts ...grpc.CallOption) (*PostCorrectionResponse, error)
+	// Trade events settlement could not book (parked), oldest first.
+	ListParkedEvents(ctx context.Context, in *ListParkedEventsRequest, opts ...grpc.CallOption) (*ListParkedEventsResponse, error)
+	// Books a parked trade event again, once its cause is fixed (e.g. the
+	// instrument or currency is now known); still unbookable, it stays parked.
+	RetryParkedEvent(ctx context.Context, in *RetryParkedEventRequest, opts ...grpc.CallOption) (*RetryParkedEventResponse, error)
+	// Issues a rejected bank instruction again, as a new instruction for the same
+	// movement, once its cause is fixed.
+	ReissueInstruction(ctx context.Context, in *ReissueInstructionRequest, opts ...grpc.CallOption) (*ReissueInstructionResponse, error)
 }
 
 type settlementAdminServiceClient struct {
@@ -992,6 +1008,46 @@ func (c *settlementAdminServiceClient) CheckLedger(ctx context.Context, in *Chec
 	return out, nil
 }
 
+func (c *settlementAdminServiceClient) PostCorrection(ctx context.Context, in *PostCorrectionRequest, opts ...grpc.CallOption) (*PostCorrectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PostCorrectionResponse)
+	err := c.cc.Invoke(ctx, SettlementAdminService_PostCorrection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *settlementAdminServiceClient) ListParkedEvents(ctx context.Context, in *ListParkedEventsRequest, opts ...grpc.CallOption) (*ListParkedEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListParkedEventsResponse)
+	err := c.cc.Invoke(ctx, SettlementAdminService_ListParkedEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *settlementAdminServiceClient) RetryParkedEvent(ctx context.Context, in *RetryParkedEventRequest, opts ...grpc.CallOption) (*RetryParkedEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryParkedEventResponse)
+	err := c.cc.Invoke(ctx, SettlementAdminService_RetryParkedEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *settlementAdminServiceClient) ReissueInstruction(ctx context.Context, in *ReissueInstructionRequest, opts ...grpc.CallOption) (*ReissueInstructionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReissueInstructionResponse)
+	err := c.cc.Invoke(ctx, SettlementAdminService_ReissueInstruction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SettlementAdminServiceServer is the server API for SettlementAdminService service.
 // All implementations must embed UnimplementedSettlementAdminServiceServer
 // for forward compatibility.
@@ -1006,6 +1062,18 @@ type SettlementAdminServiceServer interface {
 	RunSettlementCycle(context.Context, *RunSettlementCycleRequest) (*RunSettlementCycleResponse, error)
 	// Proves debits equal credits per currency over the whole ledger.
 	CheckLedger(context.Context, *CheckLedgerRequest) (*CheckLedgerResponse, error)
+	// Books an operator's correction: new postings, balanced per currency, that
+	// reference the transaction they correct (postings are never changed). A
+	// member's available funds move in the matching core with the ledger.
+	PostCorrection(context.Context, *PostCorrectionRequest) (*PostCorrectionResponse, error)
+	// Trade events settlement could not book (parked), oldest first.
+	ListParkedEvents(context.Context, *ListParkedEventsRequest) (*ListParkedEventsResponse, error)
+	// Books a parked trade event again, once its cause is fixed (e.g. the
+	// instrument or currency is now known); still unbookable, it stays parked.
+	RetryParkedEvent(context.Context, *RetryParkedEventRequest) (*RetryParkedEventResponse, error)
+	// Issues a rejected bank instruction again, as a new instruction for the same
+	// movement, once its cause is fixed.
+	ReissueInstruction(context.Context, *ReissueInstructionRequest) (*ReissueInstructionResponse, error)
 	mustEmbedUnimplementedSettlementAdminServiceServer()
 }
 
@@ -1033,6 +1101,18 @@ func (UnimplementedSettlementAdminServiceServer) RunSettlementCycle(context.Cont
 }
 func (UnimplementedSettlementAdminServiceServer) CheckLedger(context.Context, *CheckLedgerRequest) (*CheckLedgerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckLedger not implemented")
+}
+func (UnimplementedSettlementAdminServiceServer) PostCorrection(context.Context, *PostCorrectionRequest) (*PostCorrectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PostCorrection not implemented")
+}
+func (UnimplementedSettlementAdminServiceServer) ListParkedEvents(context.Context, *ListParkedEventsRequest) (*ListParkedEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListParkedEvents not implemented")
+}
+func (UnimplementedSettlementAdminServiceServer) RetryParkedEvent(context.Context, *RetryParkedEventRequest) (*RetryParkedEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryParkedEvent not implemented")
+}
+func (UnimplementedSettlementAdminServiceServer) ReissueInstruction(context.Context, *ReissueInstructionRequest) (*ReissueInstructionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReissueInstruction not implemented")
 }
 func (UnimplementedSettlementAdminServiceServer) mustEmbedUnimplementedSettlementAdminServiceServer() {
 }
@@ -1164,6 +1244,78 @@ func _SettlementAdminService_CheckLedger_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SettlementAdminService_PostCorrection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PostCorrectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementAdminServiceServer).PostCorrection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementAdminService_PostCorrection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementAdminServiceServer).PostCorrection(ctx, req.(*PostCorrectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SettlementAdminService_ListParkedEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListParkedEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementAdminServiceServer).ListParkedEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementAdminService_ListParkedEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementAdminServiceServer).ListParkedEvents(ctx, req.(*ListParkedEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SettlementAdminService_RetryParkedEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryParkedEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementAdminServiceServer).RetryParkedEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementAdminService_RetryParkedEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementAdminServiceServer).RetryParkedEvent(ctx, req.(*RetryParkedEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SettlementAdminService_ReissueInstruction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReissueInstructionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementAdminServiceServer).ReissueInstruction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementAdminService_ReissueInstruction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementAdminServiceServer).ReissueInstruction(ctx, req.(*ReissueInstructionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SettlementAdminService_ServiceDesc is the grpc.ServiceDesc for SettlementAdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1194,6 +1346,22 @@ var SettlementAdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CheckLedger",
 			Handler:    _SettlementAdminService_CheckLedger_Handler,
+		},
+		{
+			MethodName: "PostCorrection",
+			Handler:    _SettlementAdminService_PostCorrection_Handler,
+		},
+		{
+			MethodName: "ListParkedEvents",
+			Handler:    _SettlementAdminService_ListParkedEvents_Handler,
+		},
+		{
+			MethodName: "RetryParkedEvent",
+			Handler:    _SettlementAdminService_RetryParkedEvent_Handler,
+		},
+		{
+			MethodName: "ReissueInstruction",
+			Handler:    _SettlementAdminService_ReissueInstruction_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
