@@ -77,8 +77,8 @@
 // (deposits, confirmed withdrawals, transfers and conversions) by end-to-end
 // id or bank reference first, then by exact amount and a value date within
 // two days (package recon). A statement that is malformed, too large, of an
-// unknown namespace, carries an XML declaration or does not add up is refused
-// with a reason and nothing is stored; the same file imported again returns
+// unknown namespace, carries a DTD (DOCTYPE or ENTITY declaration) or does
+// not add up is refused with a reason and nothing is stored; the same file imported again returns
 // the first report. ImportStatement takes the file in one gRPC message (so
 // under the server's 16 MiB message limit); UploadStatement streams it in
 // chunks of up to 1 MiB, refused as soon as it passes MaxStatementBytes, and

@@ -146,9 +146,9 @@ func (s *Service) prepare(f *bankstatement.File) ([]*stmtGroup, error) {
 }
 
 // importStatement parses a statement file, refuses it whole (storing
-// nothing) if it is malformed, too large, of an unknown namespace, holds an
-// XML declaration, does not add up or is in a currency the exchange does not
-// settle in, and otherwise reconciles each account in it against the
+// nothing) if it is malformed, too large, of an unknown namespace, holds a
+// DTD (DOCTYPE or ENTITY declaration), does not add up or is in a currency
+// the exchange does not settle in, and otherwise reconciles each account in it against the
 // movements the ledger expects at the calling bank (package recon). The
 // content's hash keys the import: the same file again returns the first
 // report and changes nothing.
