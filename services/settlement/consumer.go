@@ -179,19 +179,8 @@ func (s *Service) bookEvents(ctx context.Context, batch []eventItem) error {
 	// call, and a transaction should not wait on one.
 	for _, it := range batch {
 		if t := it.ev.GetTrade(); t != nil {
-			in, err := s.ref.Instrument(ctx, t.Symbol)
-			if err != nil && !errors.Is(err, errUnknown) {
+			if err := s.prefetchTrade(ctx, t); err != nil {
 				return err
-			}
-			if err == nil {
-				if _, err := s.ref.Tolerance(ctx, in.Commodity); err != nil && !errors.Is(err, errUnknown) {
-					return err
-				}
-			}
-			for _, m := range []string{t.BuyerParticipantId, t.SellerParticipantId} {
-				if _, err := s.ref.Banks(ctx, m); err != nil && !errors.Is(err, errUnknown) {
-					return err
-				}
 			}
 		}
 	}
@@ -250,28 +239,8 @@ func (s *Service) bookEvents(ctx context.Context, batch []eventItem) error {
 			booked[t.TradeId] = true
 			plans = append(plans, p)
 		}
-		rows := make([]*tradeRow, 0, len(plans))
-		for _, p := range plans {
-			all.txns = append(all.txns, p.txn)
-		}
-		for _, p := range plans {
-			all.instructions = append(all.instructions, p.fx.instructions...)
-			all.outbox = append(all.outbox, p.fx.outbox...)
-		}
-		if err := s.write(ctx, q, &all, now); err != nil {
+		if err := s.writeTrades(ctx, q, plans, tradeIDs, &all, now); err != nil {
 			return err
-		}
-		for _, p := range plans {
-			p.row.TransactionID = p.txn.ID
-			rows = append(rows, p.row)
-		}
-		if err := s.insertTrades(ctx, q, rows); err != nil {
-			return err
-		}
-		if len(rows) > 0 {
-			if err := s.applyWaitingReceiptsLegs(ctx, q, tradeIDs, &all); err != nil {
-				return err
-			}
 		}
 		last := fresh[len(fresh)-1]
 		if _, err := q.ExecContext(ctx, `INSERT INTO stl_consumer (name, sequence, applied_in_sequence, updated_at) VALUES ($1, $2, $3, $4)
@@ -290,6 +259,55 @@ func (s *Service) bookEvents(ctx context.Context, batch []eventItem) error {
 	s.afterCommit(&all)
 	if s.onBooked != nil {
 		s.onBooked(batch, time.Now())
+	}
+	return nil
+}
+
+// prefetchTrade fetches, outside any transaction, the reference data booking
+// a trade reads (its instrument and commodity, its members' accounts). What
+// listing does not know is no error here: booking parks the trade.
+func (s *Service) prefetchTrade(ctx context.Context, t *tradingv1.TradeEvent) error {
+	in, err := s.ref.Instrument(ctx, t.Symbol)
+	if err != nil && !errors.Is(err, errUnknown) {
+		return err
+	}
+	if err == nil {
+		if _, err := s.ref.Tolerance(ctx, in.Commodity); err != nil && !errors.Is(err, errUnknown) {
+			return err
+		}
+	}
+	for _, m := range []string{t.BuyerParticipantId, t.SellerParticipantId} {
+		if _, err := s.ref.Banks(ctx, m); err != nil && !errors.Is(err, errUnknown) {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTrades writes planned trades: their ledger transactions, bank
+// instructions and core commands (added to all), their rows, and the
+// receipts legs among tradeIDs that were waiting for them.
+func (s *Service) writeTrades(ctx context.Context, q *sql.Tx, plans []*tradePlan, tradeIDs []any, all *effects, now time.Time) error {
+	rows := make([]*tradeRow, 0, len(plans))
+	for _, p := range plans {
+		all.txns = append(all.txns, p.txn)
+	}
+	for _, p := range plans {
+		all.instructions = append(all.instructions, p.fx.instructions...)
+		all.outbox = append(all.outbox, p.fx.outbox...)
+	}
+	if err := s.write(ctx, q, all, now); err != nil {
+		return err
+	}
+	for _, p := range plans {
+		p.row.TransactionID = p.txn.ID
+		rows = append(rows, p.row)
+	}
+	if err := s.insertTrades(ctx, q, rows); err != nil {
+		return err
+	}
+	if len(rows) > 0 {
+		return s.applyWaitingReceiptsLegs(ctx, q, tradeIDs, all)
 	}
 	return nil
 }
