@@ -98,7 +98,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	}
 
 	policy := listing.Policy().Merge(matching.Policy()).Merge(receipts.Policy()).Merge(settlement.Policy())
-	srv := server.New(logger, verifier, policy)
+	srv := server.New(logger, verifier, policy, server.ProcessOptions()...)
 	listingv1.RegisterListingServiceServer(srv.GRPC, listingSrv)
 
 	// The services' own connection to the exchange, in memory.

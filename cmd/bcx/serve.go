@@ -121,7 +121,7 @@ func serveListing(ctx context.Context, cfg serveConfig, stdout io.Writer, logger
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := server.New(logger, verifier, listing.Policy())
+	srv := server.New(logger, verifier, listing.Policy(), server.ProcessOptions()...)
 	listingv1.RegisterListingServiceServer(srv.GRPC, svc)
 	logger.Info("bcx listing ready", "listen", lis.Addr().String())
 	return srv.Serve(ctx, lis, 10*time.Second)
@@ -239,7 +239,7 @@ func serveOther(ctx context.Context, name string, cfg serveConfig, logger *slog.
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := server.New(logger, verifier, policy)
+	srv := server.New(logger, verifier, policy, server.ProcessOptions()...)
 	register(srv.GRPC)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

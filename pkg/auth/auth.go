@@ -143,7 +143,12 @@ var Everyone = []typev1.Role{
 	typev1.Role_ROLE_OPERATOR, typev1.Role_ROLE_SERVICE,
 }
 
-func (p Policy) authorize(ctx context.Context, v Verifier, method string) (context.Context, error) {
+// Authorize authenticates the caller of method (from the incoming
+// metadata of ctx) with v and checks the policy: it returns ctx carrying the
+// principal, or the Unauthenticated or PermissionDenied error to answer
+// with. The interceptors call it; a server that merges interceptors may
+// too.
+func (p Policy) Authorize(ctx context.Context, v Verifier, method string) (context.Context, error) {
 	roles, known := p[method]
 	if known && slices.Contains(roles, rolePublic) {
 		return ctx, nil // public
@@ -166,8 +171,8 @@ func (p Policy) authorize(ctx context.Context, v Verifier, method string) (conte
 }
 
 func bearer(ctx context.Context) (string, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	// Only the one header: FromIncomingContext would copy them all.
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 {
 		return "", rpcerr.Unauthenticated("missing authorization: send 'authorization: Bearer <token>'")
 	}
@@ -181,7 +186,7 @@ func bearer(ctx context.Context) (string, error) {
 // UnaryInterceptor authenticates and authorizes unary calls.
 func UnaryInterceptor(v Verifier, p Policy) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := p.authorize(ctx, v, info.FullMethod)
+		ctx, err := p.Authorize(ctx, v, info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
@@ -192,7 +197,7 @@ func UnaryInterceptor(v Verifier, p Policy) grpc.UnaryServerInterceptor {
 // StreamInterceptor authenticates and authorizes a stream once, at its start.
 func StreamInterceptor(v Verifier, p Policy) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := p.authorize(ss.Context(), v, info.FullMethod)
+		ctx, err := p.Authorize(ss.Context(), v, info.FullMethod)
 		if err != nil {
 			return err
 		}

@@ -126,14 +126,21 @@ func ToStatus(ctx context.Context, logger *slog.Logger, method string, err error
 	return status.Error(codes.Internal, "internal error")
 }
 
+// Recovered logs msg for a panic recovered from a handler of method, with
+// its stack, and returns the error to answer with instead: a bare Internal.
+// Call it from a deferred function with a non-nil value of recover().
+func Recovered(ctx context.Context, logger *slog.Logger, msg, method string, r any) error {
+	logger.ErrorContext(ctx, msg, "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	return status.Error(codes.Internal, "internal error")
+}
+
 // UnaryInterceptor maps errors and recovers panics. It must be the outermost
 // interceptor so it also sees errors from the others.
 func UnaryInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-				resp, err = nil, status.Error(codes.Internal, "internal error")
+				resp, err = nil, Recovered(ctx, logger, "panic in handler", info.FullMethod, r)
 			}
 		}()
 		resp, err = handler(ctx, req)
@@ -146,8 +153,7 @@ func StreamInterceptor(logger *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				logger.ErrorContext(ss.Context(), "panic in stream handler", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-				err = status.Error(codes.Internal, "internal error")
+				err = Recovered(ss.Context(), logger, "panic in stream handler", info.FullMethod, r)
 			}
 		}()
 		return ToStatus(ss.Context(), logger, info.FullMethod, handler(srv, ss))
