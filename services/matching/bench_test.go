@@ -3,9 +3,17 @@ package matching
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+
+	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
+	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
 )
 
 // TestBenchMains runs each benchmark entry point on a tiny workload and
@@ -67,5 +75,50 @@ func TestBenchMains(t *testing.T) {
 				t.Fatalf("nothing measured: %s", out.String())
 			}
 		})
+	}
+}
+
+// The gRPC bench client encodes its requests and reads its answers itself;
+// check both against the protobuf messages.
+func TestBenchGRPCClientWire(t *testing.T) {
+	var gen orderGen
+	rng := rand.New(rand.NewPCG(1, 7))
+	for i := range 200 {
+		m := gen.entryMsg(uint64(i), rng)
+		var req tradingv1.OrderEntryRequest
+		if err := proto.Unmarshal(m.out, &req); err != nil {
+			t.Fatal(err)
+		}
+		p := req.GetPlace()
+		price, err := strconv.ParseFloat(p.GetPrice().GetAmount(), 64)
+		if req.CorrelationId != uint64(i) || p.ClientOrderId != "g"+strconv.FormatInt(int64(i+1), 36) || p.Symbol != "BENCH" ||
+			(p.Side != typev1.Side_SIDE_BUY && p.Side != typev1.Side_SIDE_SELL) ||
+			p.TimeInForce != tradingv1.TimeInForce_TIME_IN_FORCE_GOOD_TILL_CANCELLED || p.Price.Currency != "CNY" ||
+			err != nil || price < 655.26 || price > 655.46 || (p.Quantity != "1" && p.Quantity != "2" && p.Quantity != "3") {
+			t.Fatalf("request %d: %v", i, &req)
+		}
+	}
+	codec := newBenchCodec()
+	for _, tc := range []struct {
+		resp   *tradingv1.OrderEntryResponse
+		fields uint64
+		errMsg string
+	}{
+		{&tradingv1.OrderEntryResponse{CorrelationId: 9, Result: &tradingv1.OrderEntryResponse_Place{Place: &tradingv1.PlaceOrderResponse{
+			Order: &tradingv1.Order{OrderId: 3}}}}, 1 << 2, ""},
+		{&tradingv1.OrderEntryResponse{CorrelationId: 1 << 40, Result: &tradingv1.OrderEntryResponse_Error{Error: &tradingv1.CommandError{
+			Code: 9, Message: "the instrument's book is full"}}}, 1 << 6, "book is full"},
+	} {
+		b, err := proto.Marshal(tc.resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m benchMsg
+		if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b[:3]), mem.SliceBuffer(b[3:])}, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.correlation != tc.resp.CorrelationId || m.fields != tc.fields || !strings.Contains(m.errMsg, tc.errMsg) {
+			t.Fatalf("read %+v from %v", m, tc.resp)
+		}
 	}
 }

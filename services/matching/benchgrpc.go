@@ -3,20 +3,28 @@ package matching
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/server"
@@ -78,8 +86,19 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	streamRate := fs.Int("stream-rate", 125_000, "paced phase: stream orders per second")
 	unaryRate := fs.Int("unary-rate", 15_000, "paced phase: unary orders per second")
 	dir := fs.String("dir", "", "data directory (default: a temporary one)")
+	phases := fs.String("phases", "stream,unary,paced", "phases to run, comma-separated")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the phases run here; samples carry the label side=server or side=client")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	run := map[string]bool{}
+	for _, p := range strings.Split(*phases, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "stream", "unary", "paced":
+			run[p] = true
+		default:
+			return fmt.Errorf("bench grpc: unknown phase %q", p)
+		}
 	}
 	d, cleanup, err := benchDir(*dir)
 	if err != nil {
@@ -87,7 +106,10 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	}
 	defer cleanup()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(Config{DataDir: d, Logger: logger, ScheduleTick: -1, Limits: core.Limits{MaxOrdersPerBook: 1 << 18},
+	// About a fifth of the orders rest (GTC): a fast run leaves several
+	// hundred thousand in the book, past the default bound (a refusal ends
+	// the run).
+	s, err := New(Config{DataDir: d, Logger: logger, ScheduleTick: -1, Limits: core.Limits{MaxOrdersPerBook: 1 << 20},
 		QueueSize: 1 << 17})
 	if err != nil {
 		return err
@@ -97,16 +119,22 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- s.Run(ctx) }()
-	srv := server.New(logger, benchVerifier{}, Policy())
-	s.Register(srv.GRPC)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()
 		return err
 	}
+	// Goroutines inherit their creator's profiler labels: everything the
+	// server starts is side=server, everything the client side starts
+	// (including its connections' transport goroutines) side=client.
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("side", "server")))
+	runDone := make(chan error, 1)
+	srv := server.New(logger, benchVerifier{}, Policy(), server.ProcessOptions()...)
+	s.Register(srv.GRPC)
+	go func() { runDone <- s.Run(ctx) }()
 	go func() { _ = srv.GRPC.Serve(lis) }()
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("side", "client")))
+	defer pprof.SetGoroutineLabels(context.Background())
 	defer func() {
 		srv.GRPC.Stop()
 		cancel()
@@ -114,7 +142,7 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		s.Close()
 	}()
 
-	clients := make([]tradingv1.TradingServiceClient, *conns)
+	clients := make([]*grpc.ClientConn, *conns)
 	for i := range clients {
 		cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithPerRPCCredentials(auth.BearerCredentials{Token: "m" + strconv.Itoa(i+1), Insecure: true}))
@@ -122,36 +150,52 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 			return err
 		}
 		defer cc.Close()
-		clients[i] = tradingv1.NewTradingServiceClient(cc)
+		clients[i] = cc
 	}
 	var gen orderGen
 	before := s.j.Stats()
-
-	streamCount, _, err := runStreams(clients, *streams, *window, *dur, 0, &gen)
-	if err != nil {
-		return err
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
-	unaryCount, _, err := runUnary(clients, *unary, *dur, 0, &gen)
-	if err != nil {
-		return err
+
+	var streamCount, unaryCount int64
+	if run["stream"] {
+		if streamCount, _, err = runStreams(clients, *streams, *window, *dur, 0, &gen); err != nil {
+			return err
+		}
+	}
+	if run["unary"] {
+		if unaryCount, _, err = runUnary(clients, *unary, *dur, 0, &gen); err != nil {
+			return err
+		}
 	}
 	// Paced phase: both kinds at once.
-	var wg sync.WaitGroup
 	var sLat, uLat []float64
 	var sN, uN int64
-	var sErr, uErr error
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		sN, sLat, sErr = runStreams(clients, *streams, *window, *dur, *streamRate, &gen)
-	}()
-	go func() { defer wg.Done(); uN, uLat, uErr = runUnary(clients, max(*unary, 256), *dur, *unaryRate, &gen) }()
-	wg.Wait()
-	if sErr != nil {
-		return sErr
-	}
-	if uErr != nil {
-		return uErr
+	if run["paced"] {
+		var wg sync.WaitGroup
+		var sErr, uErr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			sN, sLat, sErr = runStreams(clients, *streams, *window, *dur, *streamRate, &gen)
+		}()
+		go func() { defer wg.Done(); uN, uLat, uErr = runUnary(clients, max(*unary, 256), *dur, *unaryRate, &gen) }()
+		wg.Wait()
+		if sErr != nil {
+			return sErr
+		}
+		if uErr != nil {
+			return uErr
+		}
 	}
 	after := s.j.Stats()
 	all := append(slices.Clone(sLat), uLat...)
@@ -177,26 +221,145 @@ func pctMs(xs []float64, q float64) float64 {
 	return float64(int(v*1000)) / 1000
 }
 
+// The client side shares the machine with the server, so it is kept cheap,
+// the way a high-rate client would be: it encodes its requests directly in
+// their wire form and reads of each answer only what it acts on (the
+// correlation id, and the error if it is one, decoded in full), through
+// benchCodec. Everything still goes through gRPC over loopback TCP, the
+// server's interceptors and its protobuf decoding.
+
+// benchCodec passes benchMsg values through as raw bytes and leaves every
+// other message to the protobuf codec. Its name is "proto": the server sees
+// an ordinary application/grpc+proto call.
+type benchCodec struct{ proto encoding.CodecV2 }
+
+func newBenchCodec() benchCodec { return benchCodec{proto: encoding.GetCodecV2("proto")} }
+
+func (benchCodec) Name() string { return "proto" }
+
+// benchMsg is a request's wire form (sending) or what the client reads of
+// an answer (receiving).
+type benchMsg struct {
+	out []byte // to send; owned by the transport once sent
+	// fields has bit n set for each message field n of the answer: for an
+	// OrderEntryResponse 2 is a place, 6 an error (errMsg set); for a
+	// PlaceOrderResponse 1 is the order.
+	fields      uint64
+	correlation uint64
+	errMsg      string
+}
+
+var benchPool = mem.DefaultBufferPool()
+
+func (c benchCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(*benchMsg)
+	if !ok {
+		return c.proto.Marshal(v)
+	}
+	return mem.BufferSlice{mem.NewBuffer(&m.out, benchPool)}, nil
+}
+
+func (c benchCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(*benchMsg)
+	if !ok {
+		return c.proto.Unmarshal(data, v)
+	}
+	var b []byte
+	if len(data) == 1 {
+		b = data[0].ReadOnlyData()
+	} else {
+		b = data.Materialize()
+	}
+	*m = benchMsg{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			m.correlation, n = protowire.ConsumeVarint(b)
+		case typ == protowire.BytesType:
+			var field []byte
+			field, n = protowire.ConsumeBytes(b)
+			if n >= 0 && num < 64 {
+				m.fields |= 1 << num
+				if num == 6 {
+					var ce tradingv1.CommandError
+					if err := proto.Unmarshal(field, &ce); err != nil {
+						return err
+					}
+					m.errMsg = fmt.Sprintf("%v", &ce)
+				}
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
 // orderGen makes unique client order ids and random prices.
 type orderGen struct{ n atomic.Int64 }
 
-func (g *orderGen) next(rng *rand.Rand) *tradingv1.PlaceOrderRequest {
+// appendPlace appends a PlaceOrderRequest's fields: a GTC limit order of 1
+// to 3 lots on a random side within ten ticks of the middle.
+func (g *orderGen) appendPlace(b []byte, rng *rand.Rand) []byte {
 	n := g.n.Add(1)
 	side := typev1.Side_SIDE_BUY
 	if rng.IntN(2) == 0 {
 		side = typev1.Side_SIDE_SELL
 	}
 	price := 1<<16 - 10 + rng.IntN(21) // ticks of 0.01
-	return &tradingv1.PlaceOrderRequest{ClientOrderId: "g" + strconv.FormatInt(n, 36), Symbol: "BENCH", Side: side,
-		TimeInForce: tradingv1.TimeInForce_TIME_IN_FORCE_GOOD_TILL_CANCELLED,
-		Price:       &typev1.Money{Currency: "CNY", Amount: formatFixed(int64(price), 2, false)},
-		Quantity:    strconv.Itoa(1 + rng.IntN(3))}
+	var buf [24]byte
+	b = protowire.AppendTag(b, 1, protowire.BytesType) // client_order_id
+	b = protowire.AppendBytes(b, strconv.AppendInt(append(buf[:0], 'g'), n, 36))
+	b = protowire.AppendTag(b, 2, protowire.BytesType) // symbol
+	b = protowire.AppendString(b, "BENCH")
+	b = protowire.AppendTag(b, 3, protowire.VarintType) // side
+	b = protowire.AppendVarint(b, uint64(side))
+	b = protowire.AppendTag(b, 5, protowire.VarintType) // time_in_force
+	b = protowire.AppendVarint(b, uint64(tradingv1.TimeInForce_TIME_IN_FORCE_GOOD_TILL_CANCELLED))
+	var abuf [16]byte // "655.36"
+	amount := strconv.AppendInt(abuf[:0], int64(price/100), 10)
+	amount = append(amount, '.', byte('0'+price/10%10), byte('0'+price%10))
+	b = protowire.AppendTag(b, 6, protowire.BytesType) // price: Money
+	b = protowire.AppendVarint(b, uint64(2+len("CNY")+2+len(amount)))
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendString(b, "CNY")
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	b = protowire.AppendBytes(b, amount)
+	b = protowire.AppendTag(b, 7, protowire.BytesType) // quantity
+	return protowire.AppendBytes(b, strconv.AppendInt(buf[:0], int64(1+rng.IntN(3)), 10))
+}
+
+// placeMsg is a unary PlaceOrderRequest.
+func (g *orderGen) placeMsg(rng *rand.Rand) *benchMsg {
+	return &benchMsg{out: g.appendPlace((*benchPool.Get(64))[:0], rng)}
+}
+
+// entryMsg is an order entry request placing an order.
+func (g *orderGen) entryMsg(correlation uint64, rng *rand.Rand) *benchMsg {
+	var place [64]byte
+	p := g.appendPlace(place[:0], rng)
+	b := (*benchPool.Get(len(p) + 16))[:0]
+	if correlation != 0 {
+		b = protowire.AppendTag(b, 1, protowire.VarintType)
+		b = protowire.AppendVarint(b, correlation)
+	}
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	return &benchMsg{out: protowire.AppendBytes(b, p)}
 }
 
 // runStreams drives order entry streams for d. rate 0 sends as fast as the
 // window allows; otherwise each stream paces its share of rate and the
 // latency of each order is measured from its scheduled send time.
-func runStreams(clients []tradingv1.TradingServiceClient, n, window int, d time.Duration, rate int, gen *orderGen) (int64, []float64, error) {
+func runStreams(clients []*grpc.ClientConn, n, window int, d time.Duration, rate int, gen *orderGen) (int64, []float64, error) {
 	var total atomic.Int64
 	var mu sync.Mutex
 	var lats []float64
@@ -204,13 +367,14 @@ func runStreams(clients []tradingv1.TradingServiceClient, n, window int, d time.
 	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(d)
+	codec := grpc.ForceCodecV2(newBenchCodec())
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			st, err := clients[i%len(clients)].OrderEntry(ctx)
+			st, err := tradingv1.NewTradingServiceClient(clients[i%len(clients)]).OrderEntry(ctx, codec)
 			if err != nil {
 				errs <- err
 				return
@@ -220,18 +384,24 @@ func runStreams(clients []tradingv1.TradingServiceClient, n, window int, d time.
 			sentAt := make([]time.Time, window)
 			var local []float64
 			recvDone := make(chan error, 1)
+			recvStopped := make(chan struct{}) // the sender must not wait for room then
 			go func() {
+				defer close(recvStopped)
+				var r benchMsg
 				for {
-					r, err := st.Recv()
-					if err != nil {
+					if err := st.RecvMsg(&r); err != nil {
 						if err == io.EOF {
 							err = nil
 						}
 						recvDone <- err
 						return
 					}
-					if e := r.GetError(); e != nil {
-						recvDone <- fmt.Errorf("order refused: %v", e)
+					if r.fields&(1<<6) != 0 {
+						recvDone <- fmt.Errorf("order refused: %s", r.errMsg)
+						return
+					}
+					if r.fields&(1<<2) == 0 {
+						recvDone <- fmt.Errorf("answer %d is not a place", r.correlation)
 						return
 					}
 					now := time.Now()
@@ -239,7 +409,7 @@ func runStreams(clients []tradingv1.TradingServiceClient, n, window int, d time.
 						total.Add(1)
 					}
 					if rate > 0 {
-						local = append(local, float64(now.Sub(sentAt[r.CorrelationId%uint64(window)]).Nanoseconds())/1e6)
+						local = append(local, float64(now.Sub(sentAt[r.correlation%uint64(window)]).Nanoseconds())/1e6)
 					}
 					<-sem
 				}
@@ -260,10 +430,18 @@ func runStreams(clients []tradingv1.TradingServiceClient, n, window int, d time.
 					}
 					when = due
 				}
-				sem <- struct{}{}
+				select {
+				case sem <- struct{}{}:
+				case <-recvStopped:
+					err := <-recvDone
+					if err == nil {
+						err = errors.New("order entry stream ended before the client closed it")
+					}
+					errs <- err
+					return
+				}
 				sentAt[sent%uint64(window)] = when
-				if err := st.Send(&tradingv1.OrderEntryRequest{CorrelationId: sent,
-					Command: &tradingv1.OrderEntryRequest_Place{Place: gen.next(rng)}}); err != nil {
+				if err := st.SendMsg(gen.entryMsg(sent, rng)); err != nil {
 					errs <- err
 					return
 				}
@@ -289,7 +467,7 @@ func runStreams(clients []tradingv1.TradingServiceClient, n, window int, d time.
 
 // runUnary drives n concurrent PlaceOrder callers for d, as fast as they go
 // (rate 0) or paced at rate in total.
-func runUnary(clients []tradingv1.TradingServiceClient, n int, d time.Duration, rate int, gen *orderGen) (int64, []float64, error) {
+func runUnary(clients []*grpc.ClientConn, n int, d time.Duration, rate int, gen *orderGen) (int64, []float64, error) {
 	var total atomic.Int64
 	var mu sync.Mutex
 	var lats []float64
@@ -297,6 +475,7 @@ func runUnary(clients []tradingv1.TradingServiceClient, n int, d time.Duration, 
 	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(d)
+	codec := grpc.ForceCodecV2(newBenchCodec())
 	for i := range n {
 		wg.Add(1)
 		go func() {
@@ -309,6 +488,7 @@ func runUnary(clients []tradingv1.TradingServiceClient, n int, d time.Duration, 
 				interval = time.Duration(float64(n) / float64(rate) * float64(time.Second))
 			}
 			next := start.Add(time.Duration(rng.Int64N(int64(max(interval, 1)))))
+			var resp benchMsg
 			for {
 				now := time.Now()
 				if now.After(end) {
@@ -322,8 +502,12 @@ func runUnary(clients []tradingv1.TradingServiceClient, n int, d time.Duration, 
 					when = next
 					next = next.Add(interval)
 				}
-				if _, err := c.PlaceOrder(context.Background(), gen.next(rng)); err != nil {
+				if err := c.Invoke(context.Background(), tradingv1.TradingService_PlaceOrder_FullMethodName, gen.placeMsg(rng), &resp, codec); err != nil {
 					errs <- err
+					return
+				}
+				if resp.fields&(1<<1) == 0 {
+					errs <- errors.New("PlaceOrder answered without an order")
 					return
 				}
 				done := time.Now()

@@ -132,39 +132,54 @@ func parseFixed(s string, scale int) (v int64, exact bool, err error) {
 // digits ("15235.50"), or trimmed of trailing zeros when trim is set
 // ("2.5", "25").
 func formatFixed(v int64, scale int32, trim bool) string {
-	var buf [32]byte
+	var buf [40]byte
+	return string(appendFixed(buf[:0], v, scale, trim))
+}
+
+// appendFixed appends formatFixed(v, scale, trim) to dst.
+func appendFixed(dst []byte, v int64, scale int32, trim bool) []byte {
 	neg := v < 0
 	u := uint64(v)
 	if neg {
-		u = uint64(-v)
+		u = -u
+		dst = append(dst, '-')
 	}
-	b := strconv.AppendUint(buf[:0], u, 10)
+	var buf [24]byte
+	digits := strconv.AppendUint(buf[:0], u, 10)
 	if scale <= 0 {
-		if neg {
-			return "-" + string(b)
-		}
-		return string(b)
+		return append(dst, digits...)
 	}
 	sc := int(scale)
-	for len(b) <= sc {
-		b = append([]byte{'0'}, b...)
+	fracDigits := sc // digits after the point, before trimming
+	var intPart, fracPart []byte
+	if len(digits) > sc {
+		intPart, fracPart = digits[:len(digits)-sc], digits[len(digits)-sc:]
+	} else {
+		// 0.00ddd: the leading zeros of the fraction are implied.
+		intPart, fracPart = nil, digits
 	}
-	intPart, fracPart := b[:len(b)-sc], b[len(b)-sc:]
+	lead := fracDigits - len(fracPart) // zeros between the point and fracPart
 	if trim {
 		for len(fracPart) > 0 && fracPart[len(fracPart)-1] == '0' {
 			fracPart = fracPart[:len(fracPart)-1]
 		}
+		if len(fracPart) == 0 {
+			lead = 0
+		}
 	}
-	out := make([]byte, 0, len(b)+2)
-	if neg {
-		out = append(out, '-')
+	if len(intPart) == 0 {
+		dst = append(dst, '0')
+	} else {
+		dst = append(dst, intPart...)
 	}
-	out = append(out, intPart...)
-	if len(fracPart) > 0 {
-		out = append(out, '.')
-		out = append(out, fracPart...)
+	if lead+len(fracPart) > 0 {
+		dst = append(dst, '.')
+		for range lead {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, fracPart...)
 	}
-	return string(out)
+	return dst
 }
 
 // weight renders micro-units as a decimal weight ("25", "2.5").
@@ -405,6 +420,9 @@ var rejectText = map[core.Reject]string{
 
 // resultErr turns a refused result into the error the client sees.
 func resultErr(res *core.Result) error {
+	if res.Status == core.StatusOK {
+		return nil
+	}
 	msg := rejectText[res.Reject]
 	if res.Reject == core.RejectModeNotAllowed {
 		switch res.Field {

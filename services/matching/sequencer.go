@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -28,12 +29,31 @@ type request struct {
 	err   error // the service failed before the request became durable
 
 	// notify is called by the sequencer once the request is answered; nil
-	// signals done.
+	// signals done (unless waker is set).
 	notify func(*request)
 	done   chan struct{}
+	// waker, if set, is the order entry stream the request came on: it is
+	// answered by setting answered and waking the stream's sender.
+	waker    *entryWaker
+	answered atomic.Bool
 	// tag is the caller's, e.g. a stream's correlation id.
 	tag uint64
 	op  uint8
+}
+
+// entryWaker wakes an order entry stream's sender (see OrderEntry).
+type entryWaker struct {
+	ch  chan struct{} // capacity 1: a wake that finds one pending is dropped
+	gen uint64        // the sequencer's: the last batch that woke it
+}
+
+func newEntryWaker() *entryWaker { return &entryWaker{ch: make(chan struct{}, 1)} }
+
+func (w *entryWaker) wake() {
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
@@ -54,6 +74,11 @@ func putRequest(r *request) {
 }
 
 func (r *request) answer() {
+	if r.waker != nil {
+		r.answered.Store(true)
+		r.waker.wake()
+		return
+	}
 	if r.notify != nil {
 		r.notify(r)
 		return
@@ -141,6 +166,10 @@ type sequencer struct {
 	// lastTrades is the most trades one instrument had in the last batch,
 	// to size the next batch's lists.
 	lastTrades int
+	// wakes lists the order entry streams answered in the batch being
+	// released; wakeGen tells which are listed already.
+	wakes   []*entryWaker
+	wakeGen uint64
 }
 
 func newSequencer(s *Service) *sequencer {
@@ -227,11 +256,28 @@ func (q *sequencer) run(ctx context.Context) error {
 	}
 }
 
-// release answers a durable batch and publishes its market data.
+// release answers a durable batch and publishes its market data. An order
+// entry stream's sender is woken once for all its answers in the batch.
 func (q *sequencer) release(batch []*request, md *mdBatch) {
+	q.wakeGen++
 	for _, r := range batch {
+		if w := r.waker; w != nil {
+			// Once answered is set the request is the sender's: read w
+			// first.
+			r.answered.Store(true)
+			if w.gen != q.wakeGen {
+				w.gen = q.wakeGen
+				q.wakes = append(q.wakes, w)
+			}
+			continue
+		}
 		r.answer()
 	}
+	for i, w := range q.wakes {
+		w.wake()
+		q.wakes[i] = nil
+	}
+	q.wakes = q.wakes[:0]
 	if md == nil || len(md.ups) == 0 {
 		return
 	}

@@ -6,6 +6,10 @@ import (
 	"io"
 	"strconv"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/journal"
 	"github.com/bcx-exchange/bcx/pkg/paging"
@@ -241,52 +245,62 @@ const (
 const streamWindow = 1024
 
 // OrderEntry is order entry for high-rate clients: requests are pipelined
-// (up to streamWindow in flight per stream) and answered as their batches
-// become durable, matched by correlation id. A refused command is answered
-// with a CommandError; the stream stays open.
+// (up to streamWindow in flight per stream) and answered in the order they
+// were sent, each once its batch is durable, with the request's correlation
+// id. A refused command is answered with a CommandError; the stream stays
+// open.
+//
+// The receiving loop (this goroutine) converts and enqueues each request and
+// queues it in inflight, in order; a sender goroutine answers the head of
+// inflight once it is done. The sequencer marks a request done and wakes the
+// sender at most once per batch (a wake that finds the sender awake is
+// dropped), and the sender then answers everything done without waiting
+// again, so a stream costs a goroutine switch per batch, not per order.
 func (t *tradingServer) OrderEntry(stream tradingv1.TradingService_OrderEntryServer) error {
 	ctx := stream.Context()
 	p, err := member(ctx)
 	if err != nil {
 		return err
 	}
-	out := make(chan *request, streamWindow)
-	sem := make(chan struct{}, streamWindow)
-	notify := func(r *request) { out <- r }
+	inflight := make(chan *request, streamWindow)
+	waker := newEntryWaker()
 	sendErr := make(chan error, 1)
-	go func() {
-		var failed error
-		for r := range out {
-			if failed == nil {
-				if err := stream.Send(t.s.entryResponse(r)); err != nil {
-					failed = err
-				}
-			}
-			putRequest(r)
-			<-sem
-		}
-		sendErr <- failed
-	}()
+	go func() { sendErr <- t.s.entrySender(stream, inflight, waker.ch) }()
 	var recvErr error
+	// Each request arrives as the unknown fields of an empty message, which
+	// keep its wire form, and is decoded by dec (see wire.go).
+	var raw emptypb.Empty
+	var dec entryDecoder
 	for {
-		req, err := stream.Recv()
-		if err != nil {
+		if err := stream.RecvMsg(&raw); err != nil {
 			if !errors.Is(err, io.EOF) {
 				recvErr = err
 			}
 			break
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			recvErr = ctx.Err()
-		}
-		if recvErr != nil {
+		req, err := dec.decode(raw.ProtoReflect().GetUnknown())
+		if err != nil {
+			// What receiving the request itself would have answered.
+			recvErr = status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
 			break
 		}
 		r := getRequest()
 		r.tag = req.CorrelationId
-		r.notify = notify
+		r.waker = waker
+		select {
+		case inflight <- r:
+		default:
+			// The window is full: wait for the sender to answer one.
+			select {
+			case inflight <- r:
+			case <-ctx.Done():
+				recvErr = ctx.Err()
+			}
+		}
+		if recvErr != nil {
+			putRequest(r)
+			break
+		}
 		reg := t.s.registry()
 		switch c := req.Command.(type) {
 		case *tradingv1.OrderEntryRequest_Place:
@@ -304,45 +318,44 @@ func (t *tradingServer) OrderEntry(stream tradingv1.TradingService_OrderEntrySer
 			err = t.s.enqueue(ctx, r)
 		}
 		if err != nil {
+			// Answered here, in its turn: it is already in inflight.
 			r.op, r.err = opError, err
-			out <- r
+			r.answer()
 		}
 	}
-	// Wait for everything in flight, then stop the sender.
-	for range streamWindow {
-		sem <- struct{}{}
-	}
-	close(out)
+	// The sender answers everything in flight, then stops.
+	close(inflight)
 	if err := <-sendErr; err != nil {
 		return err
 	}
 	return recvErr
 }
 
-func (s *Service) entryResponse(r *request) *tradingv1.OrderEntryResponse {
-	resp := &tradingv1.OrderEntryResponse{CorrelationId: r.tag}
-	err := r.err
-	if err == nil {
-		err = resultErr(&r.res)
+// entrySender answers an order entry stream's requests in order (see
+// OrderEntry). After a failed send it still waits for every request in
+// flight, to recycle it, and then returns the send error.
+func (s *Service) entrySender(stream tradingv1.TradingService_OrderEntryServer, inflight <-chan *request, wake <-chan struct{}) error {
+	var failed error
+	var buf []byte
+	// The answer goes out as the unknown fields of an empty response, which
+	// marshal verbatim: buf holds the wire form of the whole response (see
+	// wire.go). The message and buffer are reused: Send encodes before it
+	// returns.
+	var msg tradingv1.OrderEntryResponse
+	for r := range inflight {
+		for !r.answered.Load() {
+			<-wake
+		}
+		if failed == nil {
+			buf = appendEntryResponse(buf[:0], s.registry(), r)
+			msg.ProtoReflect().SetUnknown(buf)
+			if err := stream.Send(&msg); err != nil {
+				failed = err
+			}
+		}
+		putRequest(r)
 	}
-	if err != nil {
-		resp.Result = &tradingv1.OrderEntryResponse_Error{Error: commandError(err)}
-		return resp
-	}
-	reg := s.registry()
-	switch r.op {
-	case opPlace:
-		resp.Result = &tradingv1.OrderEntryResponse_Place{Place: &tradingv1.PlaceOrderResponse{
-			Order: orderOf(reg, &r.res), Executions: reg.executions(r.res.Fills)}}
-	case opCancel:
-		resp.Result = &tradingv1.OrderEntryResponse_Cancel{Cancel: &tradingv1.CancelOrderResponse{Order: orderOf(reg, &r.res)}}
-	case opReplace:
-		resp.Result = &tradingv1.OrderEntryResponse_Replace{Replace: &tradingv1.ReplaceOrderResponse{
-			Order: orderOf(reg, &r.res), Executions: reg.executions(r.res.Fills)}}
-	case opMassCancel:
-		resp.Result = &tradingv1.OrderEntryResponse_MassCancel{MassCancel: &tradingv1.MassCancelResponse{Cancelled: r.res.Count}}
-	}
-	return resp
+	return failed
 }
 
 func (t *tradingServer) GetOrder(ctx context.Context, req *tradingv1.GetOrderRequest) (*tradingv1.GetOrderResponse, error) {
