@@ -104,18 +104,7 @@ func (c *Core) postListing(cmd *Command, res *Result) {
 	}
 	var pools []int32
 	if cmd.Side == orderbook.Buy {
-		r, ok := c.buyReserve(d, in.fee, cmd.Price, cmd.Qty)
-		cur := c.defCur[in.def]
-		if ok && fx != 0 {
-			cur = fxCur
-			r, ok = c.convert(&c.rates[fx-1], c.defCur[in.def], r, true)
-		}
-		if !ok {
-			res.refuse(StatusInvalid, RejectTooLarge, "quantity")
-			return
-		}
-		if !known || c.availableFunds(pi, cur) < r {
-			res.refuse(StatusRefused, RejectInsufficientFunds, "")
+		if !c.canFundBuy(pi, known, in, fx, fxCur, cmd.Price, cmd.Qty, res) {
 			return
 		}
 	} else {
@@ -123,12 +112,7 @@ func (c *Core) postListing(cmd *Command, res *Result) {
 		if pools, avail, ok = c.namedPools(pi, known, d, spec.Receipts, res); !ok {
 			return
 		}
-		if !known || avail < cmd.Qty*d.LotMicro {
-			res.refuse(StatusRefused, RejectInsufficientPosition, "")
-			return
-		}
-		if fx != 0 && !c.sellFXFits(fx, in.def, 0, cmd.Qty) {
-			res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+		if !c.canFundSell(pi, known, in, fx, avail, cmd.Qty, res) {
 			return
 		}
 	}
@@ -242,29 +226,11 @@ func (c *Core) takeListing(cmd *Command, res *Result) {
 		return
 	}
 	if side == orderbook.Buy {
-		r, ok := c.buyReserve(d, in.fee, lo.price, cmd.Qty)
-		cur := c.defCur[in.def]
-		if ok && fx != 0 {
-			cur = fxCur
-			r, ok = c.convert(&c.rates[fx-1], c.defCur[in.def], r, true)
-		}
-		if !ok {
-			res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+		if !c.canFundBuy(pi, known, in, fx, fxCur, lo.price, cmd.Qty, res) {
 			return
 		}
-		if !known || c.availableFunds(pi, cur) < r {
-			res.refuse(StatusRefused, RejectInsufficientFunds, "")
-			return
-		}
-	} else {
-		if !known || c.availableWeight(pi, d.Number) < cmd.Qty*d.LotMicro {
-			res.refuse(StatusRefused, RejectInsufficientPosition, "")
-			return
-		}
-		if fx != 0 && !c.sellFXFits(fx, in.def, 0, cmd.Qty) {
-			res.refuse(StatusInvalid, RejectTooLarge, "quantity")
-			return
-		}
+	} else if !c.canFundSell(pi, known, in, fx, c.weightOf(pi, known, d), cmd.Qty, res) {
+		return
 	}
 	// The take is an immediate order: it reserves, fills against the
 	// listing at the listing's price, and is done.

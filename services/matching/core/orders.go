@@ -85,6 +85,51 @@ func (r *FeeRule) maxFee(notional, lots int64) (int64, bool) {
 	return f + m, true
 }
 
+// canFundBuy checks that participant pi can reserve a new buy of qty lots
+// at price in instrument in (in its funding currency when fx is set), and
+// refuses res otherwise.
+func (c *Core) canFundBuy(pi int32, known bool, in *instrument, fx, fxCur int32, price, qty int64, res *Result) bool {
+	r, ok := c.buyReserve(&c.defs[in.def], in.fee, price, qty)
+	cur := c.defCur[in.def]
+	if ok && fx != 0 {
+		cur = fxCur
+		r, ok = c.convert(&c.rates[fx-1], c.defCur[in.def], r, true)
+	}
+	if !ok {
+		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+		return false
+	}
+	if !known || c.availableFunds(pi, cur) < r {
+		res.refuse(StatusRefused, RejectInsufficientFunds, "")
+		return false
+	}
+	return true
+}
+
+// weightOf is a participant's available weight for an instrument, 0 for
+// one the core has never seen.
+func (c *Core) weightOf(pi int32, known bool, d *InstrumentDef) int64 {
+	if !known {
+		return 0
+	}
+	return c.availableWeight(pi, d.Number)
+}
+
+// canFundSell checks that a new sell of qty lots is covered by avail
+// micro-units of the participant's weight (and, FX-funded, that its
+// proceeds convert), and refuses res otherwise.
+func (c *Core) canFundSell(pi int32, known bool, in *instrument, fx int32, avail, qty int64, res *Result) bool {
+	if !known || avail < qty*c.defs[in.def].LotMicro {
+		res.refuse(StatusRefused, RejectInsufficientPosition, "")
+		return false
+	}
+	if fx != 0 && !c.sellFXFits(fx, in.def, 0, qty) {
+		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+		return false
+	}
+	return true
+}
+
 // buyReserve is what an open buy of lots at priceTicks must hold: its
 // notional at that price plus its maximum fee.
 func (c *Core) buyReserve(def *InstrumentDef, fee int32, priceTicks, lots int64) (int64, bool) {
@@ -225,30 +270,15 @@ func (c *Core) place(cmd *Command, res *Result) {
 		return
 	}
 	pi, known := c.partIndex(cmd.Participant)
-	cur := c.defCur[in.def]
-	fx, fxCur, ok := c.fxCheck(pi, known, cur, cmd.TIF, res)
+	fx, fxCur, ok := c.fxCheck(pi, known, c.defCur[in.def], cmd.TIF, res)
 	if !ok {
 		return
 	}
 	if cmd.Side == orderbook.Buy {
-		r, ok := c.buyReserve(d, in.fee, cmd.Price, cmd.Qty)
-		if ok && fx != 0 {
-			cur = fxCur
-			r, ok = c.convert(&c.rates[fx-1], c.defCur[in.def], r, true)
-		}
-		if !ok {
-			res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+		if !c.canFundBuy(pi, known, in, fx, fxCur, cmd.Price, cmd.Qty, res) {
 			return
 		}
-		if !known || c.availableFunds(pi, cur) < r {
-			res.refuse(StatusRefused, RejectInsufficientFunds, "")
-			return
-		}
-	} else if !known || c.availableWeight(pi, d.Number) < cmd.Qty*d.LotMicro {
-		res.refuse(StatusRefused, RejectInsufficientPosition, "")
-		return
-	} else if fx != 0 && !c.sellFXFits(fx, in.def, 0, cmd.Qty) {
-		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+	} else if !c.canFundSell(pi, known, in, fx, c.weightOf(pi, known, d), cmd.Qty, res) {
 		return
 	}
 	slot := c.allocOrder()
