@@ -114,3 +114,60 @@ func TestListingTrade(t *testing.T) {
 		t.Fatalf("expired listing still reserves: %v %v", bal, err)
 	}
 }
+
+// TestListingCatalogAndRejects: the catalog pages in listing id order and
+// filters by commodity; takes and bids in quantities that are not whole
+// lots, or bids off the tick, are refused naming the field.
+func TestListingCatalogAndRejects(t *testing.T) {
+	e := newEnv(t, shanghai(10, 0))
+	ctx := context.Background()
+	e.waitPhase(t, cotton, tradingv1.InstrumentPhase_INSTRUMENT_PHASE_CONTINUOUS)
+	e.fund(t)
+	seller, buyer := e.trading(e.beta), e.trading(e.alpha)
+	var ids []int64
+	for i, p := range []string{"15100", "15105", "15110"} {
+		l, err := seller.PostListing(ctx, &tradingv1.PostListingRequest{ClientOrderId: "CAT-" + p, Symbol: cotton,
+			Side: typev1.Side_SIDE_SELL, Price: cny(p), Quantity: "5"})
+		if err != nil {
+			t.Fatalf("listing %d: %v", i, err)
+		}
+		ids = append(ids, l.Listing.ListingId)
+	}
+	var got []int64
+	token := ""
+	for {
+		page, err := buyer.SearchListings(ctx, &tradingv1.SearchListingsRequest{Commodity: "CF", PageSize: 2, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range page.Listings {
+			got = append(got, l.ListingId)
+		}
+		if token = page.NextPageToken; token == "" {
+			break
+		}
+	}
+	if len(got) != 3 || got[0] != ids[0] || got[2] != ids[2] {
+		t.Fatalf("catalog pages %v, want %v", got, ids)
+	}
+	if none, err := buyer.SearchListings(ctx, &tradingv1.SearchListingsRequest{Commodity: "NR"}); err != nil || len(none.Listings) != 0 {
+		t.Fatalf("rubber listings %v %v", none, err)
+	}
+	_, err := buyer.TakeListing(ctx, &tradingv1.TakeListingRequest{ClientOrderId: "T-x", ListingId: ids[0], Quantity: "2.5"})
+	wantStatus(t, err, codes.InvalidArgument, "")
+	a, err := seller.StartAuction(ctx, &tradingv1.StartAuctionRequest{ClientOrderId: "AU-x", Symbol: cotton, Quantity: "5",
+		ReservePrice: cny("15000"), EndsAt: timestamppb.New(e.clock.Now().Add(time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = buyer.PlaceAuctionBid(ctx, &tradingv1.PlaceAuctionBidRequest{ClientOrderId: "B-x", AuctionId: a.Auction.AuctionId,
+		Price: cny("15002"), Quantity: "5"})
+	wantStatus(t, err, codes.InvalidArgument, "")
+	_, err = buyer.PlaceAuctionBid(ctx, &tradingv1.PlaceAuctionBidRequest{ClientOrderId: "B-y", AuctionId: a.Auction.AuctionId,
+		Price: cny("15000"), Quantity: "7"})
+	wantStatus(t, err, codes.InvalidArgument, "")
+	if got, err := buyer.GetAuction(ctx, &tradingv1.GetAuctionRequest{AuctionId: a.Auction.AuctionId}); err != nil ||
+		got.Auction.SellerParticipantId != "" || got.Auction.BestBid != nil {
+		t.Fatalf("auction seen by a bidder %v %v", got, err)
+	}
+}
