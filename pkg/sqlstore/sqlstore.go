@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -169,17 +170,21 @@ func splitStatements(body string) []string {
 // database (SQLite). fn must therefore be safe to run again. On PostgreSQL
 // fn may use CopyFrom with the transaction it is given.
 func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	const attempts = 5
+	// Enough attempts for n racers that each lose to one winner per round
+	// (e.g. creates picking the same next number), with jitter so that
+	// racers retrying together do not collide again in lockstep.
+	const attempts = 12
 	var err error
 	for i := 0; i < attempts; i++ {
 		err = db.inTxOnce(ctx, fn)
 		if err == nil || !retryable(err) {
 			return err
 		}
+		backoff := time.Duration(min(i+1, 8))*5*time.Millisecond + rand.N(5*time.Millisecond)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Duration(i+1) * 5 * time.Millisecond):
+		case <-time.After(backoff):
 		}
 	}
 	return err
