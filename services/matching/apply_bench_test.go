@@ -1,7 +1,6 @@
 package matching
 
 import (
-	"strconv"
 	"testing"
 
 	"github.com/bcx-exchange/bcx/services/matching/core"
@@ -30,20 +29,7 @@ func BenchmarkCoreApply(b *testing.B) {
 					seq--
 				}
 			}
-			setup := []core.Command{
-				{Kind: core.CmdDefineInstrument, Def: benchDef()},
-				{Kind: core.CmdSetPhase, Instrument: 1, Phase: core.PhaseContinuous, PhaseSource: core.SourceOperator},
-				{Kind: core.CmdSetFeeSchedule, Instrument: 1, Key: "fees", Fees: core.FeeSchedule{
-					Buyer:  core.FeeRule{Basis: core.FeeRate, RateE12: 200_000_000, MinMinor: 1},
-					Seller: core.FeeRule{Basis: core.FeePerLot, PerLotMinor: 1}}},
-			}
-			for p := int64(1); p <= benchParticipants; p++ {
-				id := "M-" + strconv.FormatInt(p, 10)
-				setup = append(setup,
-					core.Command{Kind: core.CmdCreditFunds, Participant: p, ParticipantID: id, Key: "fund/" + id, Currency: "CNY", CurrencyExp: 2, Amount: 1 << 50},
-					core.Command{Kind: core.CmdCreditPosition, Participant: p, ParticipantID: id, Key: "rc/" + id, Receipt: "WR-" + id,
-						Symbols: []int64{1}, WeightMicro: 1 << 50})
-			}
+			setup := benchSetupCommands()
 			for i := range setup {
 				apply(&setup[i])
 			}

@@ -46,6 +46,23 @@ func benchDef() core.InstrumentDef {
 // every participant funds and a receipt pool, through the service's own
 // sequencer (no Run needed: the caller owns the sequencer).
 func benchSetup(s *Service) error {
+	cmds := benchSetupCommands()
+	for i := range cmds {
+		r := &request{cmd: cmds[i], notify: func(*request) {}}
+		if err := s.seq.apply(r, nil, time.Now().UnixNano()); err != nil {
+			return err
+		}
+		if r.res.Status != core.StatusOK {
+			return fmt.Errorf("bench setup command %d refused: %+v", i, r.res)
+		}
+	}
+	s.seq.publishRegistry(false)
+	return s.j.Sync()
+}
+
+// benchSetupCommands define the bench instrument with fees, open it, and
+// give every participant funds and a receipt pool.
+func benchSetupCommands() []core.Command {
 	cmds := []core.Command{
 		{Kind: core.CmdDefineInstrument, Def: benchDef()},
 		{Kind: core.CmdSetPhase, Instrument: 1, Phase: core.PhaseContinuous, PhaseSource: core.SourceOperator},
@@ -60,17 +77,7 @@ func benchSetup(s *Service) error {
 			core.Command{Kind: core.CmdCreditPosition, Participant: p, ParticipantID: id, Key: "rc/" + id, Receipt: "WR-" + id,
 				Symbols: []int64{1}, WeightMicro: 1 << 50})
 	}
-	for i := range cmds {
-		r := &request{cmd: cmds[i], notify: func(*request) {}}
-		if err := s.seq.apply(r, nil, time.Now().UnixNano()); err != nil {
-			return err
-		}
-		if r.res.Status != core.StatusOK {
-			return fmt.Errorf("bench setup command %d refused: %+v", i, r.res)
-		}
-	}
-	s.seq.publishRegistry(false)
-	return s.j.Sync()
+	return cmds
 }
 
 // benchWorkload generates n commands (after the prefill) of the standard

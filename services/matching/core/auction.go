@@ -43,9 +43,8 @@ type auctionInfo struct {
 }
 
 func (c *Core) startAuction(cmd *Command, res *Result) {
-	ii, ok := c.instByNum[cmd.Instrument]
-	if !ok || c.defs[c.insts[ii].def].Delisted {
-		res.refuse(StatusInvalid, RejectUnknownInstrument, "symbol")
+	ii, ok := c.instrumentFor(cmd, res)
+	if !ok {
 		return
 	}
 	in := &c.insts[ii]
@@ -62,9 +61,6 @@ func (c *Core) startAuction(cmd *Command, res *Result) {
 		receipts = cmd.Listing.Receipts
 	}
 	switch {
-	case cmd.DefVersion != 0 && cmd.DefVersion != d.Version:
-		res.refuse(StatusRefused, RejectInstrumentAmended, "symbol")
-		return
 	case cmd.Qty <= 0:
 		res.refuse(StatusInvalid, RejectQuantityNotPositive, "quantity")
 		return
@@ -92,20 +88,7 @@ func (c *Core) startAuction(cmd *Command, res *Result) {
 	if c.repeatOrder(key, hash, res) {
 		return
 	}
-	if !d.OneSided {
-		res.refuse(StatusRefused, RejectModeNotAllowed, "")
-		return
-	}
-	if in.phase != PhaseContinuous {
-		res.refuse(StatusRefused, RejectWrongPhase, "")
-		return
-	}
-	if in.listed >= c.lim.MaxOrdersPerBook {
-		res.refuse(StatusRefused, RejectBookFull, "")
-		return
-	}
-	if _, ok := mulOK(cmd.Qty, d.LotMicro); !ok {
-		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+	if !c.outsideBookOpen(in, d, d.OneSided, cmd.Qty, res) {
 		return
 	}
 	pi, known := c.partIndex(cmd.Participant)
@@ -121,24 +104,14 @@ func (c *Core) startAuction(cmd *Command, res *Result) {
 		res.refuse(StatusRefused, RejectInsufficientPosition, "")
 		return
 	}
-	slot := c.allocOrder()
-	o := c.orders.at(slot)
-	*o = order{id: c.nextOrderID, partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: orderbook.Sell, typ: orderbook.Limit,
-		tif: orderbook.GTC, price: cmd.Price, qty: cmd.Qty, open: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID, created: c.ts,
-		w0: wres{pool: -1}, live: true,
-		auc: &auctionInfo{minInc: max(a.MinIncrement, 1), ext: a.Extension, starts: a.Starts, ends: a.Ends, receipts: slices.Clone(receipts)}}
-	c.nextOrderID++
-	c.index(o.id, slot)
-	c.reserveFrom = pools
-	c.rereserve(slot)
-	c.reserveFrom = nil
+	slot := c.enterOutsideBook(order{partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: orderbook.Sell, typ: orderbook.Limit,
+		tif: orderbook.GTC, price: cmd.Price, qty: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID,
+		auc: &auctionInfo{minInc: max(a.MinIncrement, 1), ext: a.Extension, starts: a.Starts, ends: a.Ends, receipts: slices.Clone(receipts)}},
+		pools, key, hash)
 	c.auctions = append(c.auctions, slot)
 	in.listed++
-	c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: ii})
 	c.touch(slot)
-	res.Changed, res.HasOrder = true, true
-	res.Order = c.view(slot)
-	res.Order.Seq = c.seq
+	c.answerNew(slot, res)
 }
 
 // namedPools resolves the receipts a sell listing or auction names: the
@@ -232,15 +205,8 @@ func (c *Core) auctionBid(cmd *Command, res *Result) {
 		res.refuse(StatusRefused, RejectInsufficientFunds, "")
 		return
 	}
-	slot := c.allocOrder()
-	o := c.orders.at(slot)
-	*o = order{id: c.nextOrderID, partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: orderbook.Buy, typ: orderbook.Limit,
-		tif: orderbook.GTC, price: cmd.Price, qty: cmd.Qty, open: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID, created: c.ts,
-		w0: wres{pool: -1}, live: true, bidOf: ao.id}
-	c.nextOrderID++
-	c.index(o.id, slot)
-	c.rereserve(slot)
-	c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: ii})
+	slot := c.enterOutsideBook(order{partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: orderbook.Buy, typ: orderbook.Limit,
+		tif: orderbook.GTC, price: cmd.Price, qty: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID, bidOf: ao.id}, nil, key, hash)
 	a.bids = append(a.bids, slot)
 	a.best = cmd.Price
 	if a.ends-c.ts < a.ext {
@@ -248,9 +214,7 @@ func (c *Core) auctionBid(cmd *Command, res *Result) {
 	}
 	c.touch(slot)
 	c.touch(as)
-	res.Changed, res.HasOrder = true, true
-	res.Order = c.view(slot)
-	res.Order.Seq = c.seq
+	c.answerNew(slot, res)
 }
 
 // closeAuctions closes the auctions whose window has ended, except during

@@ -32,9 +32,8 @@ type listingInfo struct {
 }
 
 func (c *Core) postListing(cmd *Command, res *Result) {
-	ii, ok := c.instByNum[cmd.Instrument]
-	if !ok || c.defs[c.insts[ii].def].Delisted {
-		res.refuse(StatusInvalid, RejectUnknownInstrument, "symbol")
+	ii, ok := c.instrumentFor(cmd, res)
+	if !ok {
 		return
 	}
 	in := &c.insts[ii]
@@ -44,9 +43,6 @@ func (c *Core) postListing(cmd *Command, res *Result) {
 		spec = &ListingSpec{}
 	}
 	switch {
-	case cmd.DefVersion != 0 && cmd.DefVersion != d.Version:
-		res.refuse(StatusRefused, RejectInstrumentAmended, "symbol")
-		return
 	case cmd.Side > orderbook.Sell:
 		res.refuse(StatusInvalid, RejectInvalid, "side")
 		return
@@ -74,20 +70,7 @@ func (c *Core) postListing(cmd *Command, res *Result) {
 	if c.repeatOrder(key, hash, res) {
 		return
 	}
-	if !d.Listing {
-		res.refuse(StatusRefused, RejectModeNotAllowed, "")
-		return
-	}
-	if in.phase != PhaseContinuous {
-		res.refuse(StatusRefused, RejectWrongPhase, "")
-		return
-	}
-	if in.listed >= c.lim.MaxOrdersPerBook {
-		res.refuse(StatusRefused, RejectBookFull, "")
-		return
-	}
-	if _, ok := mulOK(cmd.Qty, d.LotMicro); !ok {
-		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+	if !c.outsideBookOpen(in, d, d.Listing, cmd.Qty, res) {
 		return
 	}
 	pi, known := c.partIndex(cmd.Participant)
@@ -116,24 +99,73 @@ func (c *Core) postListing(cmd *Command, res *Result) {
 			return
 		}
 	}
+	lst := &listingInfo{minTake: max(cmd.MinQty, 1), expires: cmd.ValidUntil, spec: *spec}
+	lst.spec.Receipts = slices.Clone(spec.Receipts)
+	slot := c.enterOutsideBook(order{partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: cmd.Side, typ: orderbook.Limit,
+		tif: tif, price: cmd.Price, qty: cmd.Qty, minQty: cmd.MinQty, fee: in.fee, cloid: cmd.ClientOrderID, fx: fx, fxCur: fxCur,
+		lst: lst}, pools, key, hash)
+	c.listings = append(c.listings, slot)
+	in.listed++
+	c.touch(slot)
+	c.answerNew(slot, res)
+}
+
+// instrumentFor resolves the instrument a new order, listing or auction
+// names: listed and not delisted, and (if the caller converted with one)
+// at the definition version it converted with.
+func (c *Core) instrumentFor(cmd *Command, res *Result) (int32, bool) {
+	ii, ok := c.instByNum[cmd.Instrument]
+	if !ok || c.defs[c.insts[ii].def].Delisted {
+		res.refuse(StatusInvalid, RejectUnknownInstrument, "symbol")
+		return 0, false
+	}
+	if d := &c.defs[c.insts[ii].def]; cmd.DefVersion != 0 && cmd.DefVersion != d.Version {
+		res.refuse(StatusRefused, RejectInstrumentAmended, "symbol")
+		return 0, false
+	}
+	return ii, true
+}
+
+// outsideBookOpen checks that a listing or auction (allowed: the
+// instrument allows its mode) of qty lots may open now: in the session
+// phase, within the instrument's bound on open listings and auctions.
+func (c *Core) outsideBookOpen(in *instrument, d *InstrumentDef, allowed bool, qty int64, res *Result) bool {
+	switch {
+	case !allowed:
+		res.refuse(StatusRefused, RejectModeNotAllowed, "")
+	case in.phase != PhaseContinuous:
+		res.refuse(StatusRefused, RejectWrongPhase, "")
+	case in.listed >= c.lim.MaxOrdersPerBook:
+		res.refuse(StatusRefused, RejectBookFull, "")
+	default:
+		if _, ok := mulOK(qty, d.LotMicro); ok {
+			return true
+		}
+		res.refuse(StatusInvalid, RejectTooLarge, "quantity")
+	}
+	return false
+}
+
+// enterOutsideBook makes o (a listing, auction lot, take or bid: an order
+// that does not rest in the book) live under the next order id: indexed,
+// its reservation taken (from pools only, when set: reservations outside
+// the book only shrink afterwards, so the filter is needed here alone),
+// and its client order id recorded.
+func (c *Core) enterOutsideBook(o order, pools []int32, key cloidKey, hash uint64) int32 {
 	slot := c.allocOrder()
-	o := c.orders.at(slot)
-	*o = order{id: c.nextOrderID, partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: cmd.Side, typ: orderbook.Limit,
-		tif: tif, price: cmd.Price, qty: cmd.Qty, minQty: cmd.MinQty, open: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID,
-		created: c.ts, w0: wres{pool: -1}, fx: fx, fxCur: fxCur, live: true,
-		lst: &listingInfo{minTake: max(cmd.MinQty, 1), expires: cmd.ValidUntil, spec: *spec}}
-	o.lst.spec.Receipts = slices.Clone(spec.Receipts)
+	o.id, o.live, o.open, o.created, o.w0 = c.nextOrderID, true, o.qty, c.ts, wres{pool: -1}
+	*c.orders.at(slot) = o
 	c.nextOrderID++
 	c.index(o.id, slot)
-	// Reservations only shrink from here on (fills, withdrawal), so the
-	// pool filter is needed for this reservation alone.
 	c.reserveFrom = pools
 	c.rereserve(slot)
 	c.reserveFrom = nil
-	c.listings = append(c.listings, slot)
-	in.listed++
-	c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: ii})
-	c.touch(slot)
+	c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: o.inst})
+	return slot
+}
+
+// answerNew answers a command that entered the order in slot.
+func (c *Core) answerNew(slot int32, res *Result) {
 	res.Changed, res.HasOrder = true, true
 	res.Order = c.view(slot)
 	res.Order.Seq = c.seq
@@ -234,15 +266,8 @@ func (c *Core) takeListing(cmd *Command, res *Result) {
 	}
 	// The take is an immediate order: it reserves, fills against the
 	// listing at the listing's price, and is done.
-	slot := c.allocOrder()
-	o := c.orders.at(slot)
-	*o = order{id: c.nextOrderID, partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: side, typ: orderbook.Limit,
-		tif: orderbook.IOC, price: lo.price, qty: cmd.Qty, open: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID, created: c.ts,
-		w0: wres{pool: -1}, fx: fx, fxCur: fxCur, live: true}
-	c.nextOrderID++
-	c.index(o.id, slot)
-	c.rereserve(slot)
-	c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: ii})
+	slot := c.enterOutsideBook(order{partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: side, typ: orderbook.Limit,
+		tif: orderbook.IOC, price: lo.price, qty: cmd.Qty, fee: in.fee, cloid: cmd.ClientOrderID, fx: fx, fxCur: fxCur}, nil, key, hash)
 	c.incoming = slot
 	c.listingTrade = lo.id
 	c.fill(ii, &orderbook.Event{Kind: orderbook.EventFill, User: uint64(slot), ContraUser: uint64(ls), Side: side,
@@ -251,9 +276,7 @@ func (c *Core) takeListing(cmd *Command, res *Result) {
 	if lo = c.orders.at(ls); lo.open == 0 {
 		c.dropListing(ls)
 	}
-	res.Changed, res.HasOrder = true, true
-	res.Order = c.view(slot)
-	res.Order.Seq = c.seq
+	c.answerNew(slot, res)
 }
 
 func (c *Core) withdrawListing(cmd *Command, res *Result) {

@@ -214,17 +214,12 @@ func (c *Core) inBand(d *InstrumentDef, p int64) bool {
 }
 
 func (c *Core) place(cmd *Command, res *Result) {
-	ii, ok := c.instByNum[cmd.Instrument]
-	if !ok || c.defs[c.insts[ii].def].Delisted {
-		res.refuse(StatusInvalid, RejectUnknownInstrument, "symbol")
+	ii, ok := c.instrumentFor(cmd, res)
+	if !ok {
 		return
 	}
 	in := &c.insts[ii]
 	d := &c.defs[in.def]
-	if cmd.DefVersion != 0 && cmd.DefVersion != d.Version {
-		res.refuse(StatusRefused, RejectInstrumentAmended, "symbol")
-		return
-	}
 	priceField := "price"
 	if cmd.Type == orderbook.Market {
 		priceField = "protection_price"
@@ -248,18 +243,7 @@ func (c *Core) place(cmd *Command, res *Result) {
 	}
 	key := cloidKey{cmd.Participant, cmd.ClientOrderID}
 	hash := hashOrder(cmd)
-	if e, dup := c.cloids.get(key); dup {
-		if e.hash != hash {
-			res.refuse(StatusInvalid, RejectDuplicateClientID, "client_order_id")
-			return
-		}
-		res.Duplicate = true
-		if s, ok := c.lookup(e.orderID); ok {
-			res.HasOrder, res.Order = true, c.view(s)
-			res.Seq = res.Order.Seq
-		} else {
-			res.Order.ID = e.orderID
-		}
+	if c.repeatOrder(key, hash, res) {
 		return
 	}
 	if !c.tradable(in, d, res) {
@@ -305,10 +289,7 @@ func (c *Core) place(cmd *Command, res *Result) {
 	}
 	c.nextOrderID++
 	c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: ii})
-	res.Changed = true
-	res.HasOrder = true
-	res.Order = c.view(slot)
-	res.Order.Seq = c.seq
+	c.answerNew(slot, res)
 }
 
 func (c *Core) allocOrder() int32 {
