@@ -81,13 +81,9 @@ func (t *tradingServer) PlaceAuctionBid(ctx context.Context, req *tradingv1.Plac
 		return nil, rpcerr.Invalid("auction_id", "is required")
 	}
 	// Price and quantity are in the auction's instrument's units.
-	var v core.AuctionView
-	var found bool
-	if err := t.s.query(ctx, func(c *core.Core) { v, found = c.Auction(req.AuctionId) }); err != nil {
+	v, err := t.auctionOf(ctx, req.AuctionId)
+	if err != nil {
 		return nil, err
-	}
-	if !found {
-		return nil, rpcerr.NotFound("auction", strconv.FormatInt(req.AuctionId, 10))
 	}
 	d := t.s.registry().def(v.Lot.Def)
 	qty, err := parseLots("quantity", req.Quantity, d)
@@ -124,19 +120,28 @@ func (t *tradingServer) GetAuction(ctx context.Context, req *tradingv1.GetAuctio
 	return &tradingv1.GetAuctionResponse{Auction: a}, nil
 }
 
+// auctionOf reads an auction from the core; a missing one is NotFound.
+func (t *tradingServer) auctionOf(ctx context.Context, id int64) (core.AuctionView, error) {
+	var v core.AuctionView
+	var found bool
+	if err := t.s.query(ctx, func(c *core.Core) { v, found = c.Auction(id) }); err != nil {
+		return v, err
+	}
+	if !found {
+		return v, rpcerr.NotFound("auction", strconv.FormatInt(id, 10))
+	}
+	return v, nil
+}
+
 // auction reads and renders an auction for the calling member.
 func (t *tradingServer) auction(ctx context.Context, id int64) (*tradingv1.Auction, error) {
 	p, err := member(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var v core.AuctionView
-	var found bool
-	if err := t.s.query(ctx, func(c *core.Core) { v, found = c.Auction(id) }); err != nil {
+	v, err := t.auctionOf(ctx, id)
+	if err != nil {
 		return nil, err
-	}
-	if !found {
-		return nil, rpcerr.NotFound("auction", strconv.FormatInt(id, 10))
 	}
 	reg := t.s.registry()
 	d := reg.def(v.Lot.Def)

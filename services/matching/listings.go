@@ -129,9 +129,8 @@ func (t *tradingServer) TakeListing(ctx context.Context, req *tradingv1.TakeList
 		return nil, err
 	}
 	// The quantity is a weight in the listing's instrument's lots.
-	var lv core.ListingView
-	var found bool
-	if err := t.s.query(ctx, func(c *core.Core) { lv, found = c.Listing(req.ListingId) }); err != nil {
+	lv, found, err := t.listingOf(ctx, req.ListingId)
+	if err != nil {
 		return nil, err
 	}
 	if !found {
@@ -154,11 +153,8 @@ func (t *tradingServer) TakeListing(ctx context.Context, req *tradingv1.TakeList
 	if err != nil {
 		return nil, err
 	}
-	if err := t.s.query(ctx, func(c *core.Core) { lv, found = c.Listing(req.ListingId) }); err != nil {
+	if resp.Listing, err = t.listingFor(ctx, req.ListingId, p.ParticipantID); err != nil {
 		return nil, err
-	}
-	if found {
-		resp.Listing = t.s.registry().listing(&lv, p.ParticipantID)
 	}
 	return resp, nil
 }
@@ -174,15 +170,27 @@ func (t *tradingServer) WithdrawListing(ctx context.Context, req *tradingv1.With
 	if err != nil {
 		return nil, err
 	}
-	var lv core.ListingView
-	var found bool
-	if err := t.s.query(ctx, func(c *core.Core) { lv, found = c.Listing(req.ListingId) }); err != nil {
+	if resp.Listing, err = t.listingFor(ctx, req.ListingId, p.ParticipantID); err != nil {
 		return nil, err
 	}
-	if found {
-		resp.Listing = t.s.registry().listing(&lv, p.ParticipantID)
-	}
 	return resp, nil
+}
+
+// listingOf reads a listing from the core.
+func (t *tradingServer) listingOf(ctx context.Context, id int64) (core.ListingView, bool, error) {
+	var lv core.ListingView
+	var found bool
+	err := t.s.query(ctx, func(c *core.Core) { lv, found = c.Listing(id) })
+	return lv, found, err
+}
+
+// listingFor renders a listing's state now for viewer (nil if it is gone).
+func (t *tradingServer) listingFor(ctx context.Context, id int64, viewer string) (*tradingv1.Listing, error) {
+	lv, found, err := t.listingOf(ctx, id)
+	if err != nil || !found {
+		return nil, err
+	}
+	return t.s.registry().listing(&lv, viewer), nil
 }
 
 // SearchListings pages through the open listings, optionally of one
