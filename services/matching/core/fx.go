@@ -2,6 +2,7 @@ package core
 
 import (
 	"math"
+	"math/big"
 	"sort"
 
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
@@ -128,22 +129,44 @@ func (c *Core) convert(r *fxRate, from int32, amount int64, up bool) (int64, boo
 	if from == r.quote {
 		mul, div = div, mul
 	}
-	if te > fe {
-		var ok bool
-		if mul, ok = mulOK(mul, pow10(te-fe)); !ok {
-			return 0, false
-		}
-	} else if fe > te {
-		var ok bool
-		if div, ok = mulOK(div, pow10(fe-te)); !ok {
-			return 0, false
-		}
-	}
 	round := roundDown
 	if up {
 		round = roundUp
 	}
-	return mulDiv(amount, mul, div, round)
+	m, d := mul, div
+	ok := true
+	if te > fe {
+		m, ok = mulOK(mul, pow10(te-fe))
+	} else if fe > te {
+		d, ok = mulOK(div, pow10(fe-te))
+	}
+	if !ok {
+		// A high rate between currencies of different exponents: the
+		// factor alone passes int64 although the result may not.
+		return bigConvert(amount, mul, div, te-fe, up)
+	}
+	return mulDiv(amount, m, d, round)
+}
+
+// bigConvert is amount * mul * 10^k / div (k may be negative), rounded up
+// or down, in exact arithmetic; false if the result passes int64.
+func bigConvert(amount, mul, div int64, k int32, up bool) (int64, bool) {
+	num := new(big.Int).Mul(big.NewInt(amount), big.NewInt(mul))
+	den := big.NewInt(div)
+	p := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(max(k, -k))), nil)
+	if k > 0 {
+		num.Mul(num, p)
+	} else {
+		den.Mul(den, p)
+	}
+	q, rem := new(big.Int).QuoRem(num, den, new(big.Int))
+	if up && rem.Sign() > 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	if !q.IsInt64() {
+		return 0, false
+	}
+	return q.Int64(), true
 }
 
 // rateFor returns 1 + the index of the rate converting between currencies
