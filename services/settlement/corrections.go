@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sort"
 	"strconv"
 
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
@@ -94,7 +93,9 @@ func (a *adminServer) PostCorrection(ctx context.Context, req *settlementv1.Post
 			}
 		}
 		e.txns = []*ledger.Transaction{txn}
-		e.outbox = coreMovements(s, txn)
+		if e.outbox, err = coreMovements(s, txn); err != nil {
+			return nil, err
+		}
 		if err := s.write(ctx, q, &e, now); err != nil {
 			if errors.Is(err, ledger.ErrUnbalanced) || errors.Is(err, ledger.ErrBadAccount) {
 				return nil, rpcerr.Invalid("lines", "%v", err)
@@ -122,34 +123,14 @@ func (a *adminServer) PostCorrection(ctx context.Context, req *settlementv1.Post
 }
 
 // coreMovements turns a correction's moves of members' available funds into
-// core commands, one per member and currency, keyed by the transaction.
-func coreMovements(s *Service, txn *ledger.Transaction) []outboxCmd {
-	type key struct{ member, currency string }
-	net := map[key]int64{}
+// core commands, keyed by the transaction.
+func coreMovements(s *Service, txn *ledger.Transaction) ([]outboxCmd, error) {
+	var moves []memberLeg
 	for _, p := range txn.Postings {
 		if p.Account.Kind == ledger.MemberAvailable {
-			net[key{p.Account.Owner, p.Account.Currency}] += p.AmountMinor * p.Account.Kind.NormalSign()
+			moves = append(moves, memberLeg{Member: p.Account.Owner, Currency: p.Account.Currency,
+				AmountMinor: p.AmountMinor * p.Account.Kind.NormalSign()})
 		}
 	}
-	keys := make([]key, 0, len(net))
-	for k := range net {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		return keys[i].member < keys[j].member || (keys[i].member == keys[j].member && keys[i].currency < keys[j].currency)
-	})
-	var out []outboxCmd
-	for _, k := range keys {
-		cur, err := s.cfg.Currencies.Lookup(k.currency)
-		if err != nil || net[k] == 0 {
-			continue // validated above: every line's currency is known
-		}
-		id := txn.Reference + "/core/" + k.member + "/" + k.currency
-		if n := net[k]; n > 0 {
-			out = append(out, creditCmd(id, k.member, cur.FormatAmount(n), k.currency))
-		} else {
-			out = append(out, debitCmd(id, k.member, cur.FormatAmount(-n), k.currency))
-		}
-	}
-	return out
+	return s.fundsCmds(txn.Reference, moves)
 }

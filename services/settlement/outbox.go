@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sort"
 	"time"
 
 	"google.golang.org/grpc"
@@ -180,6 +181,43 @@ func (s *Service) send(ctx context.Context, r outboxRow) error {
 		return sendAs(ctx, r.payload, &tradingv1.SetFundingCurrencyRequest{}, s.cfg.Core.SetFundingCurrency)
 	}
 	return status.Error(codes.InvalidArgument, fmt.Sprintf("unknown outbox kind %q", r.kind))
+}
+
+// fundsCmds moves members' trading funds in the core by their net
+// movements: one command per member and currency (credit or debit by
+// sign), keyed ref/core/<member>/<currency>, in member and currency order.
+func (s *Service) fundsCmds(ref string, moves []memberLeg) ([]outboxCmd, error) {
+	type key struct{ member, currency string }
+	net := map[key]int64{}
+	var keys []key
+	for _, m := range moves {
+		k := key{m.Member, m.Currency}
+		if _, seen := net[k]; !seen {
+			keys = append(keys, k)
+		}
+		net[k] += m.AmountMinor
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].member < keys[j].member || (keys[i].member == keys[j].member && keys[i].currency < keys[j].currency)
+	})
+	var out []outboxCmd
+	for _, k := range keys {
+		n := net[k]
+		if n == 0 {
+			continue
+		}
+		cur, err := s.cfg.Currencies.Lookup(k.currency)
+		if err != nil {
+			return nil, err
+		}
+		id := ref + "/core/" + k.member + "/" + k.currency
+		if n > 0 {
+			out = append(out, creditCmd(id, k.member, cur.FormatAmount(n), k.currency))
+		} else {
+			out = append(out, debitCmd(id, k.member, cur.FormatAmount(-n), k.currency))
+		}
+	}
+	return out, nil
 }
 
 // sendAs decodes an outbox payload into req and sends it with call.

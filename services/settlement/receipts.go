@@ -206,18 +206,11 @@ func (s *Service) applyReceiptsLeg(ctx context.Context, q *sql.Tx, t *tradeRow, 
 		// movement, in the currency it ends up in (its funding currency if
 		// it opted in). A debit the member cannot cover is refused by the
 		// core and reported by the outbox for operators.
-		for _, l := range b.legs.Members {
-			cur, err := s.cfg.Currencies.Lookup(l.Currency)
-			if err != nil {
-				return err
-			}
-			key := ref + "/core/" + l.Member + "/" + l.Currency
-			if l.AmountMinor > 0 {
-				one.outbox = append(one.outbox, creditCmd(key, l.Member, cur.FormatAmount(l.AmountMinor), l.Currency))
-			} else if l.AmountMinor < 0 {
-				one.outbox = append(one.outbox, debitCmd(key, l.Member, cur.FormatAmount(-l.AmountMinor), l.Currency))
-			}
+		cmds, err := s.fundsCmds(ref, b.legs.Members)
+		if err != nil {
+			return err
 		}
+		one.outbox = append(one.outbox, cmds...)
 		one.instructions = append(one.instructions, transfers(b.legs.Needs, ref)...)
 		if err := s.write(ctx, q, &one, now); err != nil {
 			return err
