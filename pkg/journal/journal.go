@@ -372,6 +372,7 @@ func (j *Journal) flush(b *batch) error {
 }
 
 func (j *Journal) flushBatch(b *batch) error {
+	sumRecords(b.buf)
 	start := 0
 	for _, r := range b.rolls {
 		if err := j.write(b.buf[start:r.off]); err != nil {

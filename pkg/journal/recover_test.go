@@ -249,6 +249,7 @@ func TestSequenceGapIsCorruption(t *testing.T) {
 		rec := make([]byte, recHeaderSize+5)
 		copy(rec[recHeaderSize:], "hello")
 		putRecordHeader(rec, 302, 1, 1, 5)
+		sumRecords(rec)
 		f, err := os.OpenFile(last, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			t.Fatal(err)
