@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"time"
@@ -158,6 +159,7 @@ func BenchMatchingMain(args []string, stdout io.Writer) error {
 	dir := fs.String("dir", "", "data directory (default: a temporary one)")
 	noSnap := fs.Bool("no-snapshots", false, "disable the scheduled snapshots")
 	noSync := fs.Bool("no-sync", false, "skip fsync (diagnosis only: the result is not the benchmark)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured run here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -198,7 +200,20 @@ func BenchMatchingMain(args []string, stdout io.Writer) error {
 	before := s.j.Stats()
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	res, err = s.runBench(cmds, *batch)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}

@@ -83,8 +83,8 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	streams := fs.Int("streams", 8, "order entry streams")
 	window := fs.Int("window", 512, "orders in flight per stream")
 	unary := fs.Int("unary", 128, "concurrent unary clients")
-	streamRate := fs.Int("stream-rate", 125_000, "paced phase: stream orders per second")
-	unaryRate := fs.Int("unary-rate", 15_000, "paced phase: unary orders per second")
+	streamRate := fs.Int("stream-rate", 125_000, "paced phase: stream orders per second (0: none)")
+	unaryRate := fs.Int("unary-rate", 15_000, "paced phase: unary orders per second (0: none)")
 	dir := fs.String("dir", "", "data directory (default: a temporary one)")
 	phases := fs.String("phases", "stream,unary,paced", "phases to run, comma-separated")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the phases run here; samples carry the label side=server or side=client")
@@ -186,9 +186,16 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			sN, sLat, sErr = runStreams(clients, *streams, *window, *dur, *streamRate, &gen)
+			if *streamRate > 0 {
+				sN, sLat, sErr = runStreams(clients, *streams, *window, *dur, *streamRate, &gen)
+			}
 		}()
-		go func() { defer wg.Done(); uN, uLat, uErr = runUnary(clients, max(*unary, 256), *dur, *unaryRate, &gen) }()
+		go func() {
+			defer wg.Done()
+			if *unaryRate > 0 {
+				uN, uLat, uErr = runUnary(clients, max(*unary, 256), *dur, *unaryRate, &gen)
+			}
+		}()
 		wg.Wait()
 		if sErr != nil {
 			return sErr
