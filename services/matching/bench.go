@@ -282,32 +282,63 @@ func (b *benchRun) pct(q float64) float64 {
 }
 
 // runBench drives the sequencer's batch path over pre-generated commands.
+// A producer goroutine turns them into requests a batch ahead, as the
+// service's gRPC handlers convert requests on their own goroutines while
+// the sequencer applies: three sets of requests rotate between the
+// producer (filling), the sequencer (applying) and the journal (pending
+// durability).
 func (s *Service) runBench(cmds []benchCmd, batchMax int) (*benchRun, error) {
 	q := s.seq
 	run := &benchRun{}
-	bufs := [2][]*request{make([]*request, batchMax), make([]*request, batchMax)}
+	const sets = 3
+	var bufs [sets][]*request
 	for i := range bufs {
+		bufs[i] = make([]*request, batchMax)
 		for k := range bufs[i] {
 			bufs[i][k] = &request{notify: func(*request) {}}
 		}
 	}
+	type filled struct {
+		set, from, n int
+	}
+	ready := make(chan filled, sets)
+	free := make(chan int, sets)
+	for i := range sets {
+		free <- i
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for done := 0; done < len(cmds); {
+			var set int
+			select {
+			case set = <-free:
+			case <-stop:
+				return
+			}
+			n := min(batchMax, len(cmds)-done)
+			for i, r := range bufs[set][:n] {
+				cmds[done+i].fill(&r.cmd)
+			}
+			ready <- filled{set, done, n}
+			done += n
+		}
+	}()
 	var pending []*request
+	pendingSet := -1
 	var pendingMD *mdBatch
 	var pendingStart time.Time
 	start := time.Now()
-	for done, cur := 0, 0; done < len(cmds); cur ^= 1 {
-		n := min(batchMax, len(cmds)-done)
-		b := bufs[cur][:n]
+	for done := 0; done < len(cmds); {
+		f := <-ready
+		b := bufs[f.set][:f.n]
 		t0 := time.Now()
-		for i, r := range b {
-			cmds[done+i].fill(&r.cmd)
-		}
 		md, err := q.applyBatch(b)
 		if err != nil {
 			return nil, err
 		}
 		for i, r := range b {
-			if r.res.Status != core.StatusOK || (r.cmd.Kind == core.CmdPlace && r.res.Order.ID != cmds[done+i].orderID) {
+			if r.res.Status != core.StatusOK || (r.cmd.Kind == core.CmdPlace && r.res.Order.ID != cmds[f.from+i].orderID) {
 				run.refused++
 			}
 			run.trades += int64(len(r.res.Fills))
@@ -321,9 +352,10 @@ func (s *Service) runBench(cmds []benchCmd, batchMax int) (*benchRun, error) {
 			run.weights = append(run.weights, len(pending))
 			q.release(pending, pendingMD)
 			drainMD(s)
+			free <- pendingSet
 		}
-		pending, pendingMD, pendingStart = b, md, t0
-		done += n
+		pending, pendingSet, pendingMD, pendingStart = b, f.set, md, t0
+		done += f.n
 		run.batches++
 	}
 	if err := q.j.Sync(); err != nil {
