@@ -296,7 +296,11 @@ func (c *Core) touch(slot int32) {
 
 func (c *Core) flushTouched() {
 	for _, s := range c.touched {
-		c.ev.List = append(c.ev.List, Event{Kind: EvOrder, Order: c.view(s)})
+		// Built in place: an Event is ~400 bytes, and a literal appended
+		// is built on the stack and copied.
+		e := c.ev.add()
+		e.Kind = EvOrder
+		c.viewInto(s, &e.Order)
 	}
 	for _, s := range c.touched {
 		if (*c.orders.at(s)).open == 0 {

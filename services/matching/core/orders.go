@@ -713,7 +713,8 @@ func (c *Core) fill(ii int32, e *orderbook.Event) {
 		BuyClient: bo.cloid, SellClient: so.cloid, AllocsStart: allocStart, AllocsEnd: int32(len(c.ev.Allocs)),
 		BuyerFX: buyerFX, SellerFX: sellerFX, Listing: c.listingTrade, Auction: c.auctionTrade}
 	c.nextTradeID++
-	c.ev.List = append(c.ev.List, Event{Kind: EvTrade, Trade: t})
+	te := c.ev.add()
+	te.Kind, te.Trade = EvTrade, t
 	in.lastPrice, in.lastQty = p, q
 	in.volume += q
 	rt := t
@@ -777,8 +778,14 @@ func (o *order) status() OrderStatus {
 }
 
 func (c *Core) view(slot int32) OrderView {
+	var v OrderView
+	c.viewInto(slot, &v)
+	return v
+}
+
+func (c *Core) viewInto(slot int32, v *OrderView) {
 	o := c.orders.at(slot)
-	return OrderView{ID: o.id, Participant: o.part, Def: o.def, Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp,
+	*v = OrderView{ID: o.id, Participant: o.part, Def: o.def, Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp,
 		PostOnly: o.postOnly, Status: o.status(), Price: o.price, Qty: o.qty, Filled: o.filled, Open: o.open,
 		Cancelled: o.cancelled, DisplayQty: o.display, MinQty: o.minQty, NotionalTicks: o.notional, ClientID: o.cloid,
 		Created: o.created, Updated: o.updated, Seq: o.seq}

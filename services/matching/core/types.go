@@ -454,6 +454,18 @@ type Events struct {
 // TradeAllocs returns a trade's allocations.
 func (e *Events) TradeAllocs(t *Trade) []Alloc { return e.Allocs[t.AllocsStart:t.AllocsEnd] }
 
+// add appends a zero event and returns it.
+func (e *Events) add() *Event {
+	n := len(e.List)
+	if n < cap(e.List) {
+		e.List = e.List[:n+1]
+		e.List[n] = Event{}
+	} else {
+		e.List = append(e.List, Event{})
+	}
+	return &e.List[n]
+}
+
 func (e *Events) reset() {
 	e.List = e.List[:0]
 	e.Allocs = e.Allocs[:0]
