@@ -280,7 +280,12 @@ func (q *sequencer) release(batch []*request, md *mdBatch) {
 		q.wakes[i] = nil
 	}
 	q.wakes = q.wakes[:0]
-	if md == nil || len(md.ups) == 0 {
+	if md == nil {
+		return
+	}
+	q.s.hist.release(md.hist, md.upto)
+	md.hist = nil
+	if len(md.ups) == 0 {
 		return
 	}
 	select {
@@ -311,6 +316,7 @@ func (q *sequencer) applyBatch(batch []*request) (*mdBatch, error) {
 	}
 	q.publishRegistry(false)
 	q.captureMarket(md)
+	md.upto = q.c.LastSeq()
 	// A scheduled snapshot is encoded only when the writer is free: if it
 	// is still writing the previous one, try again after the next batch.
 	if q.sinceSnap >= q.s.cfg.SnapshotEvery && len(q.s.snapCh) == 0 {
@@ -334,6 +340,12 @@ func (q *sequencer) apply(r *request, md *mdBatch, ts int64) error {
 	q.sinceSnap++
 	if md != nil {
 		q.collect(ev, ts, seq, md)
+		if hasHistItems(ev) {
+			// A participant first seen in this batch must be in the
+			// registry the items are named through.
+			q.publishRegistry(false)
+			md.hist = appendHistItems(md.hist, seq, ts, q.s.registry(), ev)
+		}
 	}
 	return nil
 }

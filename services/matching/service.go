@@ -173,6 +173,9 @@ type Service struct {
 	schedules   map[int64]*instSchedule
 	commodityOf map[string]string // symbol -> commodity code
 
+	hist     *execHistory
+	histStop func() // stops loading the history; returns once it has stopped
+
 	recovery Recovery
 	running  atomic.Bool
 	closed   atomic.Bool
@@ -235,6 +238,13 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.seq = newSequencer(s)
 	s.seq.publishRegistry(true)
+	// The execution history indexes the journal recovered so far in the
+	// background; the sequencer feeds it from here on.
+	s.hist = newExecHistory()
+	histCtx, histStop := context.WithCancel(context.Background())
+	histDone := make(chan struct{})
+	s.histStop = func() { histStop(); <-histDone }
+	go func() { defer close(histDone); s.hist.load(histCtx, s, rec.LastSeq) }()
 	cfg.Logger.Info("matching recovered", "snapshot_seq", rec.SnapshotSeq, "replayed", rec.Replayed,
 		"last_seq", rec.LastSeq, "took", rec.OpenJournal+rec.LoadSnapshot+rec.Replay)
 	return s, nil
@@ -370,6 +380,7 @@ func (s *Service) Close() error {
 		close(s.stopped)
 	}
 	s.cfg.Feed.Close()
+	s.histStop()
 	return s.j.Close()
 }
 

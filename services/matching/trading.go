@@ -440,8 +440,10 @@ func (t *tradingServer) ListExecutions(ctx context.Context, req *tradingv1.ListE
 	if err != nil {
 		return nil, err
 	}
-	var fs []core.Fill
-	if err := t.s.query(ctx, func(c *core.Core) { fs = c.Executions(p.Number, inst, after, size+1) }); err != nil {
+	// Every execution of the day, from the history beside the core, as of
+	// everything durable now.
+	fs, err := t.s.hist.page(ctx, t.s.j.DurableSeq(), p.ParticipantID, inst, after, size+1)
+	if err != nil {
 		return nil, err
 	}
 	reg := t.s.registry()
