@@ -15,9 +15,8 @@ import (
 )
 
 // execHistory holds every member's executions of the trading day, for
-// ListExecutions. The core keeps only the last Limits.ExecHistory per
-// member (they are in every snapshot); this index lives beside it, off the
-// sequencer's state. The sequencer hands it each batch's executions once
+// ListExecutions. The core keeps no executions (they would be in every
+// snapshot); this index lives beside it, off the sequencer's state. The sequencer hands it each batch's executions once
 // the batch is durable; at start it rebuilds what came before from the
 // retained journal, in the background. An instrument's executions are
 // dropped at the end of its trading day, as the core drops its client

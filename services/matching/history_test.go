@@ -36,13 +36,12 @@ func listAllExecutions(t *testing.T, s *Service, member int64, symbol string) []
 }
 
 // TestExecutionHistory checks that ListExecutions pages through all of a
-// member's executions of the day, far past what the core keeps
-// (Limits.ExecHistory, 2 here), that the history is rebuilt from the
+// member's executions of the day, that the history is rebuilt from the
 // journal on restart (with a snapshot in between), and that an
 // instrument's executions go at the end of its day.
 func TestExecutionHistory(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{DataDir: dir, NoSync: true, Limits: core.Limits{ExecHistory: 2}}
+	cfg := Config{DataDir: dir, NoSync: true}
 	s, stop := startService(t, cfg)
 	for _, cmd := range benchSetupCommands()[:7] { // the instrument and members 1 and 2
 		mustCommand(t, s, cmd)

@@ -12,7 +12,7 @@ import (
 // TestCompatFixtures: a snapshot and the journal records that led to it,
 // written by an earlier bcx, still load and replay. testdata/compat_v1 is
 // from before FX funding (snapshot BCXCORE1); compat_v3 has FX commands,
-// compat_v4 listings, compat_v5 (the current format) one-sided auctions. Replaying the old records must
+// compat_v4 listings, compat_v5 one-sided auctions, compat_v6 (the current format) no executions. Replaying the old records must
 // reproduce their events byte for byte, and the replayed state must equal
 // the loaded snapshot's. A format change that breaks this needs a new
 // snapshot version that still loads the old ones, and a new fixture
@@ -22,7 +22,7 @@ func TestCompatFixtures(t *testing.T) {
 		writeCompat(t, dir)
 		return
 	}
-	for _, name := range []string{"compat_v1", "compat_v3", "compat_v4", "compat_v5"} {
+	for _, name := range []string{"compat_v1", "compat_v3", "compat_v4", "compat_v5", "compat_v6"} {
 		t.Run(name, func(t *testing.T) {
 			snap, err := os.ReadFile(filepath.Join("testdata", name, "snapshot.bin"))
 			if err != nil {
@@ -43,7 +43,7 @@ func TestCompatFixtures(t *testing.T) {
 				log = append(log, rec{seq: seq, ts: ts, payload: raw[:l]})
 				raw = raw[l:]
 			}
-			lim := Limits{MaxOrdersPerBook: 1000, FinishedOrders: 50, ExecHistory: 20, TradeHistory: 10}
+			lim := Limits{MaxOrdersPerBook: 1000, FinishedOrders: 50, TradeHistory: 10}
 			loaded, err := Load(snap, lim)
 			if err != nil {
 				t.Fatal(err)

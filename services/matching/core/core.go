@@ -109,7 +109,6 @@ type participant struct {
 	// funding: trades in one currency are funded from another.
 	funding []fundingPref
 	pools   []int32 // pool slots in deposit order
-	execs   ring[Fill]
 }
 
 type pool struct {
@@ -419,7 +418,7 @@ func (c *Core) ensurePart(number int64, id string) int32 {
 		return i
 	}
 	i := int32(len(c.parts))
-	c.parts = append(c.parts, participant{number: number, id: id, execs: newRing[Fill](c.lim.ExecHistory)})
+	c.parts = append(c.parts, participant{number: number, id: id})
 	c.partByNum[number] = i
 	return i
 }

@@ -43,7 +43,7 @@ type rec struct {
 }
 
 func newHarness(t testing.TB) *harness {
-	return &harness{t: t, c: New(Limits{MaxOrdersPerBook: 1000, FinishedOrders: 50, ExecHistory: 20, TradeHistory: 10})}
+	return &harness{t: t, c: New(Limits{MaxOrdersPerBook: 1000, FinishedOrders: 50, TradeHistory: 10})}
 }
 
 // do applies a command like the sequencer: the next sequence number, a

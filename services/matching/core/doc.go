@@ -46,8 +46,9 @@
 // Client order ids are kept for the trading day: at the end of an
 // instrument's day (a close with EndOfDay) the ids of its finished orders
 // and the finished orders themselves are forgotten; resting orders keep
-// theirs. At most Limits.FinishedOrders finished orders stay queryable;
-// Limits.ExecHistory executions per participant and Limits.TradeHistory
-// trades per instrument are kept. Idempotency keys of funding commands are
+// theirs. At most Limits.FinishedOrders finished orders stay queryable and
+// Limits.TradeHistory trades per instrument are kept; members' executions
+// are not kept at all (the service indexes them from the events).
+// Idempotency keys of funding commands are
 // kept for good: there are few, and forgetting one could credit twice.
 package core

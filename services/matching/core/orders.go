@@ -730,8 +730,6 @@ func (c *Core) fill(ii int32, e *orderbook.Event) {
 	if c.auction {
 		bfill.Maker, sfill.Maker = false, false
 	}
-	c.parts[bo.part].execs.push(bfill)
-	c.parts[so.part].execs.push(sfill)
 	if c.res != nil && c.incoming >= 0 {
 		if buy == c.incoming {
 			c.res.Fills = append(c.res.Fills, bfill)

@@ -50,25 +50,6 @@ func (c *Core) Orders(participant, instrument int64, openOnly bool, afterID int6
 	return out
 }
 
-// Executions returns up to limit of a participant's kept executions with
-// trade ids above afterTradeID, oldest first, optionally in one instrument.
-func (c *Core) Executions(participant, instrument int64, afterTradeID int64, limit int) []Fill {
-	pi, ok := c.partIndex(participant)
-	if !ok {
-		return nil
-	}
-	p := &c.parts[pi]
-	var out []Fill
-	for k := 0; k < p.execs.len() && len(out) < limit; k++ {
-		f := p.execs.at(k)
-		if f.TradeID <= afterTradeID || (instrument != 0 && c.defs[f.Def].Number != instrument) {
-			continue
-		}
-		out = append(out, f)
-	}
-	return out
-}
-
 // FundsBalance is a participant's balance in one currency, minor units.
 type FundsBalance struct {
 	Currency string

@@ -20,12 +20,14 @@ import (
 // snapMagic starts every snapshot written. Older formats still load:
 // BCXCORE1 has no FX state at all; BCXCORE2 has rates without their
 // numbers, funding preferences without versions and fills without FX legs.
-// BCXCORE3 has no listings, BCXCORE4 no one-sided auctions.
-const snapMagic = "BCXCORE5"
+// BCXCORE3 has no listings, BCXCORE4 no one-sided auctions. Up to
+// BCXCORE5 each participant's last executions follow its pools; they are
+// read and dropped (the execution history is the service's now).
+const snapMagic = "BCXCORE6"
 
-var snapVersions = map[string]int{"BCXCORE1": 1, "BCXCORE2": 2, "BCXCORE3": 3, "BCXCORE4": 4, snapMagic: snapVersionCurrent}
+var snapVersions = map[string]int{"BCXCORE1": 1, "BCXCORE2": 2, "BCXCORE3": 3, "BCXCORE4": 4, "BCXCORE5": 5, snapMagic: snapVersionCurrent}
 
-const snapVersionCurrent = 5
+const snapVersionCurrent = 6
 
 // AppendSnapshot appends the core's canonical encoding to b.
 func (c *Core) AppendSnapshot(b []byte) []byte {
@@ -92,10 +94,6 @@ func (c *Core) AppendSnapshot(b []byte) []byte {
 			}
 			b = appendVarint(b, pl.total)
 			b = appendVarint(b, pl.reserved)
-		}
-		b = appendUvarint(b, uint64(p.execs.len()))
-		for k := range p.execs.len() {
-			b = appendFill(b, p.execs.at(k))
 		}
 	}
 	b = appendUvarint(b, uint64(len(c.insts)))
@@ -380,8 +378,10 @@ func Load(p []byte, lim Limits) (*Core, error) {
 			c.poolByRc[pl.receipt] = slot
 			p.pools = append(p.pools, slot)
 		}
-		for range d.count(1 << 24) {
-			p.execs.push(decodeFill(d, version))
+		if version <= 5 {
+			for range d.count(1 << 24) {
+				decodeFill(d, version)
+			}
 		}
 	}
 	for range d.count(1 << 24) {

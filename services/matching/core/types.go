@@ -480,15 +480,13 @@ type Limits struct {
 	// FinishedOrders is how many finished orders stay queryable (FIFO);
 	// they are also dropped at the end of their instrument's trading day.
 	FinishedOrders int
-	// ExecHistory is how many executions are kept per participant.
-	ExecHistory int
 	// TradeHistory is how many recent trades are kept per instrument.
 	TradeHistory int
 }
 
 // DefaultLimits are the production limits.
 func DefaultLimits() Limits {
-	return Limits{MaxOrdersPerBook: 1 << 18, FinishedOrders: 100_000, ExecHistory: 100, TradeHistory: 100}
+	return Limits{MaxOrdersPerBook: 1 << 18, FinishedOrders: 100_000, TradeHistory: 100}
 }
 
 func (l Limits) withDefaults() Limits {
@@ -498,9 +496,6 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.FinishedOrders <= 0 {
 		l.FinishedOrders = d.FinishedOrders
-	}
-	if l.ExecHistory <= 0 {
-		l.ExecHistory = d.ExecHistory
 	}
 	if l.TradeHistory <= 0 {
 		l.TradeHistory = d.TradeHistory
