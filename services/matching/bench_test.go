@@ -47,7 +47,7 @@ func TestBenchMains(t *testing.T) {
 		{"recovery", func(a []string, b *bytes.Buffer) error { return BenchRecoveryMain(a, b) }, []string{"--ops", "30000", "--snapshot-every", "10000"},
 			[]string{"recover_seconds"}},
 		{"grpc", func(a []string, b *bytes.Buffer) error { return BenchGRPCMain(a, b) }, []string{"--duration", "1s"},
-			[]string{"stream_orders_per_sec", "unary_orders_per_sec", "p50_ms", "p99_ms"}},
+			[]string{"stream_orders_per_sec", "unary_orders_per_sec", "p50_ms", "p99_ms", "stream_only_p99_ms", "unary_only_p99_ms"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var out bytes.Buffer

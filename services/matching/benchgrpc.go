@@ -59,19 +59,26 @@ type BenchGRPCResult struct {
 	PacedStreamRate    int     `json:"paced_stream_rate"`
 	PacedUnaryRate     int     `json:"paced_unary_rate"`
 	PacedAchieved      int64   `json:"paced_achieved_per_sec"`
-	Conns              int     `json:"conns"`
-	Streams            int     `json:"streams"`
-	UnaryClients       int     `json:"unary_clients"`
-	DurationSec        float64 `json:"duration_sec"`
-	Fsyncs             uint64  `json:"fsyncs"`
-	Note               string  `json:"note"`
+	// Each kind alone at its paced rate (phases paced-stream and
+	// paced-unary), before the mixed paced phase.
+	StreamOnlyP50Ms float64 `json:"stream_only_p50_ms"`
+	StreamOnlyP99Ms float64 `json:"stream_only_p99_ms"`
+	UnaryOnlyP50Ms  float64 `json:"unary_only_p50_ms"`
+	UnaryOnlyP99Ms  float64 `json:"unary_only_p99_ms"`
+	Conns           int     `json:"conns"`
+	Streams         int     `json:"streams"`
+	UnaryClients    int     `json:"unary_clients"`
+	DurationSec     float64 `json:"duration_sec"`
+	Fsyncs          uint64  `json:"fsyncs"`
+	Note            string  `json:"note"`
 }
 
 // BenchGRPCMain starts the real server (interceptors, fsync on) on
-// loopback and drives it in three phases of --duration each: order entry
+// loopback and drives it in five phases of --duration each: order entry
 // streams as fast as they go (each with --window orders in flight), unary
-// PlaceOrder calls as fast as they go, then both paced at --stream-rate and
-// --unary-rate (default half the targets) to measure latency from each
+// PlaceOrder calls as fast as they go, then streams alone paced at
+// --stream-rate, unary calls alone at --unary-rate (defaults: half the
+// targets), and both at once at those rates, to measure latency from each
 // order's scheduled send time to its answer. Orders are GTC limits of 1 to
 // 3 lots on random sides within ten ticks of the middle, so about half
 // trade. Client and server share the machine.
@@ -86,7 +93,7 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	streamRate := fs.Int("stream-rate", 125_000, "paced phase: stream orders per second (0: none)")
 	unaryRate := fs.Int("unary-rate", 15_000, "paced phase: unary orders per second (0: none)")
 	dir := fs.String("dir", "", "data directory (default: a temporary one)")
-	phases := fs.String("phases", "stream,unary,paced", "phases to run, comma-separated")
+	phases := fs.String("phases", "stream,unary,paced-stream,paced-unary,paced", "phases to run, comma-separated")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the phases run here; samples carry the label side=server or side=client")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,7 +101,7 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	run := map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "stream", "unary", "paced":
+		case "stream", "unary", "paced-stream", "paced-unary", "paced":
 			run[p] = true
 		default:
 			return fmt.Errorf("bench grpc: unknown phase %q", p)
@@ -177,6 +184,18 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	// Each kind alone at its paced rate.
+	var soLat, uoLat []float64
+	if run["paced-stream"] {
+		if _, soLat, err = runStreams(clients, *streams, *window, *dur, *streamRate, &gen); err != nil {
+			return err
+		}
+	}
+	if run["paced-unary"] {
+		if _, uoLat, err = runUnary(clients, max(*unary, 256), *dur, *unaryRate, &gen); err != nil {
+			return err
+		}
+	}
 	// Paced phase: both kinds at once.
 	var sLat, uLat []float64
 	var sN, uN int64
@@ -212,8 +231,10 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		P50Ms:              pctMs(all, 0.50), P99Ms: pctMs(all, 0.99),
 		StreamP99Ms: pctMs(sLat, 0.99), UnaryP99Ms: pctMs(uLat, 0.99),
 		PacedStreamRate: *streamRate, PacedUnaryRate: *unaryRate,
-		PacedAchieved: int64(float64(sN+uN) / dur.Seconds()),
-		Conns:         *conns, Streams: *streams, UnaryClients: *unary, DurationSec: dur.Seconds(),
+		PacedAchieved:   int64(float64(sN+uN) / dur.Seconds()),
+		StreamOnlyP50Ms: pctMs(soLat, 0.50), StreamOnlyP99Ms: pctMs(soLat, 0.99),
+		UnaryOnlyP50Ms: pctMs(uoLat, 0.50), UnaryOnlyP99Ms: pctMs(uoLat, 0.99),
+		Conns: *conns, Streams: *streams, UnaryClients: *unary, DurationSec: dur.Seconds(),
 		Fsyncs: after.Fsyncs - before.Fsyncs,
 		Note:   "orders are PlaceOrder commands; client and server on the same machine; latency from scheduled send to answer",
 	})
