@@ -70,16 +70,10 @@ func appendHistItems(items []histItem, seq uint64, ts int64, reg *registry, ev *
 		switch {
 		case e.Kind == core.EvTrade:
 			t := &e.Trade
-			buyer, seller := reg.participant(t.Buyer), reg.participant(t.Seller)
 			inst := reg.def(t.Def).Number
-			for _, f := range tradeFills(reg, seq, ts, e, buyer) {
-				items = append(items, histItem{part: buyer, fill: histFill{f, inst}})
-			}
-			if seller != buyer { // a self-trade's two fills are both the buyer's
-				for _, f := range tradeFills(reg, seq, ts, e, seller) {
-					items = append(items, histItem{part: seller, fill: histFill{f, inst}})
-				}
-			}
+			items = append(items,
+				histItem{part: reg.participant(t.Buyer), fill: histFill{buyerFill(t, seq, ts), inst}},
+				histItem{part: reg.participant(t.Seller), fill: histFill{sellerFill(t, seq, ts), inst}})
 		case e.Kind == core.EvPhase && e.EndOfDay:
 			items = append(items, histItem{endDay: reg.def(e.Def).Number})
 		}

@@ -517,14 +517,24 @@ func tradeFills(reg *registry, seq uint64, ts int64, e *core.Event, participantI
 	t := &e.Trade
 	var out []core.Fill
 	if reg.participant(t.Buyer) == participantID {
-		out = append(out, core.Fill{TradeID: t.ID, OrderID: t.BuyOrder, ClientID: t.BuyClient, Def: t.Def, Side: 0,
-			Price: t.Price, Qty: t.Qty, Maker: t.Aggressor == 2, FeeMinor: t.BuyerFee, Seq: seq, TimeNanos: ts, FX: t.BuyerFX})
+		out = append(out, buyerFill(t, seq, ts))
 	}
 	if reg.participant(t.Seller) == participantID {
-		out = append(out, core.Fill{TradeID: t.ID, OrderID: t.SellOrder, ClientID: t.SellClient, Def: t.Def, Side: 1,
-			Price: t.Price, Qty: t.Qty, Maker: t.Aggressor == 1, FeeMinor: t.SellerFee, Seq: seq, TimeNanos: ts, FX: t.SellerFX})
+		out = append(out, sellerFill(t, seq, ts))
 	}
 	return out
+}
+
+// buyerFill and sellerFill are a trade's sides as fills, as the core
+// reports them to the order's owner.
+func buyerFill(t *core.Trade, seq uint64, ts int64) core.Fill {
+	return core.Fill{TradeID: t.ID, OrderID: t.BuyOrder, ClientID: t.BuyClient, Def: t.Def, Side: 0,
+		Price: t.Price, Qty: t.Qty, Maker: t.Aggressor == 2, FeeMinor: t.BuyerFee, Seq: seq, TimeNanos: ts, FX: t.BuyerFX}
+}
+
+func sellerFill(t *core.Trade, seq uint64, ts int64) core.Fill {
+	return core.Fill{TradeID: t.ID, OrderID: t.SellOrder, ClientID: t.SellClient, Def: t.Def, Side: 1,
+		Price: t.Price, Qty: t.Qty, Maker: t.Aggressor == 1, FeeMinor: t.SellerFee, Seq: seq, TimeNanos: ts, FX: t.SellerFX}
 }
 
 // readEvents feeds every durable journal record from a sequence number on
