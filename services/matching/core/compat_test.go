@@ -49,6 +49,13 @@ func TestCompatFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			replayed := replay(t, New(lim), log)
+			if name != "compat_v6" {
+				// Snapshots before BCXCORE6 have no day starts: they load
+				// as 0, the journal's beginning.
+				for i := range replayed.insts {
+					replayed.insts[i].dayFrom = 0
+				}
+			}
 			if !bytes.Equal(loaded.AppendSnapshot(nil), replayed.AppendSnapshot(nil)) {
 				t.Fatal("the loaded snapshot and the replayed journal differ")
 			}

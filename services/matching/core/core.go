@@ -93,6 +93,10 @@ type instrument struct {
 	sink    *bookSink
 	phase   Phase
 	dayOpen bool
+	// dayFrom is the first sequence number of the instrument's current
+	// trading day: the record after its last end-of-day close (0: none
+	// yet). What happened in the instrument before it is history.
+	dayFrom uint64
 	fee     int32
 	listed  int // open listings and auctions, bounded like the book
 	// Day statistics, reset when the day opens.
@@ -777,6 +781,7 @@ func (c *Core) enterPhase(ii int32, target Phase, endOfDay bool) {
 		in.book.ExpireDayOrders()
 		c.endListings(ii, true, true)
 		in.dayOpen = false
+		in.dayFrom = c.seq + 1
 		c.pruneAfter = append(c.pruneAfter, ii)
 	}
 }
@@ -850,6 +855,17 @@ type Registry struct {
 
 // RegistrySize reports the registry's sizes, so a caller can tell when to
 // copy it again; other counts currencies and FX rates.
+// DayStart returns the first sequence number of the oldest trading day
+// still current in any instrument (1 if some instrument never ended a
+// day): a reader of the day's events starts there.
+func (c *Core) DayStart() uint64 {
+	from := c.lastSeq + 1
+	for i := range c.insts {
+		from = min(from, max(c.insts[i].dayFrom, 1))
+	}
+	return from
+}
+
 func (c *Core) RegistrySize() (defs, parts, other int) {
 	return len(c.defs), len(c.parts), len(c.currencies) + len(c.rates)
 }

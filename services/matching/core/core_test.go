@@ -529,3 +529,35 @@ func TestReplaceSellAdjustsWeight(t *testing.T) {
 		t.Fatal("withdrawn receipt still pooled")
 	}
 }
+
+// TestDayStart: the oldest current trading day starts after each
+// instrument's last end-of-day close, and survives a snapshot.
+func TestDayStart(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	if got := h.c.DayStart(); got != 1 {
+		t.Fatalf("no day ended yet: DayStart %d, want 1", got)
+	}
+	h.ok(Command{Kind: CmdSetPhase, Instrument: cotton, Phase: PhaseClosed, EndOfDay: true})
+	cottonDay := h.seq + 1
+	if got := h.c.DayStart(); got != 1 {
+		t.Fatalf("rubber's day is still the first: DayStart %d, want 1", got)
+	}
+	h.ok(Command{Kind: CmdSetPhase, Instrument: rubber, Phase: PhaseClosed, EndOfDay: true})
+	if got := h.c.DayStart(); got != cottonDay {
+		t.Fatalf("both days ended: DayStart %d, want cotton's %d", got, cottonDay)
+	}
+	h.ok(Command{Kind: CmdSetPhase, Instrument: cotton, Phase: PhaseContinuous})
+	h.ok(Command{Kind: CmdSetPhase, Instrument: cotton, Phase: PhaseClosed, EndOfDay: true})
+	rubberDay := h.seq - 1
+	if got := h.c.DayStart(); got != rubberDay {
+		t.Fatalf("cotton's second day ended: DayStart %d, want rubber's %d", got, rubberDay)
+	}
+	loaded, err := Load(h.c.AppendSnapshot(nil), h.c.lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := loaded.DayStart(); got != rubberDay {
+		t.Fatalf("after a snapshot: DayStart %d, want %d", got, rubberDay)
+	}
+}

@@ -22,7 +22,8 @@ import (
 // numbers, funding preferences without versions and fills without FX legs.
 // BCXCORE3 has no listings, BCXCORE4 no one-sided auctions. Up to
 // BCXCORE5 each participant's last executions follow its pools; they are
-// read and dropped (the execution history is the service's now).
+// read and dropped (the execution history is the service's now), and
+// instruments have no day start (read as 0: the journal's beginning).
 const snapMagic = "BCXCORE6"
 
 var snapVersions = map[string]int{"BCXCORE1": 1, "BCXCORE2": 2, "BCXCORE3": 3, "BCXCORE4": 4, "BCXCORE5": 5, snapMagic: snapVersionCurrent}
@@ -102,6 +103,7 @@ func (c *Core) AppendSnapshot(b []byte) []byte {
 		b = appendVarint(b, int64(in.def))
 		b = append(b, byte(in.phase))
 		b = appendBool(b, in.dayOpen)
+		b = appendUvarint(b, in.dayFrom)
 		b = appendVarint(b, int64(in.fee))
 		b = appendVarint(b, in.lastPrice)
 		b = appendVarint(b, in.lastQty)
@@ -398,6 +400,9 @@ func Load(p []byte, lim Limits) (*Core, error) {
 		in.sink = &bookSink{c: c, inst: ii}
 		in.phase = Phase(d.byte())
 		in.dayOpen = d.bool()
+		if version >= 6 {
+			in.dayFrom = d.uvarint()
+		}
 		in.fee = d.i32()
 		in.lastPrice, in.lastQty, in.volume = d.varint(), d.varint(), d.varint()
 		var tmp Events
