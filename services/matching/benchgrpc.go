@@ -60,7 +60,7 @@ type BenchGRPCResult struct {
 	PacedUnaryRate     int     `json:"paced_unary_rate"`
 	PacedAchieved      int64   `json:"paced_achieved_per_sec"`
 	// Each kind alone at its paced rate (phases paced-stream and
-	// paced-unary), before the mixed paced phase.
+	// paced-unary, after the mixed paced phase).
 	StreamOnlyP50Ms float64 `json:"stream_only_p50_ms"`
 	StreamOnlyP99Ms float64 `json:"stream_only_p99_ms"`
 	UnaryOnlyP50Ms  float64 `json:"unary_only_p50_ms"`
@@ -76,10 +76,10 @@ type BenchGRPCResult struct {
 // BenchGRPCMain starts the real server (interceptors, fsync on) on
 // loopback and drives it in five phases of --duration each: order entry
 // streams as fast as they go (each with --window orders in flight), unary
-// PlaceOrder calls as fast as they go, then streams alone paced at
-// --stream-rate, unary calls alone at --unary-rate (defaults: half the
-// targets), and both at once at those rates, to measure latency from each
-// order's scheduled send time to its answer. Orders are GTC limits of 1 to
+// PlaceOrder calls as fast as they go, then both at once paced at
+// --stream-rate and --unary-rate (defaults: half the targets), then
+// streams alone and unary calls alone at those rates, to measure latency
+// from each order's scheduled send time to its answer. Orders are GTC limits of 1 to
 // 3 lots on random sides within ten ticks of the middle, so about half
 // trade. Client and server share the machine.
 func BenchGRPCMain(args []string, stdout io.Writer) error {
@@ -93,7 +93,7 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	streamRate := fs.Int("stream-rate", 125_000, "paced phase: stream orders per second (0: none)")
 	unaryRate := fs.Int("unary-rate", 15_000, "paced phase: unary orders per second (0: none)")
 	dir := fs.String("dir", "", "data directory (default: a temporary one)")
-	phases := fs.String("phases", "stream,unary,paced-stream,paced-unary,paced", "phases to run, comma-separated")
+	phases := fs.String("phases", "stream,unary,paced,paced-stream,paced-unary", "phases to run, comma-separated")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the phases run here; samples carry the label side=server or side=client")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -184,18 +184,6 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	// Each kind alone at its paced rate.
-	var soLat, uoLat []float64
-	if run["paced-stream"] {
-		if _, soLat, err = runStreams(clients, *streams, *window, *dur, *streamRate, &gen); err != nil {
-			return err
-		}
-	}
-	if run["paced-unary"] {
-		if _, uoLat, err = runUnary(clients, max(*unary, 256), *dur, *unaryRate, &gen); err != nil {
-			return err
-		}
-	}
 	// Paced phase: both kinds at once.
 	var sLat, uLat []float64
 	var sN, uN int64
@@ -221,6 +209,18 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		}
 		if uErr != nil {
 			return uErr
+		}
+	}
+	// Each kind alone at its paced rate.
+	var soLat, uoLat []float64
+	if run["paced-stream"] && *streamRate > 0 {
+		if _, soLat, err = runStreams(clients, *streams, *window, *dur, *streamRate, &gen); err != nil {
+			return err
+		}
+	}
+	if run["paced-unary"] && *unaryRate > 0 {
+		if _, uoLat, err = runUnary(clients, max(*unary, 256), *dur, *unaryRate, &gen); err != nil {
+			return err
 		}
 	}
 	after := s.j.Stats()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -14,44 +15,57 @@ import (
 	"github.com/bcx-exchange/bcx/services/matching/core"
 )
 
-// execHistory holds every member's executions of the trading day, for
-// ListExecutions. The core keeps no executions (they would be in every
-// snapshot); this index lives beside it, off the sequencer's state. The sequencer hands it each batch's executions once
-// the batch is durable; at start it rebuilds what came before from the
-// retained journal, in the background. An instrument's executions are
-// dropped at the end of its trading day, as the core drops its client
-// order ids and finished orders.
+// execHistory holds the members' executions of the current trading day,
+// for ListExecutions. The core keeps no executions (they would be in every
+// snapshot); this index lives beside it. The sequencer hands it each
+// durable batch's executions before it answers the batch, so an
+// acknowledged trade is always listed. At start it rebuilds the current
+// day from the journal (from core.DayStart) in the background; a query
+// waits for that. An instrument's executions are dropped at the end of its
+// trading day, as the core drops its client order ids and finished orders.
+//
+// Fills are kept per participant and instrument, so that the end of an
+// instrument's day costs one deletion per participant and a page costs
+// its length, whatever the day's volume: the sequencer takes the lock.
 type execHistory struct {
+	maxPerKey int // fills kept per participant and instrument; the oldest go first
+
 	mu      sync.RWMutex
-	byPart  map[string][]histFill // participant id -> fills in trade id order
-	upto    uint64                // the last durable record indexed
-	loaded  bool                  // the journal before the sequencer's first batch is indexed
-	backlog []histBatch           // batches released while loading
-	moved   chan struct{}         // closed (and replaced) when upto advances or loading fails
-	err     error                 // loading failed
+	fills   map[histKey][]core.Fill // in fill order (fillOrder)
+	insts   map[string][]int64      // a participant's instruments with fills
+	loaded  bool                    // the journal before the sequencer's first batch is indexed
+	failed  error                   // loading failed: queries are refused, releases dropped
+	backlog [][]histItem            // batches released while loading
+	ready   chan struct{}           // closed once loaded or failed
 }
 
-// histFill is an execution and its instrument's number.
-type histFill struct {
-	core.Fill
-	instrument int64
+type histKey struct {
+	part string
+	inst int64
 }
 
 // histItem is an execution, or (endDay != 0) the end of an instrument's day.
 type histItem struct {
-	part   string
-	fill   histFill
+	key    histKey
+	fill   core.Fill
 	endDay int64
 }
 
-type histBatch struct {
-	items []histItem
-	upto  uint64
+// defaultHistoryPerKey bounds one member's listed executions in one
+// instrument in a day (about 110 bytes each).
+const defaultHistoryPerKey = 1 << 20
+
+func newExecHistory(maxPerKey int) *execHistory {
+	if maxPerKey <= 0 {
+		maxPerKey = defaultHistoryPerKey
+	}
+	return &execHistory{maxPerKey: maxPerKey, fills: map[histKey][]core.Fill{}, insts: map[string][]int64{},
+		ready: make(chan struct{})}
 }
 
-func newExecHistory() *execHistory {
-	return &execHistory{byPart: map[string][]histFill{}, moved: make(chan struct{})}
-}
+// fillOrder orders a participant's fills: by trade, the buy side first (a
+// self-trade gives one participant both). It is also the page token.
+func fillOrder(f *core.Fill) int64 { return f.TradeID<<1 | int64(f.Side&1) }
 
 // hasHistItems tells whether appendHistItems would append anything.
 func hasHistItems(ev *core.Events) bool {
@@ -72,8 +86,8 @@ func appendHistItems(items []histItem, seq uint64, ts int64, reg *registry, ev *
 			t := &e.Trade
 			inst := reg.def(t.Def).Number
 			items = append(items,
-				histItem{part: reg.participant(t.Buyer), fill: histFill{buyerFill(t, seq, ts), inst}},
-				histItem{part: reg.participant(t.Seller), fill: histFill{sellerFill(t, seq, ts), inst}})
+				histItem{key: histKey{reg.participant(t.Buyer), inst}, fill: buyerFill(t, seq, ts)},
+				histItem{key: histKey{reg.participant(t.Seller), inst}, fill: sellerFill(t, seq, ts)})
 		case e.Kind == core.EvPhase && e.EndOfDay:
 			items = append(items, histItem{endDay: reg.def(e.Def).Number})
 		}
@@ -81,34 +95,38 @@ func appendHistItems(items []histItem, seq uint64, ts int64, reg *registry, ev *
 	return items
 }
 
-// load indexes the retained journal up to and including last (what the
-// sequencer recovered), then whatever was released meanwhile.
-func (h *execHistory) load(ctx context.Context, s *Service, last uint64) {
-	err := h.loadJournal(ctx, s, last)
+// load indexes the journal from..last (the current trading day up to what
+// the sequencer recovered), then whatever was released meanwhile.
+func (h *execHistory) load(ctx context.Context, s *Service, from, last uint64) {
+	err := h.loadJournal(ctx, s, from, last)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("execution history unavailable", "error", err)
+	}
+	h.finish(err)
+}
+
+// finish ends loading: on success the batches released meanwhile are
+// applied; on failure they are dropped, and so will be later ones.
+func (h *execHistory) finish(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
-		h.err = fmt.Errorf("loading the execution history from the journal: %w", err)
-		if ctx.Err() == nil {
-			s.log.Error("execution history unavailable", "error", err)
-		}
+		h.failed = fmt.Errorf("loading the day's executions from the journal: %w", err)
+		h.backlog = nil
 	} else {
-		h.upto = max(h.upto, last)
 		for _, b := range h.backlog {
 			h.apply(b)
 		}
 		h.backlog, h.loaded = nil, true
 	}
-	close(h.moved)
-	h.moved = make(chan struct{})
+	close(h.ready)
 }
 
-func (h *execHistory) loadJournal(ctx context.Context, s *Service, last uint64) error {
-	first := max(s.j.FirstSeq(), 1)
-	if last < first {
+func (h *execHistory) loadJournal(ctx context.Context, s *Service, from, last uint64) error {
+	if last < from {
 		return nil
 	}
-	r, err := s.j.NewReader(first)
+	r, err := s.j.NewReader(from)
 	if err != nil {
 		return err
 	}
@@ -130,10 +148,12 @@ func (h *execHistory) loadJournal(ctx context.Context, s *Service, last uint64) 
 		if err := core.DecodeRecord(rec.Payload, rec.Seq, rec.Time, &cmd, &ev); err != nil {
 			return err
 		}
-		items = appendHistItems(items[:0], rec.Seq, rec.Time, s.registry(), &ev)
-		h.mu.Lock()
-		h.apply(histBatch{items: items, upto: rec.Seq})
-		h.mu.Unlock()
+		if hasHistItems(&ev) {
+			items = appendHistItems(items[:0], rec.Seq, rec.Time, s.registry(), &ev)
+			h.mu.Lock()
+			h.apply(items)
+			h.mu.Unlock()
+		}
 		if rec.Seq == last {
 			return nil
 		}
@@ -143,78 +163,103 @@ func (h *execHistory) loadJournal(ctx context.Context, s *Service, last uint64) 
 	}
 }
 
-// release takes a durable batch's items from the sequencer (which gives
-// up the slice).
-func (h *execHistory) release(items []histItem, upto uint64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.loaded {
-		h.backlog = append(h.backlog, histBatch{items: items, upto: upto})
+// release takes a durable batch's items from the sequencer, which gives up
+// the slice.
+func (h *execHistory) release(items []histItem) {
+	if len(items) == 0 {
 		return
 	}
-	h.apply(histBatch{items: items, upto: upto})
-	close(h.moved)
-	h.moved = make(chan struct{})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.failed != nil:
+	case !h.loaded:
+		h.backlog = append(h.backlog, items)
+	default:
+		h.apply(items)
+	}
 }
 
-func (h *execHistory) apply(b histBatch) {
-	for i := range b.items {
-		it := &b.items[i]
+func (h *execHistory) apply(items []histItem) {
+	for i := range items {
+		it := &items[i]
 		if it.endDay != 0 {
 			h.endDay(it.endDay)
 			continue
 		}
-		h.byPart[it.part] = append(h.byPart[it.part], it.fill)
+		fs, ok := h.fills[it.key]
+		if !ok {
+			h.insts[it.key.part] = append(h.insts[it.key.part], it.key.inst)
+		}
+		fs = append(fs, it.fill)
+		if len(fs) > h.maxPerKey+h.maxPerKey/4 {
+			// Drop the oldest into a new array, so the old one is freed.
+			fs = slices.Clone(fs[len(fs)-h.maxPerKey:])
+		}
+		h.fills[it.key] = fs
 	}
-	h.upto = max(h.upto, b.upto)
 }
 
 // endDay drops the executions in an instrument whose trading day ended.
 func (h *execHistory) endDay(instrument int64) {
-	for p, fs := range h.byPart {
-		kept := fs[:0]
-		for _, f := range fs {
-			if f.instrument != instrument {
-				kept = append(kept, f)
-			}
-		}
-		clear(fs[len(kept):])
-		if len(kept) == 0 {
-			delete(h.byPart, p)
+	for part, insts := range h.insts {
+		i := slices.Index(insts, instrument)
+		if i < 0 {
 			continue
 		}
-		h.byPart[p] = kept
+		delete(h.fills, histKey{part, instrument})
+		if insts = slices.Delete(insts, i, i+1); len(insts) == 0 {
+			delete(h.insts, part)
+		} else {
+			h.insts[part] = insts
+		}
 	}
 }
 
-// page returns up to limit of the participant's executions after the trade
-// id, oldest first, in one instrument (0: all), once the index has reached
-// seq: the caller passes the durable sequence number it must see.
-func (h *execHistory) page(ctx context.Context, seq uint64, participantID string, instrument, after int64, limit int) ([]core.Fill, error) {
-	for {
-		h.mu.RLock()
-		if h.loaded && h.upto >= seq {
-			break
-		}
-		err, moved := h.err, h.moved
-		h.mu.RUnlock()
-		if err != nil {
-			return nil, &rpcerr.Error{Code: codes.Unavailable, Reason: "HISTORY_UNAVAILABLE", Msg: err.Error()}
-		}
-		select {
-		case <-moved:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+// page returns up to limit of the participant's executions after the page
+// token (a fillOrder), oldest first, in one instrument (0: all). It waits
+// until the day before the sequencer's first batch is loaded.
+func (h *execHistory) page(ctx context.Context, participantID string, instrument, after int64, limit int) ([]core.Fill, error) {
+	select {
+	case <-h.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.failed != nil {
+		return nil, &rpcerr.Error{Code: codes.Unavailable, Reason: "HISTORY_UNAVAILABLE", Msg: h.failed.Error()}
+	}
+	insts := h.insts[participantID]
+	if instrument != 0 {
+		insts = []int64{instrument}
+	}
+	// Merge the participant's instruments (a handful) in fill order.
+	type cursor struct {
+		fs []core.Fill
+		i  int
+	}
+	cs := make([]cursor, 0, len(insts))
+	for _, inst := range insts {
+		fs := h.fills[histKey{participantID, inst}]
+		i := sort.Search(len(fs), func(i int) bool { return fillOrder(&fs[i]) > after })
+		if i < len(fs) {
+			cs = append(cs, cursor{fs, i})
 		}
 	}
-	defer h.mu.RUnlock()
-	fs := h.byPart[participantID]
-	i := sort.Search(len(fs), func(i int) bool { return fs[i].TradeID > after })
 	var out []core.Fill
-	for ; i < len(fs) && len(out) < limit; i++ {
-		if instrument == 0 || fs[i].instrument == instrument {
-			out = append(out, fs[i].Fill)
+	for len(out) < limit {
+		best := -1
+		for k := range cs {
+			if cs[k].i < len(cs[k].fs) && (best < 0 || fillOrder(&cs[k].fs[cs[k].i]) < fillOrder(&cs[best].fs[cs[best].i])) {
+				best = k
+			}
 		}
+		if best < 0 {
+			break
+		}
+		out = append(out, cs[best].fs[cs[best].i])
+		cs[best].i++
 	}
 	return out, nil
 }

@@ -2,8 +2,12 @@ package matching
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
@@ -99,4 +103,89 @@ func TestExecutionHistory(t *testing.T) {
 	stop()
 	s, _ = startService(t, cfg)
 	check("after the end of the day and a restart", 0)
+}
+
+func histFillItem(part string, inst, trade int64, side core.Side) histItem {
+	return histItem{key: histKey{part, inst}, fill: core.Fill{TradeID: trade, Side: side, Qty: 1}}
+}
+
+func pageAll(t *testing.T, h *execHistory, part string, inst int64, size int) []core.Fill {
+	t.Helper()
+	var out []core.Fill
+	after := int64(0)
+	for {
+		fs, err := h.page(context.Background(), part, inst, after, size+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fs[:min(size, len(fs))]...)
+		if len(fs) <= size {
+			return out
+		}
+		after = fillOrder(&fs[size-1])
+	}
+}
+
+func tradeIDs(fs []core.Fill) string {
+	s := ""
+	for _, f := range fs {
+		s += fmt.Sprintf("%d%c ", f.TradeID, "bs"[f.Side])
+	}
+	return s
+}
+
+// TestExecutionHistoryRules checks the history's own rules: batches
+// released while the day is loading are applied after it, in order (an
+// end of day among them included); a member's instruments are merged in
+// trade order; a self-trade's two fills are never split by a page; the
+// end of one instrument's day leaves the others; the oldest fills go past
+// the bound; a failed load refuses queries and keeps nothing.
+func TestExecutionHistoryRules(t *testing.T) {
+	h := newExecHistory(4)
+	// Released before the load finishes: kept back.
+	h.release([]histItem{histFillItem("A", 1, 5, 0), histFillItem("A", 2, 6, 1)})
+	h.release([]histItem{{endDay: 3}, histFillItem("A", 1, 7, 0), histFillItem("A", 1, 7, 1)}) // a self-trade
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := h.page(ctx, "A", 0, 0, 10); err == nil {
+		t.Fatal("a query answered before the day was loaded")
+	}
+	// The load itself: trades 1-4, instrument 3's included.
+	h.apply([]histItem{histFillItem("A", 1, 1, 0), histFillItem("B", 1, 1, 1), histFillItem("A", 3, 2, 1),
+		histFillItem("A", 2, 3, 0), histFillItem("A", 1, 4, 1)})
+	h.finish(nil)
+	if got, want := tradeIDs(pageAll(t, h, "A", 0, 1)), "1b 3b 4s 5b 6s 7b 7s "; got != want {
+		t.Fatalf("A's executions by pages of 1: %s, want %s", got, want)
+	}
+	if got, want := tradeIDs(pageAll(t, h, "A", 1, 2)), "1b 4s 5b 7b 7s "; got != want {
+		t.Fatalf("A's executions in instrument 1 by pages of 2: %s, want %s", got, want)
+	}
+	if got, want := tradeIDs(pageAll(t, h, "B", 0, 5)), "1s "; got != want {
+		t.Fatalf("B's executions: %s, want %s", got, want)
+	}
+	h.release([]histItem{{endDay: 1}})
+	if got, want := tradeIDs(pageAll(t, h, "A", 0, 3)), "3b 6s "; got != want {
+		t.Fatalf("after instrument 1's day: %s, want %s", got, want)
+	}
+	if got := pageAll(t, h, "B", 0, 3); len(got) != 0 {
+		t.Fatalf("B kept %s", tradeIDs(got))
+	}
+	for trade := int64(10); trade < 20; trade++ {
+		h.release([]histItem{histFillItem("A", 2, trade, 0)})
+	}
+	got := pageAll(t, h, "A", 2, 100)
+	if n := len(got); n < 4 || n > 5 || got[n-1].TradeID != 19 {
+		t.Fatalf("past the bound of 4: %s", tradeIDs(got))
+	}
+
+	failed := newExecHistory(4)
+	failed.release([]histItem{histFillItem("A", 1, 1, 0)})
+	failed.finish(errors.New("disk on fire"))
+	failed.release([]histItem{histFillItem("A", 1, 2, 0)})
+	if _, err := failed.page(context.Background(), "A", 0, 0, 10); status.Code(err) != codes.Unavailable {
+		t.Fatalf("after a failed load: %v, want Unavailable", err)
+	}
+	if len(failed.fills) != 0 || len(failed.backlog) != 0 {
+		t.Fatalf("a failed history keeps %d keys and %d batches", len(failed.fills), len(failed.backlog))
+	}
 }

@@ -40,11 +40,10 @@ type mdUpdate struct {
 
 type mdBatch struct {
 	ups []mdUpdate
-	// The batch's executions for the history (see execHistory), and its
-	// last record. They are not market data, but they travel with it to
-	// release, which hands them over once the batch is durable.
+	// The batch's executions for the history (see execHistory). They are
+	// not market data, but they travel with it to release, which hands
+	// them over once the batch is durable.
 	hist []histItem
-	upto uint64
 }
 
 func (b *mdBatch) of(number int64) *mdUpdate {

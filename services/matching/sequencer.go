@@ -258,9 +258,15 @@ func (q *sequencer) run(ctx context.Context) error {
 	}
 }
 
-// release answers a durable batch and publishes its market data. An order
-// entry stream's sender is woken once for all its answers in the batch.
+// release hands a durable batch's executions to the history, answers the
+// batch and publishes its market data. An order entry stream's sender is
+// woken once for all its answers in the batch.
 func (q *sequencer) release(batch []*request, md *mdBatch) {
+	if md != nil {
+		// Before the answers: an acknowledged trade is always listed.
+		q.s.hist.release(md.hist)
+		md.hist = nil
+	}
 	q.wakeGen++
 	for _, r := range batch {
 		if w := r.waker; w != nil {
@@ -280,12 +286,7 @@ func (q *sequencer) release(batch []*request, md *mdBatch) {
 		q.wakes[i] = nil
 	}
 	q.wakes = q.wakes[:0]
-	if md == nil {
-		return
-	}
-	q.s.hist.release(md.hist, md.upto)
-	md.hist = nil
-	if len(md.ups) == 0 {
+	if md == nil || len(md.ups) == 0 {
 		return
 	}
 	select {
@@ -316,7 +317,6 @@ func (q *sequencer) applyBatch(batch []*request) (*mdBatch, error) {
 	}
 	q.publishRegistry(false)
 	q.captureMarket(md)
-	md.upto = q.c.LastSeq()
 	// A scheduled snapshot is encoded only when the writer is free: if it
 	// is still writing the previous one, try again after the next batch.
 	if q.sinceSnap >= q.s.cfg.SnapshotEvery && len(q.s.snapCh) == 0 {

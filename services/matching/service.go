@@ -100,6 +100,10 @@ type Config struct {
 	BatchMax       int           // commands per batch; default 8,192
 	EnqueueTimeout time.Duration // wait for queue room; default 1 s
 	SnapshotEvery  uint64        // journal records between snapshots; default 1,000,000
+	// HistoryPerMember bounds the executions ListExecutions keeps for one
+	// member in one instrument in a day (the oldest go first); default
+	// 1,048,576.
+	HistoryPerMember int
 	// InstrumentRefresh is how often instruments are re-read from Listing;
 	// default 30 s.
 	InstrumentRefresh time.Duration
@@ -240,11 +244,12 @@ func New(cfg Config) (*Service, error) {
 	s.seq.publishRegistry(true)
 	// The execution history indexes the journal recovered so far in the
 	// background; the sequencer feeds it from here on.
-	s.hist = newExecHistory()
+	s.hist = newExecHistory(cfg.HistoryPerMember)
 	histCtx, histStop := context.WithCancel(context.Background())
 	histDone := make(chan struct{})
 	s.histStop = func() { histStop(); <-histDone }
-	go func() { defer close(histDone); s.hist.load(histCtx, s, rec.LastSeq) }()
+	dayStart := c.DayStart()
+	go func() { defer close(histDone); s.hist.load(histCtx, s, dayStart, rec.LastSeq) }()
 	cfg.Logger.Info("matching recovered", "snapshot_seq", rec.SnapshotSeq, "replayed", rec.Replayed,
 		"last_seq", rec.LastSeq, "took", rec.OpenJournal+rec.LoadSnapshot+rec.Replay)
 	return s, nil
@@ -370,8 +375,8 @@ func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 func (s *Service) markReady() { s.readyOne.Do(func() { close(s.ready) }) }
 
-// Close closes the journal and the market data feed. Call it after Run has
-// returned.
+// Close stops loading the execution history and closes the journal and the
+// market data feed. Call it after Run has returned.
 func (s *Service) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil

@@ -440,16 +440,15 @@ func (t *tradingServer) ListExecutions(ctx context.Context, req *tradingv1.ListE
 	if err != nil {
 		return nil, err
 	}
-	// Every execution of the day, from the history beside the core, as of
-	// everything durable now.
-	fs, err := t.s.hist.page(ctx, t.s.j.DurableSeq(), p.ParticipantID, inst, after, size+1)
+	// Every execution of the day, from the history beside the core.
+	fs, err := t.s.hist.page(ctx, p.ParticipantID, inst, after, size+1)
 	if err != nil {
 		return nil, err
 	}
 	reg := t.s.registry()
 	resp := &tradingv1.ListExecutionsResponse{Executions: reg.executions(fs[:min(size, len(fs))])}
 	if len(fs) > size {
-		resp.NextPageToken = strconv.FormatInt(fs[size-1].TradeID, 10)
+		resp.NextPageToken = strconv.FormatInt(fillOrder(&fs[size-1]), 10)
 	}
 	return resp, nil
 }

@@ -60,8 +60,10 @@ type TradingServiceClient interface {
 	OrderEntry(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OrderEntryRequest, OrderEntryResponse], error)
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*GetOrderResponse, error)
 	ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error)
-	// The caller's executions of the trading day, oldest first: all of them,
-	// an instrument's until its day ends. Earlier ones: StreamExecutions.
+	// The caller's executions of the trading day, oldest first: an
+	// instrument's until its day ends (a bound per member and instrument,
+	// about a million by default, drops the oldest first). Older ones, and
+	// all of them in order: StreamExecutions.
 	ListExecutions(ctx context.Context, in *ListExecutionsRequest, opts ...grpc.CallOption) (*ListExecutionsResponse, error)
 	// The caller's executions and order updates from a sequence number on, then
 	// live. Resume with the last sequence seen + 1.
@@ -291,8 +293,10 @@ type TradingServiceServer interface {
 	OrderEntry(grpc.BidiStreamingServer[OrderEntryRequest, OrderEntryResponse]) error
 	GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error)
 	ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error)
-	// The caller's executions of the trading day, oldest first: all of them,
-	// an instrument's until its day ends. Earlier ones: StreamExecutions.
+	// The caller's executions of the trading day, oldest first: an
+	// instrument's until its day ends (a bound per member and instrument,
+	// about a million by default, drops the oldest first). Older ones, and
+	// all of them in order: StreamExecutions.
 	ListExecutions(context.Context, *ListExecutionsRequest) (*ListExecutionsResponse, error)
 	// The caller's executions and order updates from a sequence number on, then
 	// live. Resume with the last sequence seen + 1.
