@@ -19,20 +19,7 @@ func BenchmarkCoreApply(b *testing.B) {
 			name = "apply+encode"
 		}
 		b.Run(name, func(b *testing.B) {
-			c := core.New(core.Limits{MaxOrdersPerBook: 1 << 14})
-			var res core.Result
-			seq := uint64(0)
-			apply := func(cmd *core.Command) {
-				seq++
-				c.Apply(seq, int64(seq), cmd, &res)
-				if !res.Changed {
-					seq--
-				}
-			}
-			setup := benchSetupCommands()
-			for i := range setup {
-				apply(&setup[i])
-			}
+			c, apply, res := benchCore(core.Limits{MaxOrdersPerBook: 1 << 14})
 			prefill, cmds, err := benchWorkload(1, int64(b.N), 1)
 			if err != nil {
 				b.Fatal(err)
@@ -54,4 +41,25 @@ func BenchmarkCoreApply(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchCore is a core with the bench instrument and members set up, and a
+// function applying a command to it the way the sequencer does (the next
+// sequence number if it changed state); res is each command's result.
+func benchCore(lim core.Limits) (c *core.Core, apply func(cmd *core.Command), res *core.Result) {
+	c = core.New(lim)
+	res = &core.Result{}
+	seq := uint64(0)
+	apply = func(cmd *core.Command) {
+		seq++
+		c.Apply(seq, int64(seq), cmd, res)
+		if !res.Changed {
+			seq--
+		}
+	}
+	setup := benchSetupCommands()
+	for i := range setup {
+		apply(&setup[i])
+	}
+	return c, apply, res
 }

@@ -200,20 +200,12 @@ func BenchMatchingMain(args []string, stdout io.Writer) error {
 	before := s.j.Stats()
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
 	res, err = s.runBench(cmds, *batch)
-	if *cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	if err != nil {
 		return err
 	}
@@ -225,6 +217,23 @@ func BenchMatchingMain(args []string, stdout io.Writer) error {
 		Snapshots: !*noSnap, Latency: "per command: start of its batch's apply to the batch durable (fsync done)",
 		AllocsPerOp: float64(ms1.Mallocs-ms0.Mallocs) / float64(*ops)}
 	return json.NewEncoder(stdout).Encode(out)
+}
+
+// startCPUProfile profiles the process's CPU into path until stop is
+// called; an empty path profiles nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func benchDir(dir string) (string, func(), error) {

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -161,17 +160,11 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	}
 	var gen orderGen
 	before := s.j.Stats()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 
 	var streamCount, unaryCount int64
 	if run["stream"] {

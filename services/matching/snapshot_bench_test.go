@@ -10,20 +10,7 @@ import (
 // snapshotBenchCore is a core the size of the one `bcx bench grpc` leaves:
 // 400k resting orders and 2M client order ids of the day.
 func snapshotBenchCore(tb testing.TB) *core.Core {
-	c := core.New(core.Limits{MaxOrdersPerBook: 1 << 20})
-	var res core.Result
-	seq := uint64(0)
-	apply := func(cmd *core.Command) {
-		seq++
-		c.Apply(seq, int64(seq), cmd, &res)
-		if !res.Changed {
-			seq--
-		}
-	}
-	setup := benchSetupCommands()
-	for i := range setup {
-		apply(&setup[i])
-	}
+	c, apply, res := benchCore(core.Limits{MaxOrdersPerBook: 1 << 20})
 	for i := range 2_000_000 {
 		side, price := core.Side(0), int64(1<<16-1-i%500)
 		if i%2 == 1 {
