@@ -209,6 +209,11 @@ func (s *Service) Internal() settlementv1.SettlementInternalServiceServer { retu
 // never double-book, but it would fail).
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.forwardFX(ctx); err != nil {
+		// Cancelled while starting: a shutdown, not a failure (the next
+		// start forwards again; the outbox keys make it once).
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("settlement: forward FX rates and preferences to the core: %w", err)
 	}
 	var wg sync.WaitGroup
