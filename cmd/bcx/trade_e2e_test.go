@@ -193,6 +193,14 @@ func TestDevTradeEndToEnd(t *testing.T) {
 		t.Fatalf("buy executions = %v (sell order %v)", buy.Executions, sell.Order)
 	}
 	tradeID := buy.Executions[0].TradeId
+	// Each side lists its execution of the day.
+	for _, c := range []tradingv1.TradingServiceClient{buyerTrading, sellerTrading} {
+		l, err := c.ListExecutions(ctx, &tradingv1.ListExecutionsRequest{Symbol: "CF3128B-QD"})
+		must("list executions", err)
+		if len(l.Executions) != 1 || l.Executions[0].TradeId != tradeID {
+			t.Fatalf("executions listed: %v", l.Executions)
+		}
+	}
 
 	// 6. Settlement books the cash leg, receipts transfers title, the trade settles.
 	members := settlementv1.NewSettlementServiceClient(buyerConn)
