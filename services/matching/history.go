@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 
@@ -17,25 +18,32 @@ import (
 
 // execHistory holds the members' executions of the current trading day,
 // for ListExecutions. The core keeps no executions (they would be in every
-// snapshot); this index lives beside it. The sequencer hands it each
-// durable batch's executions before it answers the batch, so an
-// acknowledged trade is always listed. At start it rebuilds the current
-// day from the journal (from core.DayStart) in the background; a query
-// waits for that. An instrument's executions are dropped at the end of its
-// trading day, as the core drops its client order ids and finished orders.
+// snapshot); this index lives beside it, on its own goroutine (run). The
+// sequencer hands it each durable batch's trades as it answers the batch,
+// and a query first waits until everything handed over before it began is
+// applied, so an acknowledged trade is always listed. At start it rebuilds
+// the current day from the journal (from core.DayStart) in the background;
+// a query waits for that too. An instrument's executions are dropped at
+// the end of its trading day, as the core drops its client order ids and
+// finished orders.
 //
 // Fills are kept per participant and instrument, so that the end of an
 // instrument's day costs one deletion per participant and a page costs
-// its length, whatever the day's volume: the sequencer takes the lock.
+// its length, whatever the day's volume.
 type execHistory struct {
 	maxPerKey int // fills kept per participant and instrument; the oldest go first
+
+	in     chan []histItem // from the sequencer, in batch order
+	handed atomic.Uint64   // batches sent on in
 
 	mu      sync.RWMutex
 	fills   map[histKey][]core.Fill // in fill order (fillOrder)
 	insts   map[string][]int64      // a participant's instruments with fills
+	applied uint64                  // batches taken from in
+	moved   chan struct{}           // closed (and replaced) when applied grows
 	loaded  bool                    // the journal before the sequencer's first batch is indexed
-	failed  error                   // loading failed: queries are refused, releases dropped
-	backlog [][]histItem            // batches released while loading
+	failed  error                   // loading failed: queries are refused, batches dropped
+	backlog [][]histItem            // batches taken while loading
 	ready   chan struct{}           // closed once loaded or failed
 }
 
@@ -44,11 +52,14 @@ type histKey struct {
 	inst int64
 }
 
-// histItem is an execution, or (endDay != 0) the end of an instrument's day.
+// histItem is a trade, or (endDay) the end of the day of t.Def's
+// instrument. The sequencer only copies trades out of its events; naming
+// participants and instruments is left to the history's goroutine.
 type histItem struct {
-	key    histKey
-	fill   core.Fill
-	endDay int64
+	t      core.Trade
+	seq    uint64
+	ts     int64
+	endDay bool
 }
 
 // defaultHistoryPerKey bounds one member's listed executions in one
@@ -59,8 +70,8 @@ func newExecHistory(maxPerKey int) *execHistory {
 	if maxPerKey <= 0 {
 		maxPerKey = defaultHistoryPerKey
 	}
-	return &execHistory{maxPerKey: maxPerKey, fills: map[histKey][]core.Fill{}, insts: map[string][]int64{},
-		ready: make(chan struct{})}
+	return &execHistory{maxPerKey: maxPerKey, in: make(chan []histItem, 1024), fills: map[histKey][]core.Fill{},
+		insts: map[string][]int64{}, moved: make(chan struct{}), ready: make(chan struct{})}
 }
 
 // fillOrder orders a participant's fills: by trade, the buy side first (a
@@ -78,21 +89,47 @@ func hasHistItems(ev *core.Events) bool {
 }
 
 // appendHistItems appends what one record's events add to the history.
-func appendHistItems(items []histItem, seq uint64, ts int64, reg *registry, ev *core.Events) []histItem {
+func appendHistItems(items []histItem, seq uint64, ts int64, ev *core.Events) []histItem {
 	for i := range ev.List {
 		e := &ev.List[i]
 		switch {
 		case e.Kind == core.EvTrade:
-			t := &e.Trade
-			inst := reg.def(t.Def).Number
-			items = append(items,
-				histItem{key: histKey{reg.participant(t.Buyer), inst}, fill: buyerFill(t, seq, ts)},
-				histItem{key: histKey{reg.participant(t.Seller), inst}, fill: sellerFill(t, seq, ts)})
+			items = append(items, histItem{t: e.Trade, seq: seq, ts: ts})
 		case e.Kind == core.EvPhase && e.EndOfDay:
-			items = append(items, histItem{endDay: reg.def(e.Def).Number})
+			items = append(items, histItem{t: core.Trade{Def: e.Def}, endDay: true})
 		}
 	}
 	return items
+}
+
+// hand gives the history a durable batch's items; the sequencer gives up
+// the slice. It blocks only if the history is 1,024 batches behind.
+func (h *execHistory) hand(items []histItem) {
+	if len(items) == 0 {
+		return
+	}
+	h.handed.Add(1)
+	h.in <- items
+}
+
+// run applies the batches handed over until in is closed. reg is the
+// service's registry, published before a batch is released.
+func (h *execHistory) run(reg func() *registry) {
+	for items := range h.in {
+		reg := reg()
+		h.mu.Lock()
+		switch {
+		case h.failed != nil:
+		case !h.loaded:
+			h.backlog = append(h.backlog, items)
+		default:
+			h.apply(reg, items)
+		}
+		h.applied++
+		close(h.moved)
+		h.moved = make(chan struct{})
+		h.mu.Unlock()
+	}
 }
 
 // load indexes the journal from..last (the current trading day up to what
@@ -102,12 +139,12 @@ func (h *execHistory) load(ctx context.Context, s *Service, from, last uint64) {
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("execution history unavailable", "error", err)
 	}
-	h.finish(err)
+	h.finish(s.registry(), err)
 }
 
 // finish ends loading: on success the batches released meanwhile are
 // applied; on failure they are dropped, and so will be later ones.
-func (h *execHistory) finish(err error) {
+func (h *execHistory) finish(reg *registry, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
@@ -115,7 +152,7 @@ func (h *execHistory) finish(err error) {
 		h.backlog = nil
 	} else {
 		for _, b := range h.backlog {
-			h.apply(b)
+			h.apply(reg, b)
 		}
 		h.backlog, h.loaded = nil, true
 	}
@@ -149,9 +186,9 @@ func (h *execHistory) loadJournal(ctx context.Context, s *Service, from, last ui
 			return err
 		}
 		if hasHistItems(&ev) {
-			items = appendHistItems(items[:0], rec.Seq, rec.Time, s.registry(), &ev)
+			items = appendHistItems(items[:0], rec.Seq, rec.Time, &ev)
 			h.mu.Lock()
-			h.apply(items)
+			h.apply(s.registry(), items)
 			h.mu.Unlock()
 		}
 		if rec.Seq == last {
@@ -163,41 +200,30 @@ func (h *execHistory) loadJournal(ctx context.Context, s *Service, from, last ui
 	}
 }
 
-// release takes a durable batch's items from the sequencer, which gives up
-// the slice.
-func (h *execHistory) release(items []histItem) {
-	if len(items) == 0 {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	switch {
-	case h.failed != nil:
-	case !h.loaded:
-		h.backlog = append(h.backlog, items)
-	default:
-		h.apply(items)
+func (h *execHistory) apply(reg *registry, items []histItem) {
+	for i := range items {
+		it := &items[i]
+		inst := reg.def(it.t.Def).Number
+		if it.endDay {
+			h.endDay(inst)
+			continue
+		}
+		h.add(histKey{reg.participant(it.t.Buyer), inst}, buyerFill(&it.t, it.seq, it.ts))
+		h.add(histKey{reg.participant(it.t.Seller), inst}, sellerFill(&it.t, it.seq, it.ts))
 	}
 }
 
-func (h *execHistory) apply(items []histItem) {
-	for i := range items {
-		it := &items[i]
-		if it.endDay != 0 {
-			h.endDay(it.endDay)
-			continue
-		}
-		fs, ok := h.fills[it.key]
-		if !ok {
-			h.insts[it.key.part] = append(h.insts[it.key.part], it.key.inst)
-		}
-		fs = append(fs, it.fill)
-		if len(fs) > h.maxPerKey+h.maxPerKey/4 {
-			// Drop the oldest into a new array, so the old one is freed.
-			fs = slices.Clone(fs[len(fs)-h.maxPerKey:])
-		}
-		h.fills[it.key] = fs
+func (h *execHistory) add(k histKey, f core.Fill) {
+	fs, ok := h.fills[k]
+	if !ok {
+		h.insts[k.part] = append(h.insts[k.part], k.inst)
 	}
+	fs = append(fs, f)
+	if len(fs) > h.maxPerKey+h.maxPerKey/4 {
+		// Drop the oldest into a new array, so the old one is freed.
+		fs = slices.Clone(fs[len(fs)-h.maxPerKey:])
+	}
+	h.fills[k] = fs
 }
 
 // endDay drops the executions in an instrument whose trading day ended.
@@ -218,14 +244,28 @@ func (h *execHistory) endDay(instrument int64) {
 
 // page returns up to limit of the participant's executions after the page
 // token (a fillOrder), oldest first, in one instrument (0: all). It waits
-// until the day before the sequencer's first batch is loaded.
+// until the day before the sequencer's first batch is loaded and every
+// batch handed over before the call is applied.
 func (h *execHistory) page(ctx context.Context, participantID string, instrument, after int64, limit int) ([]core.Fill, error) {
 	select {
 	case <-h.ready:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	h.mu.RLock()
+	target := h.handed.Load()
+	for {
+		h.mu.RLock()
+		if h.applied >= target {
+			break
+		}
+		moved := h.moved
+		h.mu.RUnlock()
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	defer h.mu.RUnlock()
 	if h.failed != nil {
 		return nil, &rpcerr.Error{Code: codes.Unavailable, Reason: "HISTORY_UNAVAILABLE", Msg: h.failed.Error()}

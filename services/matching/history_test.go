@@ -105,8 +105,10 @@ func TestExecutionHistory(t *testing.T) {
 	check("after the end of the day and a restart", 0)
 }
 
-func histFillItem(part string, inst, trade int64, side core.Side) histItem {
-	return histItem{key: histKey{part, inst}, fill: core.Fill{TradeID: trade, Side: side, Qty: 1}}
+// histTrade is a trade of instrument def (index; the instrument's number is
+// def+1) between participants by index (0 "A", 1 "B").
+func histTrade(def int32, id int64, buyer, seller int32) histItem {
+	return histItem{t: core.Trade{ID: id, Def: def, Buyer: buyer, Seller: seller, Qty: 1}}
 }
 
 func pageAll(t *testing.T, h *execHistory, part string, inst int64, size int) []core.Fill {
@@ -135,43 +137,49 @@ func tradeIDs(fs []core.Fill) string {
 }
 
 // TestExecutionHistoryRules checks the history's own rules: batches
-// released while the day is loading are applied after it, in order (an
+// handed over while the day is loading are applied after it, in order (an
 // end of day among them included); a member's instruments are merged in
 // trade order; a self-trade's two fills are never split by a page; the
 // end of one instrument's day leaves the others; the oldest fills go past
 // the bound; a failed load refuses queries and keeps nothing.
 func TestExecutionHistoryRules(t *testing.T) {
+	reg := &registry{core: &core.Registry{Defs: []core.InstrumentDef{{Number: 1}, {Number: 2}, {Number: 3}},
+		Participants: []string{"A", "B"}}}
 	h := newExecHistory(4)
-	// Released before the load finishes: kept back.
-	h.release([]histItem{histFillItem("A", 1, 5, 0), histFillItem("A", 2, 6, 1)})
-	h.release([]histItem{{endDay: 3}, histFillItem("A", 1, 7, 0), histFillItem("A", 1, 7, 1)}) // a self-trade
+	done := make(chan struct{})
+	go func() { defer close(done); h.run(func() *registry { return reg }) }()
+	defer func() { close(h.in); <-done }()
+	// Handed over before the load finishes: kept back.
+	h.hand([]histItem{histTrade(0, 5, 0, 1), histTrade(1, 6, 1, 0)})
+	h.hand([]histItem{{t: core.Trade{Def: 2}, endDay: true}, histTrade(0, 7, 0, 0)}) // a self-trade
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := h.page(ctx, "A", 0, 0, 10); err == nil {
 		t.Fatal("a query answered before the day was loaded")
 	}
 	// The load itself: trades 1-4, instrument 3's included.
-	h.apply([]histItem{histFillItem("A", 1, 1, 0), histFillItem("B", 1, 1, 1), histFillItem("A", 3, 2, 1),
-		histFillItem("A", 2, 3, 0), histFillItem("A", 1, 4, 1)})
-	h.finish(nil)
+	h.mu.Lock()
+	h.apply(reg, []histItem{histTrade(0, 1, 0, 1), histTrade(2, 2, 1, 0), histTrade(1, 3, 0, 1), histTrade(0, 4, 1, 0)})
+	h.mu.Unlock()
+	h.finish(reg, nil)
 	if got, want := tradeIDs(pageAll(t, h, "A", 0, 1)), "1b 3b 4s 5b 6s 7b 7s "; got != want {
 		t.Fatalf("A's executions by pages of 1: %s, want %s", got, want)
 	}
 	if got, want := tradeIDs(pageAll(t, h, "A", 1, 2)), "1b 4s 5b 7b 7s "; got != want {
 		t.Fatalf("A's executions in instrument 1 by pages of 2: %s, want %s", got, want)
 	}
-	if got, want := tradeIDs(pageAll(t, h, "B", 0, 5)), "1s "; got != want {
+	if got, want := tradeIDs(pageAll(t, h, "B", 0, 5)), "1s 3s 4b 5s 6b "; got != want {
 		t.Fatalf("B's executions: %s, want %s", got, want)
 	}
-	h.release([]histItem{{endDay: 1}})
+	h.hand([]histItem{{t: core.Trade{Def: 0}, endDay: true}})
 	if got, want := tradeIDs(pageAll(t, h, "A", 0, 3)), "3b 6s "; got != want {
 		t.Fatalf("after instrument 1's day: %s, want %s", got, want)
 	}
-	if got := pageAll(t, h, "B", 0, 3); len(got) != 0 {
-		t.Fatalf("B kept %s", tradeIDs(got))
+	if got, want := tradeIDs(pageAll(t, h, "B", 0, 3)), "3s 6b "; got != want {
+		t.Fatalf("B after instrument 1's day: %s, want %s", got, want)
 	}
 	for trade := int64(10); trade < 20; trade++ {
-		h.release([]histItem{histFillItem("A", 2, trade, 0)})
+		h.hand([]histItem{histTrade(1, trade, 0, 1)})
 	}
 	got := pageAll(t, h, "A", 2, 100)
 	if n := len(got); n < 4 || n > 5 || got[n-1].TradeID != 19 {
@@ -179,12 +187,16 @@ func TestExecutionHistoryRules(t *testing.T) {
 	}
 
 	failed := newExecHistory(4)
-	failed.release([]histItem{histFillItem("A", 1, 1, 0)})
-	failed.finish(errors.New("disk on fire"))
-	failed.release([]histItem{histFillItem("A", 1, 2, 0)})
+	failedDone := make(chan struct{})
+	go func() { defer close(failedDone); failed.run(func() *registry { return reg }) }()
+	failed.hand([]histItem{histTrade(0, 1, 0, 1)})
+	failed.finish(reg, errors.New("disk on fire"))
+	failed.hand([]histItem{histTrade(0, 2, 0, 1)})
 	if _, err := failed.page(context.Background(), "A", 0, 0, 10); status.Code(err) != codes.Unavailable {
 		t.Fatalf("after a failed load: %v, want Unavailable", err)
 	}
+	close(failed.in)
+	<-failedDone
 	if len(failed.fills) != 0 || len(failed.backlog) != 0 {
 		t.Fatalf("a failed history keeps %d keys and %d batches", len(failed.fills), len(failed.backlog))
 	}

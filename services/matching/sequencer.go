@@ -264,7 +264,7 @@ func (q *sequencer) run(ctx context.Context) error {
 func (q *sequencer) release(batch []*request, md *mdBatch) {
 	if md != nil {
 		// Before the answers: an acknowledged trade is always listed.
-		q.s.hist.release(md.hist)
+		q.s.hist.hand(md.hist)
 		md.hist = nil
 	}
 	q.wakeGen++
@@ -341,10 +341,7 @@ func (q *sequencer) apply(r *request, md *mdBatch, ts int64) error {
 	if md != nil {
 		q.collect(ev, ts, seq, md)
 		if hasHistItems(ev) {
-			// A participant first seen in this batch must be in the
-			// registry the items are named through.
-			q.publishRegistry(false)
-			md.hist = appendHistItems(md.hist, seq, ts, q.s.registry(), ev)
+			md.hist = appendHistItems(md.hist, seq, ts, ev)
 		}
 	}
 	return nil

@@ -177,8 +177,9 @@ type Service struct {
 	schedules   map[int64]*instSchedule
 	commodityOf map[string]string // symbol -> commodity code
 
-	hist     *execHistory
-	histStop func() // stops loading the history; returns once it has stopped
+	hist      *execHistory
+	histStop  func() // stops loading the history; returns once it has stopped
+	histClose func() // stops the history's goroutine (no batch may follow)
 
 	recovery Recovery
 	running  atomic.Bool
@@ -250,6 +251,9 @@ func New(cfg Config) (*Service, error) {
 	s.histStop = func() { histStop(); <-histDone }
 	dayStart := c.DayStart()
 	go func() { defer close(histDone); s.hist.load(histCtx, s, dayStart, rec.LastSeq) }()
+	histRun := make(chan struct{})
+	s.histClose = func() { close(s.hist.in); <-histRun }
+	go func() { defer close(histRun); s.hist.run(s.registry) }()
 	cfg.Logger.Info("matching recovered", "snapshot_seq", rec.SnapshotSeq, "replayed", rec.Replayed,
 		"last_seq", rec.LastSeq, "took", rec.OpenJournal+rec.LoadSnapshot+rec.Replay)
 	return s, nil
@@ -386,6 +390,7 @@ func (s *Service) Close() error {
 	}
 	s.cfg.Feed.Close()
 	s.histStop()
+	s.histClose()
 	return s.j.Close()
 }
 
