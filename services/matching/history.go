@@ -37,14 +37,14 @@ type execHistory struct {
 	handed atomic.Uint64   // batches sent on in
 
 	mu      sync.RWMutex
-	fills   map[histKey][]core.Fill // in fill order (fillOrder)
-	insts   map[string][]int64      // a participant's instruments with fills
-	applied uint64                  // batches taken from in
-	moved   chan struct{}           // closed (and replaced) when applied grows
-	loaded  bool                    // the journal before the sequencer's first batch is indexed
-	failed  error                   // loading failed: queries are refused, batches dropped
-	backlog [][]histItem            // batches taken while loading
-	ready   chan struct{}           // closed once loaded or failed
+	fills   map[histKey]*fillList // in fill order (fillOrder)
+	insts   map[string][]int64    // a participant's instruments with fills
+	applied uint64                // batches taken from in
+	moved   chan struct{}         // closed (and replaced) when applied grows
+	loaded  bool                  // the journal before the sequencer's first batch is indexed
+	failed  error                 // loading failed: queries are refused, batches dropped
+	backlog [][]histItem          // batches taken while loading
+	ready   chan struct{}         // closed once loaded or failed
 }
 
 type histKey struct {
@@ -70,7 +70,7 @@ func newExecHistory(maxPerKey int) *execHistory {
 	if maxPerKey <= 0 {
 		maxPerKey = defaultHistoryPerKey
 	}
-	return &execHistory{maxPerKey: maxPerKey, in: make(chan []histItem, 1024), fills: map[histKey][]core.Fill{},
+	return &execHistory{maxPerKey: maxPerKey, in: make(chan []histItem, 1024), fills: map[histKey]*fillList{},
 		insts: map[string][]int64{}, moved: make(chan struct{}), ready: make(chan struct{})}
 }
 
@@ -214,16 +214,44 @@ func (h *execHistory) apply(reg *registry, items []histItem) {
 }
 
 func (h *execHistory) add(k histKey, f core.Fill) {
-	fs, ok := h.fills[k]
-	if !ok {
+	l := h.fills[k]
+	if l == nil {
+		l = &fillList{chunk: min(fillChunk, h.maxPerKey)}
+		h.fills[k] = l
 		h.insts[k.part] = append(h.insts[k.part], k.inst)
 	}
-	fs = append(fs, f)
-	if len(fs) > h.maxPerKey+h.maxPerKey/4 {
-		// Drop the oldest into a new array, so the old one is freed.
-		fs = slices.Clone(fs[len(fs)-h.maxPerKey:])
+	l.add(f)
+	if l.n > h.maxPerKey+l.chunk {
+		l.dropOldest()
 	}
-	h.fills[k] = fs
+}
+
+// fillList is a list of fills in chunks, so that it grows without copying
+// what it holds and its oldest fills go a chunk at a time. Every chunk but
+// the last is full.
+type fillList struct {
+	chunks [][]core.Fill
+	chunk  int // fills per chunk
+	n      int
+}
+
+const fillChunk = 4096
+
+func (l *fillList) add(f core.Fill) {
+	if l.n == len(l.chunks)*l.chunk {
+		l.chunks = append(l.chunks, make([]core.Fill, 0, l.chunk))
+	}
+	last := &l.chunks[len(l.chunks)-1]
+	*last = append(*last, f)
+	l.n++
+}
+
+func (l *fillList) at(i int) *core.Fill { return &l.chunks[i/l.chunk][i%l.chunk] }
+
+func (l *fillList) dropOldest() {
+	l.chunks[0] = nil
+	l.chunks = l.chunks[1:]
+	l.n -= l.chunk
 }
 
 // endDay drops the executions in an instrument whose trading day ended.
@@ -276,29 +304,32 @@ func (h *execHistory) page(ctx context.Context, participantID string, instrument
 	}
 	// Merge the participant's instruments (a handful) in fill order.
 	type cursor struct {
-		fs []core.Fill
-		i  int
+		l *fillList
+		i int
 	}
 	cs := make([]cursor, 0, len(insts))
 	for _, inst := range insts {
-		fs := h.fills[histKey{participantID, inst}]
-		i := sort.Search(len(fs), func(i int) bool { return fillOrder(&fs[i]) > after })
-		if i < len(fs) {
-			cs = append(cs, cursor{fs, i})
+		l := h.fills[histKey{participantID, inst}]
+		if l == nil {
+			continue
+		}
+		i := sort.Search(l.n, func(i int) bool { return fillOrder(l.at(i)) > after })
+		if i < l.n {
+			cs = append(cs, cursor{l, i})
 		}
 	}
 	var out []core.Fill
 	for len(out) < limit {
 		best := -1
 		for k := range cs {
-			if cs[k].i < len(cs[k].fs) && (best < 0 || fillOrder(&cs[k].fs[cs[k].i]) < fillOrder(&cs[best].fs[cs[best].i])) {
+			if cs[k].i < cs[k].l.n && (best < 0 || fillOrder(cs[k].l.at(cs[k].i)) < fillOrder(cs[best].l.at(cs[best].i))) {
 				best = k
 			}
 		}
 		if best < 0 {
 			break
 		}
-		out = append(out, cs[best].fs[cs[best].i])
+		out = append(out, *cs[best].l.at(cs[best].i))
 		cs[best].i++
 	}
 	return out, nil
