@@ -164,7 +164,8 @@ type sequencer struct {
 	regSizes  [3]int
 	sinceSnap uint64
 	forceMD   bool // the publisher lost a batch: send every instrument next time
-	snapLen   int  // size of the last snapshot, to size the next buffer
+	// The sizes of the last snapshot's parts, to size the next buffers.
+	snapHead, snapTail int
 	// lastTrades is the most trades one instrument had in the last batch,
 	// to size the next batch's lists.
 	lastTrades int
@@ -364,21 +365,26 @@ func (q *sequencer) publishRegistry(force bool) {
 
 // snapJob is a snapshot to write once its sequence number is durable.
 type snapJob struct {
-	seq  uint64
-	data []byte
-	hash uint64     // on-demand snapshots only (done != nil)
-	done chan error // nil for scheduled snapshots
+	seq        uint64
+	head, tail []byte     // the snapshot is head then tail (core.SnapshotParts)
+	hash       uint64     // on-demand snapshots only (done != nil)
+	done       chan error // nil for scheduled snapshots
 }
 
-// snapshot encodes the core now and queues it for writing.
+// snapshot encodes the core now and queues it for writing. The sequencer
+// waits for the encoding (the core must not change under it), so it is
+// done in two parts on two cores.
 func (q *sequencer) snapshot(done chan error) snapJob {
-	data := q.c.AppendSnapshot(make([]byte, 0, q.snapLen+q.snapLen/4))
-	q.snapLen = len(data)
-	job := snapJob{seq: q.c.LastSeq(), data: data, done: done}
+	head, tail := q.c.SnapshotParts(make([]byte, 0, q.snapHead+q.snapHead/4), make([]byte, 0, q.snapTail+q.snapTail/4))
+	q.snapHead, q.snapTail = len(head), len(tail)
+	job := snapJob{seq: q.c.LastSeq(), head: head, tail: tail, done: done}
 	if done != nil {
 		// Only an on-demand snapshot reports its hash: a scheduled one
 		// is not hashed on the sequencer.
-		job.hash = fnv64(data)
+		h := fnv.New64a()
+		h.Write(head)
+		h.Write(tail)
+		job.hash = h.Sum64()
 		return job
 	}
 	select {
@@ -410,7 +416,10 @@ func (s *Service) writeSnapshot(ctx context.Context, job snapJob) error {
 		return err
 	}
 	return s.j.SaveSnapshot(job.seq, func(w io.Writer) error {
-		_, err := w.Write(job.data)
+		if _, err := w.Write(job.head); err != nil {
+			return err
+		}
+		_, err := w.Write(job.tail)
 		return err
 	})
 }
@@ -431,10 +440,4 @@ func (s *Service) StateHash(ctx context.Context) (uint64, uint64, error) {
 	var h, seq uint64
 	err := s.query(ctx, func(c *core.Core) { h, seq = c.StateHash(), c.LastSeq() })
 	return h, seq, err
-}
-
-func fnv64(b []byte) uint64 {
-	h := fnv.New64a()
-	h.Write(b)
-	return h.Sum64()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
@@ -316,4 +317,26 @@ func someListing(rng *rand.Rand, h *harness) int64 {
 		return h.c.orders.at(h.c.listings[rng.IntN(n)]).id
 	}
 	return 1 + rng.Int64N(h.c.nextOrderID)
+}
+
+// TestSnapshotParts: the two parts encoded side by side are the snapshot,
+// byte for byte, all along a random command stream (run with -race: the
+// two goroutines only read).
+func TestSnapshotParts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	h := newHarness(t)
+	h.setup()
+	var head, tail []byte
+	for i := range 1500 {
+		h.do(randomCommand(rng, h))
+		if i%50 == 0 {
+			head, tail = h.c.SnapshotParts(head[:0], tail[:0])
+			if want := h.c.AppendSnapshot(nil); !bytes.Equal(append(slices.Clone(head), tail...), want) {
+				t.Fatalf("after command %d the parts are not the snapshot", i)
+			}
+			if len(tail) == 0 {
+				t.Fatal("an empty tail")
+			}
+		}
+	}
 }

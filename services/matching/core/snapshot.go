@@ -32,6 +32,26 @@ const snapVersionCurrent = 6
 
 // AppendSnapshot appends the core's canonical encoding to b.
 func (c *Core) AppendSnapshot(b []byte) []byte {
+	return c.appendSnapshotTail(c.appendSnapshotHead(b))
+}
+
+// SnapshotParts encodes what AppendSnapshot does, head followed by tail,
+// appended to the buffers given, in half the time on two cores: the head
+// (reference data, participants, books) here and the tail (finished
+// orders, listings, auctions, client order ids, keys) on another
+// goroutine. The core must not change meanwhile: the sequencer waits.
+func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tail = c.appendSnapshotTail(tail)
+	}()
+	head = c.appendSnapshotHead(head)
+	<-done
+	return head, tail
+}
+
+func (c *Core) appendSnapshotHead(b []byte) []byte {
 	b = append(b, snapMagic...)
 	b = appendUvarint(b, c.lastSeq)
 	b = appendVarint(b, c.lastTime)
@@ -124,6 +144,10 @@ func (c *Core) AppendSnapshot(b []byte) []byte {
 			return true
 		})
 	}
+	return b
+}
+
+func (c *Core) appendSnapshotTail(b []byte) []byte {
 	b = appendUvarint(b, uint64(c.finished.len()))
 	for k := range c.finished.len() {
 		b = c.appendOrder(b, c.finished.at(k))
