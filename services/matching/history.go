@@ -19,13 +19,14 @@ import (
 // execHistory holds the members' executions of the current trading day,
 // for ListExecutions. The core keeps no executions (they would be in every
 // snapshot); this index lives beside it, on its own goroutine (run). The
-// sequencer hands it each durable batch's trades as it answers the batch,
-// and a query first waits until everything handed over before it began is
-// applied, so an acknowledged trade is always listed. At start it rebuilds
-// the current day from the journal (from core.DayStart) in the background;
-// a query waits for that too. An instrument's executions are dropped at
-// the end of its trading day, as the core drops its client order ids and
-// finished orders.
+// sequencer hands it each batch's trades at the end of the batch, before
+// they are durable; a query lists only those durable when it began, after
+// waiting until everything handed over by then is applied. So a trade is
+// listed as soon as it is answered or streamed from the journal, and never
+// before it is durable. At start it rebuilds the current day from the
+// journal (from core.DayStart) in the background; a query waits for that
+// too. An instrument's executions are dropped at the end of its trading
+// day, as the core drops its client order ids and finished orders.
 //
 // Fills are kept per participant and instrument, so that the end of an
 // instrument's day costs one deletion per participant and a page costs
@@ -102,8 +103,8 @@ func appendHistItems(items []histItem, seq uint64, ts int64, ev *core.Events) []
 	return items
 }
 
-// hand gives the history a durable batch's items; the sequencer gives up
-// the slice. It blocks only if the history is 1,024 batches behind.
+// hand gives the history a batch's items; the sequencer gives up the
+// slice. It blocks only if the history is 1,024 batches behind.
 func (h *execHistory) hand(items []histItem) {
 	if len(items) == 0 {
 		return
@@ -139,14 +140,18 @@ func (h *execHistory) load(ctx context.Context, s *Service, from, last uint64) {
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("execution history unavailable", "error", err)
 	}
-	h.finish(s.registry(), err)
+	h.finish(s.registry, err)
 }
 
 // finish ends loading: on success the batches released meanwhile are
 // applied; on failure they are dropped, and so will be later ones.
-func (h *execHistory) finish(reg *registry, err error) {
+//
+// reg is read under the lock: every batch in the backlog was handed over,
+// so published, before it.
+func (h *execHistory) finish(registry func() *registry, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	reg := registry()
 	if err != nil {
 		h.failed = fmt.Errorf("loading the day's executions from the journal: %w", err)
 		h.backlog = nil
@@ -160,6 +165,11 @@ func (h *execHistory) finish(reg *registry, err error) {
 }
 
 func (h *execHistory) loadJournal(ctx context.Context, s *Service, from, last uint64) error {
+	if first := s.j.FirstSeq(); from < first {
+		// Deleted segments took the start of the day with them.
+		s.log.Warn("the day's first executions are no longer in the journal", "day_start", from, "first_retained", first)
+		from = first
+	}
 	if last < from {
 		return nil
 	}
@@ -239,9 +249,15 @@ const fillChunk = 4096
 
 func (l *fillList) add(f core.Fill) {
 	if l.n == len(l.chunks)*l.chunk {
-		l.chunks = append(l.chunks, make([]core.Fill, 0, l.chunk))
+		// A new chunk starts small: most lists stay short.
+		l.chunks = append(l.chunks, make([]core.Fill, 0, min(8, l.chunk)))
 	}
 	last := &l.chunks[len(l.chunks)-1]
+	if len(*last) == cap(*last) {
+		grown := make([]core.Fill, len(*last), min(2*cap(*last), l.chunk))
+		copy(grown, *last)
+		*last = grown
+	}
 	*last = append(*last, f)
 	l.n++
 }
@@ -271,10 +287,11 @@ func (h *execHistory) endDay(instrument int64) {
 }
 
 // page returns up to limit of the participant's executions after the page
-// token (a fillOrder), oldest first, in one instrument (0: all). It waits
-// until the day before the sequencer's first batch is loaded and every
-// batch handed over before the call is applied.
-func (h *execHistory) page(ctx context.Context, participantID string, instrument, after int64, limit int) ([]core.Fill, error) {
+// token (a fillOrder), oldest first, in one instrument (0: all), of those
+// with sequence numbers up to durable. It waits until the day before the
+// sequencer's first batch is loaded and every batch handed over before the
+// call is applied.
+func (h *execHistory) page(ctx context.Context, durable uint64, participantID string, instrument, after int64, limit int) ([]core.Fill, error) {
 	select {
 	case <-h.ready:
 	case <-ctx.Done():
@@ -304,8 +321,8 @@ func (h *execHistory) page(ctx context.Context, participantID string, instrument
 	}
 	// Merge the participant's instruments (a handful) in fill order.
 	type cursor struct {
-		l *fillList
-		i int
+		l      *fillList
+		i, end int
 	}
 	cs := make([]cursor, 0, len(insts))
 	for _, inst := range insts {
@@ -314,15 +331,17 @@ func (h *execHistory) page(ctx context.Context, participantID string, instrument
 			continue
 		}
 		i := sort.Search(l.n, func(i int) bool { return fillOrder(l.at(i)) > after })
-		if i < l.n {
-			cs = append(cs, cursor{l, i})
+		// Fills are in sequence order too: the ones not yet durable end it.
+		end := sort.Search(l.n, func(i int) bool { return l.at(i).Seq > durable })
+		if i < end {
+			cs = append(cs, cursor{l, i, end})
 		}
 	}
 	var out []core.Fill
 	for len(out) < limit {
 		best := -1
 		for k := range cs {
-			if cs[k].i < cs[k].l.n && (best < 0 || fillOrder(cs[k].l.at(cs[k].i)) < fillOrder(cs[best].l.at(cs[best].i))) {
+			if cs[k].i < cs[k].end && (best < 0 || fillOrder(cs[k].l.at(cs[k].i)) < fillOrder(cs[best].l.at(cs[best].i))) {
 				best = k
 			}
 		}

@@ -40,9 +40,8 @@ type mdUpdate struct {
 
 type mdBatch struct {
 	ups []mdUpdate
-	// The batch's executions for the history (see execHistory). They are
-	// not market data, but they travel with it to release, which hands
-	// them over once the batch is durable.
+	// The batch's trades for the history (see execHistory), collected
+	// with the market data and handed over at the end of the batch.
 	hist []histItem
 }
 

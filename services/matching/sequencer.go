@@ -259,15 +259,9 @@ func (q *sequencer) run(ctx context.Context) error {
 	}
 }
 
-// release hands a durable batch's executions to the history, answers the
-// batch and publishes its market data. An order entry stream's sender is
-// woken once for all its answers in the batch.
+// release answers a durable batch and publishes its market data. An order
+// entry stream's sender is woken once for all its answers in the batch.
 func (q *sequencer) release(batch []*request, md *mdBatch) {
-	if md != nil {
-		// Before the answers: an acknowledged trade is always listed.
-		q.s.hist.hand(md.hist)
-		md.hist = nil
-	}
 	q.wakeGen++
 	for _, r := range batch {
 		if w := r.waker; w != nil {
@@ -317,6 +311,11 @@ func (q *sequencer) applyBatch(batch []*request) (*mdBatch, error) {
 		}
 	}
 	q.publishRegistry(false)
+	// The history gets the batch's trades now, before they are durable
+	// (it lists only durable ones): by the time any of them is answered or
+	// streamed from the journal, it has them.
+	q.s.hist.hand(md.hist)
+	md.hist = nil
 	q.captureMarket(md)
 	// A scheduled snapshot is encoded only when the writer is free: if it
 	// is still writing the previous one, try again after the next batch.

@@ -101,8 +101,8 @@ type Config struct {
 	EnqueueTimeout time.Duration // wait for queue room; default 1 s
 	SnapshotEvery  uint64        // journal records between snapshots; default 1,000,000
 	// HistoryPerMember bounds the executions ListExecutions keeps for one
-	// member in one instrument in a day (the oldest go first); default
-	// 1,048,576.
+	// member in one instrument in a day: the oldest go 4,096 at a time past
+	// it; default 1,048,576.
 	HistoryPerMember int
 	// InstrumentRefresh is how often instruments are re-read from Listing;
 	// default 30 s.

@@ -441,7 +441,7 @@ func (t *tradingServer) ListExecutions(ctx context.Context, req *tradingv1.ListE
 		return nil, err
 	}
 	// Every execution of the day, from the history beside the core.
-	fs, err := t.s.hist.page(ctx, p.ParticipantID, inst, after, size+1)
+	fs, err := t.s.hist.page(ctx, t.s.j.DurableSeq(), p.ParticipantID, inst, after, size+1)
 	if err != nil {
 		return nil, err
 	}

@@ -94,8 +94,8 @@ type instrument struct {
 	phase   Phase
 	dayOpen bool
 	// dayFrom is the first sequence number of the instrument's current
-	// trading day: the record after its last end-of-day close (0: none
-	// yet). What happened in the instrument before it is history.
+	// trading day: the record after its last end-of-day close, or the one
+	// that defined it. What happened in it before is history.
 	dayFrom uint64
 	fee     int32
 	listed  int // open listings and auctions, bounded like the book
@@ -643,7 +643,7 @@ func (c *Core) defineInstrument(cmd *Command, res *Result) {
 	res.Changed = true
 	if !exists {
 		ii = int32(len(c.insts))
-		c.insts = append(c.insts, instrument{def: di, phase: PhaseClosed, trades: newRing[Trade](c.lim.TradeHistory)})
+		c.insts = append(c.insts, instrument{def: di, phase: PhaseClosed, trades: newRing[Trade](c.lim.TradeHistory), dayFrom: c.seq})
 		c.insts[ii].sink = &bookSink{c: c, inst: ii}
 		c.insts[ii].book = c.newBook(ii, &d)
 		c.instByNum[d.Number] = ii
@@ -856,8 +856,8 @@ type Registry struct {
 // RegistrySize reports the registry's sizes, so a caller can tell when to
 // copy it again; other counts currencies and FX rates.
 // DayStart returns the first sequence number of the oldest trading day
-// still current in any instrument (1 if some instrument never ended a
-// day): a reader of the day's events starts there.
+// still current in any instrument: a reader of the day's events starts
+// there.
 func (c *Core) DayStart() uint64 {
 	from := c.lastSeq + 1
 	for i := range c.insts {

@@ -530,18 +530,19 @@ func TestReplaceSellAdjustsWeight(t *testing.T) {
 	}
 }
 
-// TestDayStart: the oldest current trading day starts after each
-// instrument's last end-of-day close, and survives a snapshot.
+// TestDayStart: an instrument's trading day starts at its definition and
+// after each end-of-day close; DayStart is the oldest, and survives a
+// snapshot.
 func TestDayStart(t *testing.T) {
 	h := newHarness(t)
 	h.setup()
 	if got := h.c.DayStart(); got != 1 {
-		t.Fatalf("no day ended yet: DayStart %d, want 1", got)
+		t.Fatalf("no day ended yet: DayStart %d, want cotton's definition, 1", got)
 	}
 	h.ok(Command{Kind: CmdSetPhase, Instrument: cotton, Phase: PhaseClosed, EndOfDay: true})
 	cottonDay := h.seq + 1
-	if got := h.c.DayStart(); got != 1 {
-		t.Fatalf("rubber's day is still the first: DayStart %d, want 1", got)
+	if got := h.c.DayStart(); got != 2 {
+		t.Fatalf("rubber's first day is the oldest: DayStart %d, want its definition, 2", got)
 	}
 	h.ok(Command{Kind: CmdSetPhase, Instrument: rubber, Phase: PhaseClosed, EndOfDay: true})
 	if got := h.c.DayStart(); got != cottonDay {
