@@ -36,6 +36,7 @@ type execHistory struct {
 
 	in     chan []histItem // from the sequencer, in batch order
 	handed atomic.Uint64   // batches sent on in
+	stop   chan struct{}   // closed to stop run
 
 	mu      sync.RWMutex
 	fills   map[histKey]*fillList // in fill order (fillOrder)
@@ -71,7 +72,7 @@ func newExecHistory(maxPerKey int) *execHistory {
 	if maxPerKey <= 0 {
 		maxPerKey = defaultHistoryPerKey
 	}
-	return &execHistory{maxPerKey: maxPerKey, in: make(chan []histItem, 1024), fills: map[histKey]*fillList{},
+	return &execHistory{maxPerKey: maxPerKey, in: make(chan []histItem, 1024), stop: make(chan struct{}), fills: map[histKey]*fillList{},
 		insts: map[string][]int64{}, moved: make(chan struct{}), ready: make(chan struct{})}
 }
 
@@ -109,14 +110,24 @@ func (h *execHistory) hand(items []histItem) {
 	if len(items) == 0 {
 		return
 	}
-	h.handed.Add(1)
-	h.in <- items
+	select {
+	case h.in <- items:
+		h.handed.Add(1)
+	case <-h.stop:
+		// Closed: the service is shutting down, nobody will ask.
+	}
 }
 
-// run applies the batches handed over until in is closed. reg is the
-// service's registry, published before a batch is released.
+// run applies the batches handed over until stop is closed. reg is the
+// service's registry, published before a batch is handed over.
 func (h *execHistory) run(reg func() *registry) {
-	for items := range h.in {
+	for {
+		var items []histItem
+		select {
+		case items = <-h.in:
+		case <-h.stop:
+			return
+		}
 		reg := reg()
 		h.mu.Lock()
 		switch {
@@ -307,6 +318,8 @@ func (h *execHistory) page(ctx context.Context, durable uint64, participantID st
 		h.mu.RUnlock()
 		select {
 		case <-moved:
+		case <-h.stop:
+			return nil, &rpcerr.Error{Code: codes.Unavailable, Reason: "UNAVAILABLE", Msg: "the matching service is shutting down"}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

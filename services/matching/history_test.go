@@ -157,7 +157,7 @@ func TestExecutionHistoryRules(t *testing.T) {
 	h := newExecHistory(4)
 	done := make(chan struct{})
 	go func() { defer close(done); h.run(func() *registry { return reg }) }()
-	defer func() { close(h.in); <-done }()
+	defer func() { close(h.stop); <-done }()
 	// Handed over before the load finishes: kept back.
 	h.hand([]histItem{histTrade(0, 5, 0, 1), histTrade(1, 6, 1, 0)})
 	h.hand([]histItem{{t: core.Trade{Def: 2}, endDay: true}, histTrade(0, 7, 0, 0)}) // a self-trade
@@ -210,8 +210,16 @@ func TestExecutionHistoryRules(t *testing.T) {
 	if _, err := failed.page(context.Background(), ^uint64(0), "A", 0, 0, 10); status.Code(err) != codes.Unavailable {
 		t.Fatalf("after a failed load: %v, want Unavailable", err)
 	}
-	close(failed.in)
+	close(failed.stop)
 	<-failedDone
+	// Stopped (the service closing): handing over neither blocks nor
+	// panics, and a query does not wait for what will never be applied.
+	for trade := int64(3); trade < 2000; trade++ {
+		failed.hand([]histItem{histTrade(0, trade, 0, 1)})
+	}
+	if _, err := failed.page(context.Background(), ^uint64(0), "A", 0, 0, 10); status.Code(err) != codes.Unavailable {
+		t.Fatalf("after stop: %v, want Unavailable", err)
+	}
 	if len(failed.fills) != 0 || len(failed.backlog) != 0 {
 		t.Fatalf("a failed history keeps %d keys and %d batches", len(failed.fills), len(failed.backlog))
 	}

@@ -179,7 +179,7 @@ type Service struct {
 
 	hist      *execHistory
 	histStop  func() // stops loading the history; returns once it has stopped
-	histClose func() // stops the history's goroutine (no batch may follow)
+	histClose func() // stops the history's goroutine
 
 	recovery Recovery
 	running  atomic.Bool
@@ -252,7 +252,7 @@ func New(cfg Config) (*Service, error) {
 	dayStart := c.DayStart()
 	go func() { defer close(histDone); s.hist.load(histCtx, s, dayStart, rec.LastSeq) }()
 	histRun := make(chan struct{})
-	s.histClose = func() { close(s.hist.in); <-histRun }
+	s.histClose = func() { close(s.hist.stop); <-histRun }
 	go func() { defer close(histRun); s.hist.run(s.registry) }()
 	cfg.Logger.Info("matching recovered", "snapshot_seq", rec.SnapshotSeq, "replayed", rec.Replayed,
 		"last_seq", rec.LastSeq, "took", rec.OpenJournal+rec.LoadSnapshot+rec.Replay)
