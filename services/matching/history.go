@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -145,16 +146,20 @@ func (h *execHistory) run(reg func() *registry) {
 }
 
 // load indexes the journal from..last (the current trading day up to what
-// the sequencer recovered), then whatever was released meanwhile.
+// the sequencer recovered), then whatever was handed over meanwhile.
 func (h *execHistory) load(ctx context.Context, s *Service, from, last uint64) {
+	t0 := time.Now()
 	err := h.loadJournal(ctx, s, from, last)
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err == nil:
+		s.log.Info("execution history loaded", "from_seq", from, "to_seq", last, "took", time.Since(t0))
+	case ctx.Err() == nil:
 		s.log.Error("execution history unavailable", "error", err)
 	}
 	h.finish(s.registry, err)
 }
 
-// finish ends loading: on success the batches released meanwhile are
+// finish ends loading: on success the batches handed over meanwhile are
 // applied; on failure they are dropped, and so will be later ones.
 //
 // reg is read under the lock: every batch in the backlog was handed over,
