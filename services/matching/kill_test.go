@@ -219,6 +219,7 @@ func TestKill9(t *testing.T) {
 	}
 	logOrders := map[string]int64{}
 	logTrades := map[int64]bool{}
+	logFills := map[string]int{} // participant -> fills in the log
 	for {
 		ev, err := stream.Recv()
 		if err != nil {
@@ -229,6 +230,8 @@ func TestKill9(t *testing.T) {
 		}
 		if tr := ev.GetTrade(); tr != nil {
 			logTrades[tr.TradeId] = true
+			logFills[tr.BuyerParticipantId]++
+			logFills[tr.SellerParticipantId]++
 		}
 		if ev.Sequence >= snap.Sequence {
 			break // the whole log, up to the sentinel
@@ -254,6 +257,36 @@ func TestKill9(t *testing.T) {
 	for cloid := range logOrders {
 		if !sent[cloid] {
 			t.Fatalf("order %s in the log was never sent", cloid)
+		}
+	}
+	// The execution history, rebuilt from the journal after the kills,
+	// lists every member's fills in the log, acknowledged ones included.
+	listed := map[int64]bool{}
+	for p := int64(1); p <= 4; p++ {
+		client := tradingv1.NewTradingServiceClient(dialToken(t, addr, fmt.Sprint("m", p)))
+		n, token := 0, ""
+		for {
+			l, err := client.ListExecutions(ctx, &tradingv1.ListExecutionsRequest{PageSize: 1000, PageToken: token})
+			if err != nil {
+				t.Fatalf("member %d's executions after restart: %v", p, err)
+			}
+			for _, e := range l.Executions {
+				listed[e.TradeId] = true
+			}
+			n += len(l.Executions)
+			if token = l.NextPageToken; token == "" {
+				break
+			}
+		}
+		if want := logFills[fmt.Sprint("M-", p)]; n != want {
+			t.Fatalf("member %d has %d executions listed after restart, %d fills in the log", p, n, want)
+		}
+	}
+	for _, a := range acks {
+		for _, tr := range a.trades {
+			if !listed[tr] {
+				t.Fatalf("acknowledged trade %d not listed after restart", tr)
+			}
 		}
 	}
 	t.Logf("%d acknowledged orders, %d orders and %d trades in the log", len(acks), len(logOrders), len(logTrades))
