@@ -149,9 +149,21 @@ func (s *Service) prepare(f *bankstatement.File) ([]*stmtGroup, error) {
 // nothing) if it is malformed, too large, of an unknown namespace, holds a
 // DTD (DOCTYPE or ENTITY declaration), does not add up or is in a currency
 // the exchange does not settle in, and otherwise reconciles each account in it against the
-// movements the ledger expects at the calling bank (package recon). The
-// content's hash keys the import: the same file again returns the first
-// report and changes nothing.
+// movements the ledger expects at the calling bank (package recon).
+//
+// A statement is reconciled once. The content's hash keys the import: the
+// same bytes again return the first reports and change nothing. When every
+// statement in the file has an id, the file is also keyed by its statements'
+// identity (the bank, and per statement the account, currency, statement id
+// and sequence number) and a canonical digest of their content (balances and
+// every entry's amount, sign, dates and references), so the same statements
+// re-exported differently (whitespace, namespace prefixes, attribute order,
+// another camt message id or creation time) also return the first reports
+// and change nothing. A statement sent again under the same identity but
+// with other content, or together with other statements than in the file it
+// was first imported in, is refused with FailedPrecondition
+// STATEMENT_CONFLICT, storing nothing. A file with a statement lacking an
+// id is keyed by its bytes only.
 //
 // ImportStatement (the file in one message) and UploadStatement (the file in
 // chunks, see receiveStatement) both end here.
@@ -251,7 +263,11 @@ func (s *Service) receiveStatement(stream interface {
 
 // Import reconciles a statement file for a bank (see importStatement) and
 // returns one report per account and currency in the file, and whether it
-// was imported now (false: the same content had been imported before).
+// was imported now (false: the same bytes, or the same statements with the
+// same content, had been imported before; the earlier reports are
+// returned). It refuses (FailedPrecondition STATEMENT_CONFLICT) a file
+// whose statement ids were imported before with other content or in another
+// file.
 func (s *Service) Import(ctx context.Context, bank string, content []byte, fileName string) ([]*settlementv1.ReconciliationReport, bool, error) {
 	if len(content) == 0 {
 		return nil, false, rpcerr.InvalidReason("content", reasonFormat, "empty file")
@@ -267,6 +283,7 @@ func (s *Service) Import(ctx context.Context, bank string, content []byte, fileN
 	if err != nil {
 		return nil, false, err
 	}
+	ident := identityOf(f)
 	sum := sha256.Sum256(content)
 	contentHash := hex.EncodeToString(sum[:])
 	idSum := sha256.Sum256(append([]byte(bank+"\x00"), sum[:]...))
@@ -285,6 +302,16 @@ func (s *Service) Import(ctx context.Context, bank string, content []byte, fileN
 				return err
 			}
 			now := s.now()
+			if ident != nil {
+				prev, err := s.reportsByIdentity(ctx, q, bank, ident)
+				if err != nil || len(prev) > 0 {
+					reports = prev
+					return err
+				}
+				if err := s.storeIdentity(ctx, q, bank, ident, contentHash, now); err != nil {
+					return err
+				}
+			}
 			for i, g := range groups {
 				r, matched, err := s.reconcileGroup(ctx, q, bank, string(f.Format), g, tol, now)
 				if err != nil {
@@ -309,8 +336,9 @@ func (s *Service) Import(ctx context.Context, bank string, content []byte, fileN
 			imported = true
 			return nil
 		})
-		// Two imports racing for the same movements: the loser sees a unique
-		// violation and runs again against what the winner left.
+		// Two imports racing for the same movements (or the same statements):
+		// the loser sees a unique violation and runs again against what the
+		// winner left.
 		if err != nil && sqlstore.IsUniqueViolation(err) && attempt < 3 {
 			continue
 		}

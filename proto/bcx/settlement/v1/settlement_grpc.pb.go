@@ -386,6 +386,12 @@ type BankServiceClient interface {
 	ConfirmInstruction(ctx context.Context, in *ConfirmInstructionRequest, opts ...grpc.CallOption) (*ConfirmInstructionResponse, error)
 	RejectInstruction(ctx context.Context, in *RejectInstructionRequest, opts ...grpc.CallOption) (*RejectInstructionResponse, error)
 	// camt.053, camt.054 or MT940; re-importing the same statement changes nothing.
+	// The same statements are the same bytes or, when every statement in the
+	// file has an id, the same statement ids and sequence numbers of the same
+	// accounts with the same content, however the file is formatted (or its
+	// camt message id and creation time). A statement id and sequence number
+	// sent again with other content, or in a file with other statements, is
+	// refused: FAILED_PRECONDITION, reason STATEMENT_CONFLICT; nothing is stored.
 	// The whole file is one message, so it must fit the server's message limit
 	// (16 MiB); larger files go through UploadStatement.
 	ImportStatement(ctx context.Context, in *ImportStatementRequest, opts ...grpc.CallOption) (*ImportStatementResponse, error)
@@ -522,6 +528,12 @@ type BankServiceServer interface {
 	ConfirmInstruction(context.Context, *ConfirmInstructionRequest) (*ConfirmInstructionResponse, error)
 	RejectInstruction(context.Context, *RejectInstructionRequest) (*RejectInstructionResponse, error)
 	// camt.053, camt.054 or MT940; re-importing the same statement changes nothing.
+	// The same statements are the same bytes or, when every statement in the
+	// file has an id, the same statement ids and sequence numbers of the same
+	// accounts with the same content, however the file is formatted (or its
+	// camt message id and creation time). A statement id and sequence number
+	// sent again with other content, or in a file with other statements, is
+	// refused: FAILED_PRECONDITION, reason STATEMENT_CONFLICT; nothing is stored.
 	// The whole file is one message, so it must fit the server's message limit
 	// (16 MiB); larger files go through UploadStatement.
 	ImportStatement(context.Context, *ImportStatementRequest) (*ImportStatementResponse, error)
