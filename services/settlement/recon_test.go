@@ -69,9 +69,7 @@ func (e *env) depositOn(bank client, ref, member string, amount *typev1.Money, e
 func TestReconcileCamt053(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e.clk.Set(time.Date(2015, 1, 2, 10, 0, 0, 0, shanghai))
-		e.addAccount(memberA, "EUR", bankA)
-		e.start()
+		e.startEURStatementDay()
 		e.depositOn(e.bankA, "DEP-EUR-1", memberA, amt("EUR", "8.85"), "000000001", "2015-01-02")
 		e.depositOn(e.bankA, "DEP-EUR-2", memberA, amt("EUR", "5.00"), "", "2014-12-31")
 		e.outboxDone("deposit/" + bankA + "/DEP-EUR-1")
@@ -286,9 +284,7 @@ func TestImportFileMain(t *testing.T) {
 func TestImportReturnsEveryReport(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e.clk.Set(time.Date(2015, 1, 2, 10, 0, 0, 0, shanghai))
-		e.addAccount(memberA, "EUR", bankA)
-		e.start()
+		e.startEURStatementDay()
 		content := string(fixture(t, "camt/camt053.v2.multi.statement.xml"))
 		// Make the second statement another account's.
 		i := strings.Index(content, "<Id>254EUR")

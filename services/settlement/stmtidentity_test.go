@@ -78,9 +78,7 @@ func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
 func TestImportSameStatementsReformatted(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e.clk.Set(time.Date(2015, 1, 2, 10, 0, 0, 0, shanghai))
-		e.addAccount(memberA, "EUR", bankA)
-		e.start()
+		e.startEURStatementDay()
 		e.depositOn(e.bankA, "DEP-EUR-1", memberA, amt("EUR", "8.85"), "000000001", "2015-01-02")
 		orig := string(fixture(t, "camt/camt053.v2.multi.statement.xml"))
 		first := must[*settlementv1.ImportStatementResponse](t)(e.bankA.Bank.ImportStatement(ctx, &settlementv1.ImportStatementRequest{Content: []byte(orig)}))
@@ -149,9 +147,7 @@ func TestImportSameStatementsReformatted(t *testing.T) {
 func TestImportStatementConflict(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e.clk.Set(time.Date(2015, 1, 2, 10, 0, 0, 0, shanghai))
-		e.addAccount(memberA, "EUR", bankA)
-		e.start()
+		e.startEURStatementDay()
 		orig := string(fixture(t, "camt/camt053.v2.multi.statement.xml"))
 		first := must[*settlementv1.ImportStatementResponse](t)(e.bankA.Bank.ImportStatement(ctx, &settlementv1.ImportStatementRequest{Content: []byte(orig)}))
 		rows := e.reconRows()
@@ -194,9 +190,7 @@ func TestImportStatementConflict(t *testing.T) {
 func TestImportWithoutStatementIDs(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e.clk.Set(time.Date(2015, 1, 2, 10, 0, 0, 0, shanghai))
-		e.addAccount(memberA, "EUR", bankA)
-		e.start()
+		e.startEURStatementDay()
 		orig := string(fixture(t, "camt/camt053.v2.multi.statement.xml"))
 		// Only the first statement lacks an id: still no identity.
 		noID := mustReplace(t, orig, "<Id>253EURNL26VAYB8060476890</Id>", "")
@@ -273,9 +267,7 @@ func TestImportMT940SameStatements(t *testing.T) {
 func TestImportSameStatementsRacing(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e.clk.Set(time.Date(2015, 1, 2, 10, 0, 0, 0, shanghai))
-		e.addAccount(memberA, "EUR", bankA)
-		e.start()
+		e.startEURStatementDay()
 		orig := string(fixture(t, "camt/camt053.v2.multi.statement.xml"))
 		renderings := []string{orig, camtCompact(orig), crlf(orig), camtPrefixed(orig), camtCompact(camtPrefixed(orig)), crlf(camtPrefixed(orig))}
 		resps := make([]*settlementv1.ImportStatementResponse, len(renderings))
@@ -308,4 +300,13 @@ func TestImportSameStatementsRacing(t *testing.T) {
 			t.Fatalf("rows = %v", got)
 		}
 	})
+}
+
+// startEURStatementDay starts the service on the day of the camt samples
+// (2015-01-02) with member A's EUR account at bank A, as the statement
+// tests need.
+func (e *env) startEURStatementDay() {
+	e.clk.Set(time.Date(2015, 1, 2, 10, 0, 0, 0, shanghai))
+	e.addAccount(memberA, "EUR", bankA)
+	e.start()
 }
