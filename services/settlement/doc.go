@@ -80,8 +80,7 @@
 // unknown namespace, carries a DTD (DOCTYPE or ENTITY declaration) or does
 // not add up is refused with a reason and nothing is stored; the same file imported again returns
 // the first report, and so do the same statements (same ids, sequence numbers
-// and content) re-exported differently, while a statement id sent again with
-// other content is refused (STATEMENT_CONFLICT). ImportStatement takes the file in one gRPC message (so
+// and content) re-exported differently. ImportStatement takes the file in one gRPC message (so
 // under the server's 16 MiB message limit); UploadStatement streams it in
 // chunks of up to 1 MiB, refused as soon as it passes MaxStatementBytes, and
 // then imports it the same way.

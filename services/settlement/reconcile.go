@@ -151,19 +151,15 @@ func (s *Service) prepare(f *bankstatement.File) ([]*stmtGroup, error) {
 // the exchange does not settle in, and otherwise reconciles each account in it against the
 // movements the ledger expects at the calling bank (package recon).
 //
-// A statement is reconciled once. The content's hash keys the import: the
-// same bytes again return the first reports and change nothing. When every
-// statement in the file has an id, the file is also keyed by its statements'
-// identity (the bank, and per statement the account, currency, statement id
-// and sequence number) and a canonical digest of their content (balances and
-// every entry's amount, sign, dates and references), so the same statements
-// re-exported differently (whitespace, namespace prefixes, attribute order,
-// another camt message id or creation time) also return the first reports
-// and change nothing. A statement sent again under the same identity but
-// with other content, or together with other statements than in the file it
-// was first imported in, is refused with FailedPrecondition
-// STATEMENT_CONFLICT, storing nothing. A file with a statement lacking an
-// id is keyed by its bytes only.
+// The content's hash keys the import: the same bytes again return the
+// first reports and change nothing. When every statement in the file has an
+// id, the file is also keyed by what it says (per statement the account,
+// currency, statement id and sequence number, and a canonical digest of its
+// balances and entries), so the same statements re-exported differently
+// (whitespace, namespace prefixes, attribute order, another camt message id
+// or creation time) also return the first reports and change nothing. Any
+// other difference is a new import: a file is never refused for having
+// been seen before.
 //
 // ImportStatement (the file in one message) and UploadStatement (the file in
 // chunks, see receiveStatement) both end here.
@@ -265,9 +261,7 @@ func (s *Service) receiveStatement(stream interface {
 // returns one report per account and currency in the file, and whether it
 // was imported now (false: the same bytes, or the same statements with the
 // same content, had been imported before; the earlier reports are
-// returned). It refuses (FailedPrecondition STATEMENT_CONFLICT) a file
-// whose statement ids were imported before with other content or in another
-// file.
+// returned).
 func (s *Service) Import(ctx context.Context, bank string, content []byte, fileName string) ([]*settlementv1.ReconciliationReport, bool, error) {
 	if len(content) == 0 {
 		return nil, false, rpcerr.InvalidReason("content", reasonFormat, "empty file")

@@ -13,14 +13,8 @@ import (
 	"time"
 
 	"github.com/bcx-exchange/bcx/pkg/bankstatement"
-	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	settlementv1 "github.com/bcx-exchange/bcx/proto/bcx/settlement/v1"
 )
-
-// reasonConflict refuses (FailedPrecondition) a statement the bank had sent
-// before, under the same identity, with other content, or as part of
-// another file.
-const reasonConflict = "STATEMENT_CONFLICT"
 
 // stmtKey identifies a statement at a bank: the account and currency, and
 // the statement's own id and sequence number (camt Stmt/Id or Ntfctn/Id and
@@ -29,13 +23,14 @@ type stmtKey struct {
 	account, currency, id, seq string
 }
 
-// stmtIdentity is what a parsed file is, independent of how it was written:
-// its statements' keys and canonical digests (in file order) and fileID, a
-// digest of the sorted keys that names the file's set of statements.
+// stmtIdentity is what a parsed file says, independent of how it was
+// written: fileID digests its format and, in key order, each statement's
+// key and canonical content. Two files with one fileID say the same thing.
+// It never refuses a file: a statement sent again with other content (a
+// correction, a later page, a bank whose ids repeat) is a new import, as
+// before.
 type stmtIdentity struct {
-	keys    []stmtKey
-	digests []string
-	fileID  string
+	fileID string
 }
 
 // identityOf returns the file's identity, or nil when some statement has no
@@ -45,7 +40,11 @@ func identityOf(f *bankstatement.File) *stmtIdentity {
 	if len(f.Statements) == 0 {
 		return nil
 	}
-	id := &stmtIdentity{}
+	type keyed struct {
+		k      stmtKey
+		digest string
+	}
+	var all []keyed
 	seen := map[stmtKey]bool{}
 	for i := range f.Statements {
 		st := &f.Statements[i]
@@ -57,12 +56,10 @@ func identityOf(f *bankstatement.File) *stmtIdentity {
 			return nil
 		}
 		seen[k] = true
-		id.keys = append(id.keys, k)
-		id.digests = append(id.digests, statementDigest(k, st))
+		all = append(all, keyed{k, statementDigest(k, st)})
 	}
-	sorted := append([]stmtKey(nil), id.keys...)
-	sort.Slice(sorted, func(i, j int) bool {
-		a, b := sorted[i], sorted[j]
+	sort.Slice(all, func(i, j int) bool {
+		a, b := all[i].k, all[j].k
 		if a.account != b.account {
 			return a.account < b.account
 		}
@@ -75,11 +72,11 @@ func identityOf(f *bankstatement.File) *stmtIdentity {
 		return a.seq < b.seq
 	})
 	h := sha256.New()
-	for _, k := range sorted {
-		writeFields(h, k.account, k.currency, k.id, k.seq)
+	writeFields(h, string(f.Format))
+	for _, e := range all {
+		writeFields(h, e.k.account, e.k.currency, e.k.id, e.k.seq, e.digest)
 	}
-	id.fileID = hex.EncodeToString(h.Sum(nil))
-	return id
+	return &stmtIdentity{fileID: hex.EncodeToString(h.Sum(nil))}
 }
 
 // normSeq writes a sequence number without leading zeros in its numeric
@@ -150,79 +147,31 @@ func statementDigest(k stmtKey, st *bankstatement.Statement) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// reportsByIdentity looks for an earlier import of the file's statements.
-// It returns the earlier reports when the very same statements (same keys,
-// same content) were imported before as one file, nil when none of them
-// was, and refuses (STATEMENT_CONFLICT) the file when one of them was
-// imported before with other content, or as part of a different file.
+// reportsByIdentity returns the reports of an earlier import of a file
+// with the same identity, or nil.
 func (s *Service) reportsByIdentity(ctx context.Context, q *sql.Tx, bank string, id *stmtIdentity) ([]*settlementv1.ReconciliationReport, error) {
-	found := 0
-	var prevHash string
-	for i, k := range id.keys {
-		var digest, fileID, contentHash string
-		err := q.QueryRowContext(ctx, `SELECT digest, file_identity, content_hash FROM stl_recon_statements
-			WHERE bank = $1 AND account = $2 AND currency = $3 AND statement_id = $4 AND sequence_number = $5`,
-			bank, k.account, k.currency, k.id, k.seq).Scan(&digest, &fileID, &contentHash)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		found++
-		if digest != id.digests[i] {
-			return nil, rpcerr.Precondition(reasonConflict,
-				"statement %q (sequence %q) of account %s in %s was imported before (report %s) with different content; the earlier import stands",
-				k.id, k.seq, k.account, k.currency, s.reportOfStatement(ctx, q, bank, contentHash, k))
-		}
-		if fileID != id.fileID || (prevHash != "" && contentHash != prevHash) {
-			return nil, rpcerr.Precondition(reasonConflict,
-				"statement %q (sequence %q) of account %s in %s was imported before (report %s) in a file with other statements; send the statements not yet imported on their own",
-				k.id, k.seq, k.account, k.currency, s.reportOfStatement(ctx, q, bank, contentHash, k))
-		}
-		prevHash = contentHash
-	}
-	if found == 0 {
+	var contentHash string
+	err := q.QueryRowContext(ctx, `SELECT content_hash FROM stl_recon_files WHERE bank = $1 AND file_identity = $2`,
+		bank, id.fileID).Scan(&contentHash)
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
-	// Every statement found was imported with this very file identity, so
-	// that import holds all of them (it recorded the whole set in one
-	// transaction). On PostgreSQL each query above sees what was committed
-	// when it ran: a racing import committing mid-loop leaves some keys
-	// unseen here, which is why "not found" for some is no refusal.
-	prev, err := s.reportsByHash(ctx, q, bank, prevHash)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := s.reportsByHash(ctx, q, bank, contentHash)
 	if err == nil && len(prev) == 0 {
 		err = errors.New("statement identity: the earlier import has no reports")
 	}
 	return prev, err
 }
 
-// reportOfStatement names the earlier report of a statement's account, for
-// an error message.
-func (s *Service) reportOfStatement(ctx context.Context, q *sql.Tx, bank, contentHash string, k stmtKey) string {
-	prev, err := s.reportsByHash(ctx, q, bank, contentHash)
-	if err != nil || len(prev) == 0 {
-		return "unknown"
-	}
-	for _, r := range prev {
-		if r.Account == k.account && r.Currency == k.currency {
-			return r.ReportId
-		}
-	}
-	return prev[0].ReportId
-}
-
-// storeIdentity records the file's statements as imported by the import
-// whose reports are keyed by contentHash. Two imports of the same statements
-// racing collide here (a unique violation: Import runs again and finds the
+// storeIdentity records the file's identity for the import whose reports
+// are keyed by contentHash. Two imports of the same statements racing
+// collide here (a unique violation: Import runs again and finds the
 // winner's reports).
 func (s *Service) storeIdentity(ctx context.Context, q *sql.Tx, bank string, id *stmtIdentity, contentHash string, now time.Time) error {
-	for i, k := range id.keys {
-		if _, err := q.ExecContext(ctx, `INSERT INTO stl_recon_statements (bank, account, currency, statement_id, sequence_number,
-			digest, file_identity, content_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			bank, k.account, k.currency, k.id, k.seq, id.digests[i], id.fileID, contentHash, now.UnixNano()); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := q.ExecContext(ctx, `INSERT INTO stl_recon_files (bank, file_identity, content_hash, created_at) VALUES ($1, $2, $3, $4)`,
+		bank, id.fileID, contentHash, now.UnixNano())
+	return err
 }

@@ -8,43 +8,22 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	settlementv1 "github.com/bcx-exchange/bcx/proto/bcx/settlement/v1"
 )
 
 // reconRows counts the rows an import writes: reports, matched movements
-// and recorded statements.
+// and recorded file identities.
 func (e *env) reconRows() [3]int {
 	e.t.Helper()
 	var n [3]int
-	for i, table := range []string{"stl_recon_reports", "stl_recon_matches", "stl_recon_statements"} {
+	for i, table := range []string{"stl_recon_reports", "stl_recon_matches", "stl_recon_files"} {
 		if err := e.db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM `+table).Scan(&n[i]); err != nil {
 			e.t.Fatal(err)
 		}
 	}
 	return n
-}
-
-func wantPrecondition(t *testing.T, err error, reason string, msgHas ...string) {
-	t.Helper()
-	st := wantCode(t, err, codes.FailedPrecondition)
-	found := false
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Reason == reason {
-			found = true
-		}
-	}
-	if !found {
-		t.Fatalf("%v: want reason %s", err, reason)
-	}
-	for _, s := range msgHas {
-		if !strings.Contains(st.Message(), s) {
-			t.Fatalf("%q does not name %q", st.Message(), s)
-		}
-	}
 }
 
 func mustReplace(t *testing.T, s, old, new string) string {
@@ -86,7 +65,7 @@ func TestImportSameStatementsReformatted(t *testing.T) {
 			t.Fatalf("first import = %v", first)
 		}
 		rows := e.reconRows()
-		if rows != [3]int{1, 1, 2} {
+		if rows != [3]int{1, 1, 1} {
 			t.Fatalf("rows after the first import = %v", rows)
 		}
 		for _, tc := range []struct {
@@ -140,43 +119,41 @@ func TestImportSameStatementsReformatted(t *testing.T) {
 	})
 }
 
-// TestImportStatementConflict: a statement sent again under the same id and
+// TestImportStatementChanged: a statement sent again under the same id and
 // sequence number with other content, or within a file of other
-// statements, is refused (FailedPrecondition STATEMENT_CONFLICT) and nothing
-// is stored.
-func TestImportStatementConflict(t *testing.T) {
+// statements, is not the same file: it is a new import, as a file of other
+// bytes always was (a correction, a later page of a statement, or a bank
+// whose statement ids repeat must not be refused).
+func TestImportStatementChanged(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		e.startEURStatementDay()
 		orig := string(fixture(t, "camt/camt053.v2.multi.statement.xml"))
 		first := must[*settlementv1.ImportStatementResponse](t)(e.bankA.Bank.ImportStatement(ctx, &settlementv1.ImportStatementRequest{Content: []byte(orig)}))
-		rows := e.reconRows()
 		secondStmt := strings.Index(orig, "        <Stmt>\n            <Id>254EUR")
 		for _, tc := range []struct {
 			name    string
 			content string
-			msgHas  []string
 		}{
 			{"entry amount changed (and the closing balance with it)", func() string {
 				s := mustReplace(t, orig, `<Amt Ccy="EUR">7.00</Amt>`, `<Amt Ccy="EUR">7.01</Amt>`)
 				return mustReplace(t, s, `<Amt Ccy="EUR">20.00</Amt>`, `<Amt Ccy="EUR">19.99</Amt>`)
-			}(), []string{`"254EURNL26VAYB8060476890"`, "NL26VAYB8060476890", "different content", first.ReportId}},
-			{"end-to-end id changed, reformatted", camtCompact(mustReplace(t, orig, "<EndToEndId>000000001</EndToEndId>", "<EndToEndId>000000009</EndToEndId>")),
-				[]string{`"253EURNL26VAYB8060476890"`, `"12312"`, "different content"}},
-			{"first entry's value date changed", strings.Replace(orig, "<ValDt>\n                    <Dt>2015-01-02</Dt>", "<ValDt>\n                    <Dt>2015-01-03</Dt>", 1),
-				[]string{`"253EURNL26VAYB8060476890"`, "different content"}},
-			{"one statement of the file alone", orig[:secondStmt] + orig[strings.Index(orig, "    </BkToCstmrStmt>"):],
-				[]string{`"253EURNL26VAYB8060476890"`, "other statements"}},
+			}()},
+			{"end-to-end id changed, reformatted", camtCompact(mustReplace(t, orig, "<EndToEndId>000000001</EndToEndId>", "<EndToEndId>000000009</EndToEndId>"))},
+			{"first entry's value date changed", strings.Replace(orig, "<ValDt>\n                    <Dt>2015-01-02</Dt>", "<ValDt>\n                    <Dt>2015-01-03</Dt>", 1)},
+			{"one statement of the file alone", orig[:secondStmt] + orig[strings.Index(orig, "    </BkToCstmrStmt>"):]},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				_, err := e.bankA.Bank.ImportStatement(ctx, &settlementv1.ImportStatementRequest{Content: []byte(tc.content)})
-				wantPrecondition(t, err, "STATEMENT_CONFLICT", tc.msgHas...)
-				if got := e.reconRows(); got != rows {
-					t.Fatalf("rows %v, want %v", got, rows)
+				if tc.content == orig {
+					t.Fatal("the variant changed nothing")
+				}
+				resp := must[*settlementv1.ImportStatementResponse](t)(e.bankA.Bank.ImportStatement(ctx, &settlementv1.ImportStatementRequest{Content: []byte(tc.content)}))
+				if !resp.Imported || resp.ReportId == first.ReportId {
+					t.Fatalf("import = %v, want a new import", resp)
 				}
 			})
 		}
-		// The original is still the import made.
+		// The original is still the same import.
 		again := must[*settlementv1.ImportStatementResponse](t)(e.bankA.Bank.ImportStatement(ctx, &settlementv1.ImportStatementRequest{Content: []byte(camtCompact(orig))}))
 		if again.Imported || again.ReportId != first.ReportId {
 			t.Fatalf("re-import = %v", again)
@@ -216,8 +193,9 @@ func TestImportWithoutStatementIDs(t *testing.T) {
 }
 
 // TestImportMT940SameStatements: MT940 statements are identified by :20:,
-// :25: and :28C: — the same file with CRLF line ends and unpadded sequence
-// numbers is the same import; a changed reference is a conflict.
+// :25: and :28C: and their content: the same file with CRLF line ends and
+// unpadded sequence numbers is the same import; a changed reference or
+// amount is a new one.
 func TestImportMT940SameStatements(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -231,28 +209,28 @@ func TestImportMT940SameStatements(t *testing.T) {
 		}
 		rows := e.reconRows()
 		for _, tc := range []struct {
-			name, content, conflict string
+			name, content string
+			isNew         bool
 		}{
-			{"CRLF", crlf(orig), ""},
-			{"unpadded sequence numbers", strings.ReplaceAll(strings.ReplaceAll(orig, ":28C:00027/00001", ":28C:27/1"), ":28C:00053/00001", ":28C:53/1"), ""},
-			{"bank reference changed", mustReplace(t, orig, "//32-P1-TCS49518", "//32-P1-TCS49519"), "51230800/0000007055"},
-			{"second statement's amount changed", mustReplace(t, mustReplace(t, orig, "CR1120,00N085", "CR1121,00N085"), "C100319EUR131193,19", "C100319EUR131194,19"),
-				"51230800/0000007304"},
+			{"CRLF", crlf(orig), false},
+			{"unpadded sequence numbers", strings.ReplaceAll(strings.ReplaceAll(orig, ":28C:00027/00001", ":28C:27/1"), ":28C:00053/00001", ":28C:53/1"), false},
+			{"bank reference changed", mustReplace(t, orig, "//32-P1-TCS49518", "//32-P1-TCS49519"), true},
+			{"second statement's amount changed", mustReplace(t, mustReplace(t, orig, "CR1120,00N085", "CR1121,00N085"), "C100319EUR131193,19", "C100319EUR131194,19"), true},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				if tc.content == orig {
 					t.Fatal("the variant changed nothing")
 				}
-				resp, err := e.bankA.Bank.ImportStatement(ctx, &settlementv1.ImportStatementRequest{Content: []byte(tc.content)})
-				if tc.conflict != "" {
-					wantPrecondition(t, err, "STATEMENT_CONFLICT", tc.conflict, "different content")
-				} else {
-					if err != nil {
-						t.Fatal(err)
+				resp := must[*settlementv1.ImportStatementResponse](t)(e.bankA.Bank.ImportStatement(ctx, &settlementv1.ImportStatementRequest{Content: []byte(tc.content)}))
+				if tc.isNew {
+					if !resp.Imported || resp.ReportId == first.ReportId {
+						t.Fatalf("import = %v, want a new import", resp)
 					}
-					if resp.Imported || resp.ReportId != first.ReportId || len(resp.Reports) != 2 || !proto.Equal(resp.Reports[1], first.Reports[1]) {
-						t.Fatalf("re-import = %v", resp)
-					}
+					rows = e.reconRows()
+					return
+				}
+				if resp.Imported || resp.ReportId != first.ReportId || len(resp.Reports) != 2 || !proto.Equal(resp.Reports[1], first.Reports[1]) {
+					t.Fatalf("re-import = %v", resp)
 				}
 				if got := e.reconRows(); got != rows {
 					t.Fatalf("rows %v, want %v", got, rows)
@@ -296,7 +274,7 @@ func TestImportSameStatementsRacing(t *testing.T) {
 		if imported != 1 {
 			t.Fatalf("%d imports, want 1", imported)
 		}
-		if got := e.reconRows(); got != [3]int{1, 0, 2} {
+		if got := e.reconRows(); got != [3]int{1, 0, 1} {
 			t.Fatalf("rows = %v", got)
 		}
 	})

@@ -389,9 +389,7 @@ type BankServiceClient interface {
 	// The same statements are the same bytes or, when every statement in the
 	// file has an id, the same statement ids and sequence numbers of the same
 	// accounts with the same content, however the file is formatted (or its
-	// camt message id and creation time). A statement id and sequence number
-	// sent again with other content, or in a file with other statements, is
-	// refused: FAILED_PRECONDITION, reason STATEMENT_CONFLICT; nothing is stored.
+	// camt message id and creation time). Anything else is a new import.
 	// The whole file is one message, so it must fit the server's message limit
 	// (16 MiB); larger files go through UploadStatement.
 	ImportStatement(ctx context.Context, in *ImportStatementRequest, opts ...grpc.CallOption) (*ImportStatementResponse, error)
@@ -531,9 +529,7 @@ type BankServiceServer interface {
 	// The same statements are the same bytes or, when every statement in the
 	// file has an id, the same statement ids and sequence numbers of the same
 	// accounts with the same content, however the file is formatted (or its
-	// camt message id and creation time). A statement id and sequence number
-	// sent again with other content, or in a file with other statements, is
-	// refused: FAILED_PRECONDITION, reason STATEMENT_CONFLICT; nothing is stored.
+	// camt message id and creation time). Anything else is a new import.
 	// The whole file is one message, so it must fit the server's message limit
 	// (16 MiB); larger files go through UploadStatement.
 	ImportStatement(context.Context, *ImportStatementRequest) (*ImportStatementResponse, error)
