@@ -81,16 +81,6 @@ func newExecHistory(maxPerKey int) *execHistory {
 // self-trade gives one participant both). It is also the page token.
 func fillOrder(f *core.Fill) int64 { return f.TradeID<<1 | int64(f.Side&1) }
 
-// hasHistItems tells whether appendHistItems would append anything.
-func hasHistItems(ev *core.Events) bool {
-	for i := range ev.List {
-		if k := ev.List[i].Kind; k == core.EvTrade || (k == core.EvPhase && ev.List[i].EndOfDay) {
-			return true
-		}
-	}
-	return false
-}
-
 // appendHistItems appends what one record's events add to the history.
 func appendHistItems(items []histItem, seq uint64, ts int64, ev *core.Events) []histItem {
 	for i := range ev.List {
@@ -189,42 +179,34 @@ func (h *execHistory) loadJournal(ctx context.Context, s *Service, from, last ui
 	if last < from {
 		return nil
 	}
-	r, err := s.j.NewReader(from)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	var cmd core.Command
-	var ev core.Events
+	// The records up to last are durable: readEvents does not wait for
+	// them.
 	var items []histItem
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, journal.ErrNoRecord) {
-			return fmt.Errorf("the journal ends before the recovered %d", last)
-		}
-		if err != nil {
-			return err
-		}
-		if rec.Seq > last {
-			return nil
-		}
-		if err := core.DecodeRecord(rec.Payload, rec.Seq, rec.Time, &cmd, &ev); err != nil {
-			return err
-		}
-		if hasHistItems(&ev) {
-			items = appendHistItems(items[:0], rec.Seq, rec.Time, &ev)
+	err := s.readEvents(ctx, int64(from), func(seq uint64, ts int64, reg *registry, ev *core.Events) error {
+		if items = appendHistItems(items[:0], seq, ts, ev); len(items) > 0 {
 			h.mu.Lock()
-			h.apply(s.registry(), items)
+			h.apply(reg, items)
 			h.mu.Unlock()
 		}
-		if rec.Seq == last {
-			return nil
+		if seq >= last {
+			return errLoaded
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+		return ctx.Err() // a Close during the load stops it
+	})
+	switch {
+	case errors.Is(err, errLoaded):
+		return nil
+	case err != nil:
+		return err
+	case ctx.Err() != nil:
+		return ctx.Err()
+	default: // the journal closed
+		return journal.ErrClosed
 	}
 }
+
+// errLoaded ends loadJournal's read of the journal.
+var errLoaded = errors.New("loaded")
 
 func (h *execHistory) apply(reg *registry, items []histItem) {
 	for i := range items {

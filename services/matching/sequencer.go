@@ -340,9 +340,7 @@ func (q *sequencer) apply(r *request, md *mdBatch, ts int64) error {
 	q.sinceSnap++
 	if md != nil {
 		q.collect(ev, ts, seq, md)
-		if hasHistItems(ev) {
-			md.hist = appendHistItems(md.hist, seq, ts, ev)
-		}
+		md.hist = appendHistItems(md.hist, seq, ts, ev)
 	}
 	return nil
 }
