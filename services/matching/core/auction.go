@@ -141,20 +141,8 @@ func (c *Core) namedPools(pi int32, known bool, d *InstrumentDef, receipts []str
 }
 
 func (c *Core) auctionBid(cmd *Command, res *Result) {
-	switch {
-	case cmd.OrderID <= 0:
-		res.refuse(StatusInvalid, RejectInvalid, "auction_id")
-		return
-	case cmd.Qty <= 0:
-		res.refuse(StatusInvalid, RejectQuantityNotPositive, "quantity")
-		return
-	case cmd.ClientOrderID == "":
-		res.refuse(StatusInvalid, RejectInvalid, "client_order_id")
-		return
-	}
-	key := cloidKey{cmd.Participant, cmd.ClientOrderID}
-	hash := hashOrder(cmd)
-	if c.repeatOrder(key, hash, res) {
+	key, hash, ok := c.enterAgainst(cmd, res, "auction_id")
+	if !ok {
 		return
 	}
 	as, ok := c.lookup(cmd.OrderID)

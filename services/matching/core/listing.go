@@ -203,21 +203,33 @@ func (c *Core) openListing(id int64, res *Result) (int32, bool) {
 	return s, true
 }
 
-func (c *Core) takeListing(cmd *Command, res *Result) {
+// enterAgainst checks what a take of a listing and a bid in an auction
+// share: the target (named by idField), a quantity and a client order id
+// not used before for other content. It returns false when cmd is refused
+// or is a repeat (res says which).
+func (c *Core) enterAgainst(cmd *Command, res *Result, idField string) (cloidKey, uint64, bool) {
 	switch {
 	case cmd.OrderID <= 0:
-		res.refuse(StatusInvalid, RejectInvalid, "listing_id")
-		return
+		res.refuse(StatusInvalid, RejectInvalid, idField)
+		return cloidKey{}, 0, false
 	case cmd.Qty <= 0:
 		res.refuse(StatusInvalid, RejectQuantityNotPositive, "quantity")
-		return
+		return cloidKey{}, 0, false
 	case cmd.ClientOrderID == "":
 		res.refuse(StatusInvalid, RejectInvalid, "client_order_id")
-		return
+		return cloidKey{}, 0, false
 	}
 	key := cloidKey{cmd.Participant, cmd.ClientOrderID}
 	hash := hashOrder(cmd)
 	if c.repeatOrder(key, hash, res) {
+		return cloidKey{}, 0, false
+	}
+	return key, hash, true
+}
+
+func (c *Core) takeListing(cmd *Command, res *Result) {
+	key, hash, ok := c.enterAgainst(cmd, res, "listing_id")
+	if !ok {
 		return
 	}
 	ls, ok := c.openListing(cmd.OrderID, res)
