@@ -70,36 +70,60 @@ func TestIDIndexOverflow(t *testing.T) {
 }
 
 // TestHashSlots checks the open-addressing table against a map through
-// random inserts, removes and growth, with clustered hashes.
+// random inserts, removes and growth: few distinct hashes (long runs, many
+// collisions) and a growing set, checked while growth is moving entries
+// between the two tables.
 func TestHashSlots(t *testing.T) {
-	tab := newHashSlots(4)
-	ref := map[uint64]int32{}
-	rng := uint64(1)
-	next := func() uint64 { rng = rng*6364136223846793005 + 1442695040888963407; return rng >> 33 }
-	for i := range int32(200_000) {
-		h := next() % 5000 // few distinct hashes: long runs, many collisions
-		if next()%3 == 0 {
-			tab.remove(h)
-			delete(ref, h)
-		} else {
-			_, taken := ref[h]
-			if ok := tab.insert(h, i); ok == taken {
-				t.Fatalf("insert %d: %v, taken %v", h, ok, taken)
-			}
-			if !taken {
-				ref[h] = i
-			}
-		}
-		if i%997 == 0 {
-			for k := range uint64(5000) {
-				v, ok := tab.get(k)
-				if rv, rok := ref[k]; ok != rok || v != rv {
-					t.Fatalf("step %d: get %d = %d %v, want %d %v", i, k, v, ok, rv, rok)
+	for _, tc := range []struct {
+		name     string
+		distinct uint64
+		removeIn uint64 // one in removeIn steps removes
+	}{{"collisions", 5000, 3}, {"growing", 1 << 40, 5}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tab := newHashSlots(4)
+			ref := map[uint64]int32{}
+			var keys []uint64
+			rng := uint64(1)
+			next := func() uint64 { rng = rng*6364136223846793005 + 1442695040888963407; return rng >> 20 }
+			sawMigration := false
+			check := func(step int32) {
+				for _, k := range keys {
+					v, ok := tab.get(k)
+					if rv, rok := ref[k]; ok != rok || v != rv {
+						t.Fatalf("step %d: get %d = %d %v, want %d %v", step, k, v, ok, rv, rok)
+					}
+				}
+				if tab.len() != len(ref) {
+					t.Fatalf("step %d: len %d, want %d", step, tab.len(), len(ref))
 				}
 			}
-		}
-	}
-	if tab.len() != len(ref) {
-		t.Fatalf("len %d, want %d", tab.len(), len(ref))
+			for i := range int32(200_000) {
+				h := next() % tc.distinct
+				if next()%tc.removeIn == 0 && len(keys) > 0 {
+					h = keys[next()%uint64(len(keys))] // present or removed before
+					tab.remove(h)
+					delete(ref, h)
+				} else {
+					_, taken := ref[h]
+					if ok := tab.insert(h, i); ok == taken {
+						t.Fatalf("insert %d: %v, taken %v", h, ok, taken)
+					}
+					if !taken {
+						ref[h] = i
+						keys = append(keys, h)
+					}
+				}
+				if tab.old.ent != nil {
+					sawMigration = true
+				}
+				if i%4999 == 0 || (tab.old.ent != nil && i%293 == 0) {
+					check(i)
+				}
+			}
+			check(-1)
+			if !sawMigration {
+				t.Fatal("the table never grew")
+			}
+		})
 	}
 }
