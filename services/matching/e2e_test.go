@@ -16,8 +16,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
 	"github.com/bcx-exchange/bcx/pkg/money"
@@ -477,6 +480,122 @@ func TestOrderEntryStream(t *testing.T) {
 	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after close: %v", err)
 	}
+}
+
+// TestOrderEntryBatchStream sends requests many to a message: each is
+// handled as if sent alone, answered in order, several answers to a
+// message; a message that does not decode ends the stream and changes
+// nothing.
+func TestOrderEntryBatchStream(t *testing.T) {
+	e := newEnv(t, shanghai(10, 0))
+	ctx := context.Background()
+	e.waitPhase(t, cotton, tradingv1.InstrumentPhase_INSTRUMENT_PHASE_CONTINUOUS)
+	e.fund(t)
+	st, err := e.trading(e.alpha).OrderEntryBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	place := func(id uint64, cloid, price string) *tradingv1.OrderEntryRequest {
+		return &tradingv1.OrderEntryRequest{CorrelationId: id, Command: &tradingv1.OrderEntryRequest_Place{Place: &tradingv1.PlaceOrderRequest{
+			ClientOrderId: cloid, Symbol: cotton, Side: typev1.Side_SIDE_BUY, Price: cny(price), Quantity: "5"}}}
+	}
+	// An empty message is answered with nothing: the first answer is to
+	// the next message's first request.
+	if err := st.Send(&tradingv1.OrderEntryBatchRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&tradingv1.OrderEntryBatchRequest{Requests: []*tradingv1.OrderEntryRequest{
+		place(1, "B-1", "14900"),
+		place(2, "B-2", "14903"), // off tick: an error, the stream stays open
+		place(3, "B-3", "14905"),
+		{CorrelationId: 4},       // no command
+		place(5, "B-1", "14900"), // the same client order id: the original result
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&tradingv1.OrderEntryBatchRequest{Requests: []*tradingv1.OrderEntryRequest{
+		{CorrelationId: 6, Command: &tradingv1.OrderEntryRequest_MassCancel{MassCancel: &tradingv1.MassCancelRequest{}}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []*tradingv1.OrderEntryResponse
+	for len(got) < 6 {
+		r, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Responses) == 0 {
+			t.Fatal("an answer message without answers")
+		}
+		got = append(got, r.Responses...)
+	}
+	for i, r := range got {
+		if r.CorrelationId != uint64(i+1) {
+			t.Fatalf("answer %d has correlation id %d: answers must come in request order", i, r.CorrelationId)
+		}
+	}
+	if got[0].GetPlace() == nil || got[2].GetPlace() == nil {
+		t.Fatalf("places: %v %v", got[0], got[2])
+	}
+	if ce := got[1].GetError(); ce == nil || ce.Reason != tradingv1.RejectReason_REJECT_REASON_PRICE_OFF_TICK ||
+		codes.Code(ce.Code) != codes.InvalidArgument || ce.Field != "price" {
+		t.Fatalf("off tick: %v", got[1])
+	}
+	if ce := got[3].GetError(); ce == nil || codes.Code(ce.Code) != codes.InvalidArgument || ce.Field != "command" {
+		t.Fatalf("no command: %v", got[3])
+	}
+	if p := got[4].GetPlace(); p == nil || p.Order.OrderId != got[0].GetPlace().Order.OrderId {
+		t.Fatalf("resubmitted client order id: %v, first %v", got[4], got[0])
+	}
+	if mc := got[5].GetMassCancel(); mc == nil || mc.Cancelled != 2 {
+		t.Fatalf("mass cancel %v", got[5])
+	}
+	if err := st.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after close: %v", err)
+	}
+
+	// A message whose second request does not decode: the stream ends
+	// with the status gRPC gives an undecodable message, and the first
+	// request was not placed either.
+	raw, err := e.trading(e.alpha).OrderEntryBatch(ctx, grpc.ForceCodecV2(rawCodec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := proto.Marshal(place(7, "B-7", "14900"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg []byte
+	msg = protowire.AppendTag(msg, 1, protowire.BytesType)
+	msg = protowire.AppendBytes(msg, good)
+	msg = protowire.AppendTag(msg, 1, protowire.BytesType)
+	msg = protowire.AppendBytes(msg, []byte{0x12, 0x05, 0x0a}) // a place cut short
+	if err := raw.SendMsg(&msg); err != nil {
+		t.Fatal(err)
+	}
+	var answer []byte
+	if err := raw.RecvMsg(&answer); status.Code(err) != codes.Internal {
+		t.Fatalf("undecodable batch: %v", err)
+	}
+	_, err = e.trading(e.alpha).GetOrder(ctx, &tradingv1.GetOrderRequest{ClientOrderId: "B-7"})
+	wantStatus(t, err, codes.NotFound, "")
+}
+
+// rawCodec sends and receives messages as their wire bytes (*[]byte).
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*[]byte) = data.Materialize()
+	return nil
 }
 
 func TestScheduleDrivesPhases(t *testing.T) {

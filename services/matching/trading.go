@@ -6,8 +6,11 @@ import (
 	"io"
 	"strconv"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
@@ -244,6 +247,14 @@ const (
 // streamWindow bounds the commands one order entry stream has in flight.
 const streamWindow = 1024
 
+// A batched order entry stream's answer message holds at most
+// entryBatchAnswers answers and is sent once it passes entryBatchBytes
+// (well under gRPC's default 4 MiB receive limit).
+const (
+	entryBatchAnswers = 1024
+	entryBatchBytes   = 256 << 10
+)
+
 // OrderEntry is order entry for high-rate clients: requests are pipelined
 // (up to streamWindow in flight per stream) and answered in the order they
 // were sent, each once its batch is durable, with the request's correlation
@@ -257,104 +268,243 @@ const streamWindow = 1024
 // dropped), and the sender then answers everything done without waiting
 // again, so a stream costs a goroutine switch per batch, not per order.
 func (t *tradingServer) OrderEntry(stream tradingv1.TradingService_OrderEntryServer) error {
+	return t.orderEntry(stream, false)
+}
+
+// OrderEntryBatch is OrderEntry with many requests and answers to a
+// message: gRPC's cost (framing, flow control, a wakeup of its reader and
+// writer) is per message, and at high rates it is most of the cost of an
+// order.
+func (t *tradingServer) OrderEntryBatch(stream tradingv1.TradingService_OrderEntryBatchServer) error {
+	return t.orderEntry(stream, true)
+}
+
+func (t *tradingServer) orderEntry(stream grpc.ServerStream, batched bool) error {
 	ctx := stream.Context()
 	p, err := member(ctx)
 	if err != nil {
 		return err
 	}
-	inflight := make(chan *request, streamWindow)
-	waker := newEntryWaker()
+	e := &entryReceiver{s: t.s, ctx: ctx, p: p, inflight: make(chan *request, streamWindow), waker: newEntryWaker()}
 	sendErr := make(chan error, 1)
-	go func() { sendErr <- t.s.entrySender(stream, inflight, waker.ch) }()
+	go func() { sendErr <- t.s.entrySender(stream, batched, e.inflight, e.waker.ch) }()
 	var recvErr error
-	// Each request arrives as the unknown fields of an empty message, which
-	// keep its wire form, and is decoded by dec (see wire.go).
+	// Each message arrives as the unknown fields of an empty message, which
+	// keep its wire form; requests are decoded by e.dec (see wire.go).
 	var raw emptypb.Empty
-	var dec entryDecoder
-	for {
+	for recvErr == nil {
 		if err := stream.RecvMsg(&raw); err != nil {
 			if !errors.Is(err, io.EOF) {
 				recvErr = err
 			}
 			break
 		}
-		req, err := dec.decode(raw.ProtoReflect().GetUnknown())
+		if batched {
+			recvErr = e.receiveBatch(raw.ProtoReflect().GetUnknown())
+			continue
+		}
+		r, err := e.build(raw.ProtoReflect().GetUnknown())
 		if err != nil {
-			// What receiving the request itself would have answered.
-			recvErr = status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
+			recvErr = err
 			break
 		}
-		r := getRequest()
-		r.tag = req.CorrelationId
-		r.waker = waker
-		select {
-		case inflight <- r:
-		default:
-			// The window is full: wait for the sender to answer one.
-			select {
-			case inflight <- r:
-			case <-ctx.Done():
-				recvErr = ctx.Err()
-			}
-		}
-		if recvErr != nil {
-			putRequest(r)
-			break
-		}
-		reg := t.s.registry()
-		switch c := req.Command.(type) {
-		case *tradingv1.OrderEntryRequest_Place:
-			r.op, err = opPlace, placeCommand(p, reg, c.Place, &r.cmd)
-		case *tradingv1.OrderEntryRequest_Cancel:
-			r.op, err = opCancel, cancelCommand(p, reg, c.Cancel, &r.cmd)
-		case *tradingv1.OrderEntryRequest_Replace:
-			r.op, err = opReplace, replaceCommand(p, reg, c.Replace, &r.cmd)
-		case *tradingv1.OrderEntryRequest_MassCancel:
-			r.op, err = opMassCancel, massCancelCommand(p, reg, c.MassCancel, &r.cmd)
-		default:
-			err = rpcerr.Invalid("command", "one of place, cancel, replace, mass_cancel is required")
-		}
-		if err == nil {
-			err = t.s.enqueue(ctx, r)
-		}
-		if err != nil {
-			// Answered here, in its turn: it is already in inflight.
-			r.op, r.err = opError, err
-			r.answer()
-		}
+		recvErr = e.submit(r)
 	}
 	// The sender answers everything in flight, then stops.
-	close(inflight)
+	close(e.inflight)
 	if err := <-sendErr; err != nil {
 		return err
 	}
 	return recvErr
 }
 
+// entryReceiver turns one order entry stream's requests into sequencer
+// requests.
+type entryReceiver struct {
+	s        *Service
+	ctx      context.Context
+	p        auth.Principal
+	dec      entryDecoder
+	inflight chan *request
+	waker    *entryWaker
+	batch    []*request
+}
+
+// errUndecodable is what receiving a request gRPC could not decode would
+// have answered.
+func errUndecodable(err error) error {
+	return status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
+}
+
+// build decodes one OrderEntryRequest and converts it into a request; a
+// command refused here is a request carrying its error, answered in turn.
+// Only a request that does not decode is an error (it ends the stream).
+func (e *entryReceiver) build(b []byte) (*request, error) {
+	req, err := e.dec.decode(b)
+	if err != nil {
+		return nil, errUndecodable(err)
+	}
+	r := getRequest()
+	r.tag = req.CorrelationId
+	r.waker = e.waker
+	reg := e.s.registry()
+	switch c := req.Command.(type) {
+	case *tradingv1.OrderEntryRequest_Place:
+		r.op, err = opPlace, placeCommand(e.p, reg, c.Place, &r.cmd)
+	case *tradingv1.OrderEntryRequest_Cancel:
+		r.op, err = opCancel, cancelCommand(e.p, reg, c.Cancel, &r.cmd)
+	case *tradingv1.OrderEntryRequest_Replace:
+		r.op, err = opReplace, replaceCommand(e.p, reg, c.Replace, &r.cmd)
+	case *tradingv1.OrderEntryRequest_MassCancel:
+		r.op, err = opMassCancel, massCancelCommand(e.p, reg, c.MassCancel, &r.cmd)
+	default:
+		err = rpcerr.Invalid("command", "one of place, cancel, replace, mass_cancel is required")
+	}
+	if err != nil {
+		r.op, r.err = opError, err
+	}
+	return r, nil
+}
+
+// submit queues r for the sender, waiting for room in the window, and
+// hands it to the sequencer (or answers its error). On error r is recycled.
+func (e *entryReceiver) submit(r *request) error {
+	select {
+	case e.inflight <- r:
+	default:
+		// The window is full: wait for the sender to answer one.
+		select {
+		case e.inflight <- r:
+		case <-e.ctx.Done():
+			putRequest(r)
+			return e.ctx.Err()
+		}
+	}
+	if r.op != opError {
+		// Once enqueued, r is the sequencer's until it is answered.
+		err := e.s.enqueue(e.ctx, r)
+		if err == nil {
+			return nil
+		}
+		r.op, r.err = opError, err
+	}
+	// Answered here, in its turn: it is already in inflight.
+	r.answer()
+	return nil
+}
+
+// receiveBatch handles an OrderEntryBatchRequest: every request is decoded
+// and converted before any is submitted, so a message that does not decode
+// ends the stream having changed nothing, as gRPC's own decoding would.
+// Fields other than requests (1) are skipped, as proto.Unmarshal keeps them
+// unknown.
+func (e *entryReceiver) receiveBatch(b []byte) error {
+	batch := e.batch[:0]
+	defer func() {
+		clear(batch)
+		e.batch = batch[:0]
+	}()
+	fail := func(err error) error {
+		for _, r := range batch {
+			putRequest(r)
+		}
+		return err
+	}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fail(errUndecodable(protowire.ParseError(n)))
+		}
+		b = b[n:]
+		if num != 1 || typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return fail(errUndecodable(protowire.ParseError(n)))
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return fail(errUndecodable(protowire.ParseError(n)))
+		}
+		b = b[n:]
+		r, err := e.build(v)
+		if err != nil {
+			return fail(err)
+		}
+		batch = append(batch, r)
+	}
+	for i, r := range batch {
+		if err := e.submit(r); err != nil {
+			for _, r := range batch[i+1:] {
+				putRequest(r)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // entrySender answers an order entry stream's requests in order (see
-// OrderEntry). After a failed send it still waits for every request in
-// flight, to recycle it, and then returns the send error.
-func (s *Service) entrySender(stream tradingv1.TradingService_OrderEntryServer, inflight <-chan *request, wake <-chan struct{}) error {
+// OrderEntry): one answer to a message, or, batched, every answer ready
+// when it reaches one that is not. After a failed send it still waits for
+// every request in flight, to recycle it, and then returns the send error.
+func (s *Service) entrySender(stream grpc.ServerStream, batched bool, inflight <-chan *request, wake <-chan struct{}) error {
 	var failed error
-	var buf []byte
-	// The answer goes out as the unknown fields of an empty response, which
-	// marshal verbatim: buf holds the wire form of the whole response (see
-	// wire.go). The message and buffer are reused: Send encodes before it
+	// The answers go out as the unknown fields of an empty response, which
+	// marshal verbatim: buf holds the wire form of the whole message (see
+	// wire.go). The messages and buffer are reused: Send encodes before it
 	// returns.
-	var msg tradingv1.OrderEntryResponse
-	for r := range inflight {
-		for !r.answered.Load() {
-			<-wake
+	var buf []byte
+	var msg proto.Message = &tradingv1.OrderEntryResponse{}
+	if batched {
+		msg = &tradingv1.OrderEntryBatchResponse{}
+	}
+	answers := 0
+	send := func() {
+		if answers == 0 {
+			return
 		}
 		if failed == nil {
-			buf = appendEntryResponse(buf[:0], s.registry(), r)
 			msg.ProtoReflect().SetUnknown(buf)
-			if err := stream.Send(&msg); err != nil {
-				failed = err
+			failed = stream.SendMsg(msg)
+		}
+		buf, answers = buf[:0], 0
+	}
+	for {
+		var r *request
+		var ok bool
+		select {
+		case r, ok = <-inflight:
+		default:
+			send()
+			r, ok = <-inflight
+		}
+		if !ok {
+			break
+		}
+		if !r.answered.Load() {
+			send()
+			for !r.answered.Load() {
+				<-wake
 			}
 		}
+		if failed == nil {
+			if batched {
+				start := beginMessage(&buf, 1)
+				buf = appendEntryResponse(buf, s.registry(), r)
+				buf = endMessage(buf, start)
+			} else {
+				buf = appendEntryResponse(buf, s.registry(), r)
+			}
+			answers++
+		}
 		putRequest(r)
+		if !batched || answers >= entryBatchAnswers || len(buf) >= entryBatchBytes {
+			send()
+		}
 	}
+	send()
 	return failed
 }
 

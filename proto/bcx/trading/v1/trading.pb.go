@@ -1690,6 +1690,94 @@ func (*OrderEntryResponse_MassCancel) isOrderEntryResponse_Result() {}
 
 func (*OrderEntryResponse_Error) isOrderEntryResponse_Result() {}
 
+type OrderEntryBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*OrderEntryRequest   `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderEntryBatchRequest) Reset() {
+	*x = OrderEntryBatchRequest{}
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderEntryBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderEntryBatchRequest) ProtoMessage() {}
+
+func (x *OrderEntryBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderEntryBatchRequest.ProtoReflect.Descriptor instead.
+func (*OrderEntryBatchRequest) Descriptor() ([]byte, []int) {
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *OrderEntryBatchRequest) GetRequests() []*OrderEntryRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type OrderEntryBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Responses     []*OrderEntryResponse  `protobuf:"bytes,1,rep,name=responses,proto3" json:"responses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderEntryBatchResponse) Reset() {
+	*x = OrderEntryBatchResponse{}
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderEntryBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderEntryBatchResponse) ProtoMessage() {}
+
+func (x *OrderEntryBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderEntryBatchResponse.ProtoReflect.Descriptor instead.
+func (*OrderEntryBatchResponse) Descriptor() ([]byte, []int) {
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *OrderEntryBatchResponse) GetResponses() []*OrderEntryResponse {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
+
 type CommandError struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// gRPC status code number.
@@ -1704,7 +1792,7 @@ type CommandError struct {
 
 func (x *CommandError) Reset() {
 	*x = CommandError{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[12]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +1804,7 @@ func (x *CommandError) String() string {
 func (*CommandError) ProtoMessage() {}
 
 func (x *CommandError) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[12]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +1817,7 @@ func (x *CommandError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandError.ProtoReflect.Descriptor instead.
 func (*CommandError) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{12}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CommandError) GetCode() int32 {
@@ -1771,7 +1859,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[13]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1783,7 +1871,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[13]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1796,7 +1884,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{13}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetOrderRequest) GetSymbol() string {
@@ -1829,7 +1917,7 @@ type GetOrderResponse struct {
 
 func (x *GetOrderResponse) Reset() {
 	*x = GetOrderResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[14]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1841,7 +1929,7 @@ func (x *GetOrderResponse) String() string {
 func (*GetOrderResponse) ProtoMessage() {}
 
 func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[14]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1854,7 +1942,7 @@ func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{14}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetOrderResponse) GetOrder() *Order {
@@ -1877,7 +1965,7 @@ type ListOrdersRequest struct {
 
 func (x *ListOrdersRequest) Reset() {
 	*x = ListOrdersRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[15]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +1977,7 @@ func (x *ListOrdersRequest) String() string {
 func (*ListOrdersRequest) ProtoMessage() {}
 
 func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[15]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1902,7 +1990,7 @@ func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
 func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{15}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListOrdersRequest) GetSymbol() string {
@@ -1943,7 +2031,7 @@ type ListOrdersResponse struct {
 
 func (x *ListOrdersResponse) Reset() {
 	*x = ListOrdersResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[16]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2043,7 @@ func (x *ListOrdersResponse) String() string {
 func (*ListOrdersResponse) ProtoMessage() {}
 
 func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[16]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2056,7 @@ func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
 func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{16}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListOrdersResponse) GetOrders() []*Order {
@@ -1996,7 +2084,7 @@ type ListExecutionsRequest struct {
 
 func (x *ListExecutionsRequest) Reset() {
 	*x = ListExecutionsRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[17]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2096,7 @@ func (x *ListExecutionsRequest) String() string {
 func (*ListExecutionsRequest) ProtoMessage() {}
 
 func (x *ListExecutionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[17]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2109,7 @@ func (x *ListExecutionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutionsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecutionsRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{17}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListExecutionsRequest) GetSymbol() string {
@@ -2055,7 +2143,7 @@ type ListExecutionsResponse struct {
 
 func (x *ListExecutionsResponse) Reset() {
 	*x = ListExecutionsResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[18]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2155,7 @@ func (x *ListExecutionsResponse) String() string {
 func (*ListExecutionsResponse) ProtoMessage() {}
 
 func (x *ListExecutionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[18]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2168,7 @@ func (x *ListExecutionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutionsResponse.ProtoReflect.Descriptor instead.
 func (*ListExecutionsResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{18}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListExecutionsResponse) GetExecutions() []*Execution {
@@ -2106,7 +2194,7 @@ type StreamExecutionsRequest struct {
 
 func (x *StreamExecutionsRequest) Reset() {
 	*x = StreamExecutionsRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[19]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2206,7 @@ func (x *StreamExecutionsRequest) String() string {
 func (*StreamExecutionsRequest) ProtoMessage() {}
 
 func (x *StreamExecutionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[19]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2219,7 @@ func (x *StreamExecutionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamExecutionsRequest.ProtoReflect.Descriptor instead.
 func (*StreamExecutionsRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{19}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StreamExecutionsRequest) GetFromSequence() int64 {
@@ -2155,7 +2243,7 @@ type StreamExecutionsResponse struct {
 
 func (x *StreamExecutionsResponse) Reset() {
 	*x = StreamExecutionsResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[20]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2255,7 @@ func (x *StreamExecutionsResponse) String() string {
 func (*StreamExecutionsResponse) ProtoMessage() {}
 
 func (x *StreamExecutionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[20]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2268,7 @@ func (x *StreamExecutionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamExecutionsResponse.ProtoReflect.Descriptor instead.
 func (*StreamExecutionsResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{20}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StreamExecutionsResponse) GetSequence() int64 {
@@ -2239,7 +2327,7 @@ type GetBalancesRequest struct {
 
 func (x *GetBalancesRequest) Reset() {
 	*x = GetBalancesRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[21]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2339,7 @@ func (x *GetBalancesRequest) String() string {
 func (*GetBalancesRequest) ProtoMessage() {}
 
 func (x *GetBalancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[21]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2352,7 @@ func (x *GetBalancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBalancesRequest.ProtoReflect.Descriptor instead.
 func (*GetBalancesRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{21}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{23}
 }
 
 type FundsBalance struct {
@@ -2279,7 +2367,7 @@ type FundsBalance struct {
 
 func (x *FundsBalance) Reset() {
 	*x = FundsBalance{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[22]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2379,7 @@ func (x *FundsBalance) String() string {
 func (*FundsBalance) ProtoMessage() {}
 
 func (x *FundsBalance) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[22]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2392,7 @@ func (x *FundsBalance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundsBalance.ProtoReflect.Descriptor instead.
 func (*FundsBalance) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{22}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FundsBalance) GetCurrency() string {
@@ -2348,7 +2436,7 @@ type PositionBalance struct {
 
 func (x *PositionBalance) Reset() {
 	*x = PositionBalance{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[23]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2448,7 @@ func (x *PositionBalance) String() string {
 func (*PositionBalance) ProtoMessage() {}
 
 func (x *PositionBalance) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[23]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2461,7 @@ func (x *PositionBalance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionBalance.ProtoReflect.Descriptor instead.
 func (*PositionBalance) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{23}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PositionBalance) GetSymbol() string {
@@ -2416,7 +2504,7 @@ type GetBalancesResponse struct {
 
 func (x *GetBalancesResponse) Reset() {
 	*x = GetBalancesResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[24]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2516,7 @@ func (x *GetBalancesResponse) String() string {
 func (*GetBalancesResponse) ProtoMessage() {}
 
 func (x *GetBalancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[24]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2529,7 @@ func (x *GetBalancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBalancesResponse.ProtoReflect.Descriptor instead.
 func (*GetBalancesResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{24}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetBalancesResponse) GetFunds() []*FundsBalance {
@@ -2493,7 +2581,7 @@ type Listing struct {
 
 func (x *Listing) Reset() {
 	*x = Listing{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[25]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2593,7 @@ func (x *Listing) String() string {
 func (*Listing) ProtoMessage() {}
 
 func (x *Listing) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[25]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2606,7 @@ func (x *Listing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listing.ProtoReflect.Descriptor instead.
 func (*Listing) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{25}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Listing) GetListingId() int64 {
@@ -2653,7 +2741,7 @@ type PostListingRequest struct {
 
 func (x *PostListingRequest) Reset() {
 	*x = PostListingRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[26]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +2753,7 @@ func (x *PostListingRequest) String() string {
 func (*PostListingRequest) ProtoMessage() {}
 
 func (x *PostListingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[26]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +2766,7 @@ func (x *PostListingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostListingRequest.ProtoReflect.Descriptor instead.
 func (*PostListingRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{26}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PostListingRequest) GetClientOrderId() string {
@@ -2774,7 +2862,7 @@ type PostListingResponse struct {
 
 func (x *PostListingResponse) Reset() {
 	*x = PostListingResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[27]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +2874,7 @@ func (x *PostListingResponse) String() string {
 func (*PostListingResponse) ProtoMessage() {}
 
 func (x *PostListingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[27]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +2887,7 @@ func (x *PostListingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostListingResponse.ProtoReflect.Descriptor instead.
 func (*PostListingResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{27}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PostListingResponse) GetListing() *Listing {
@@ -2820,7 +2908,7 @@ type TakeListingRequest struct {
 
 func (x *TakeListingRequest) Reset() {
 	*x = TakeListingRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[28]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2832,7 +2920,7 @@ func (x *TakeListingRequest) String() string {
 func (*TakeListingRequest) ProtoMessage() {}
 
 func (x *TakeListingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[28]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2845,7 +2933,7 @@ func (x *TakeListingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeListingRequest.ProtoReflect.Descriptor instead.
 func (*TakeListingRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{28}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TakeListingRequest) GetClientOrderId() string {
@@ -2879,7 +2967,7 @@ type TakeListingResponse struct {
 
 func (x *TakeListingResponse) Reset() {
 	*x = TakeListingResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[29]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2891,7 +2979,7 @@ func (x *TakeListingResponse) String() string {
 func (*TakeListingResponse) ProtoMessage() {}
 
 func (x *TakeListingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[29]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2904,7 +2992,7 @@ func (x *TakeListingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeListingResponse.ProtoReflect.Descriptor instead.
 func (*TakeListingResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{29}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TakeListingResponse) GetListing() *Listing {
@@ -2931,7 +3019,7 @@ type WithdrawListingRequest struct {
 
 func (x *WithdrawListingRequest) Reset() {
 	*x = WithdrawListingRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[30]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2943,7 +3031,7 @@ func (x *WithdrawListingRequest) String() string {
 func (*WithdrawListingRequest) ProtoMessage() {}
 
 func (x *WithdrawListingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[30]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2956,7 +3044,7 @@ func (x *WithdrawListingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawListingRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawListingRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{30}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WithdrawListingRequest) GetIdempotencyKey() string {
@@ -2982,7 +3070,7 @@ type WithdrawListingResponse struct {
 
 func (x *WithdrawListingResponse) Reset() {
 	*x = WithdrawListingResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[31]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3082,7 @@ func (x *WithdrawListingResponse) String() string {
 func (*WithdrawListingResponse) ProtoMessage() {}
 
 func (x *WithdrawListingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[31]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3095,7 @@ func (x *WithdrawListingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawListingResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawListingResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{31}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WithdrawListingResponse) GetListing() *Listing {
@@ -3032,7 +3120,7 @@ type SearchListingsRequest struct {
 
 func (x *SearchListingsRequest) Reset() {
 	*x = SearchListingsRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[32]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3132,7 @@ func (x *SearchListingsRequest) String() string {
 func (*SearchListingsRequest) ProtoMessage() {}
 
 func (x *SearchListingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[32]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3145,7 @@ func (x *SearchListingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchListingsRequest.ProtoReflect.Descriptor instead.
 func (*SearchListingsRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{32}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SearchListingsRequest) GetSymbol() string {
@@ -3119,7 +3207,7 @@ type SearchListingsResponse struct {
 
 func (x *SearchListingsResponse) Reset() {
 	*x = SearchListingsResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[33]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3131,7 +3219,7 @@ func (x *SearchListingsResponse) String() string {
 func (*SearchListingsResponse) ProtoMessage() {}
 
 func (x *SearchListingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[33]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3144,7 +3232,7 @@ func (x *SearchListingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchListingsResponse.ProtoReflect.Descriptor instead.
 func (*SearchListingsResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{33}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SearchListingsResponse) GetListings() []*Listing {
@@ -3183,7 +3271,7 @@ type Auction struct {
 
 func (x *Auction) Reset() {
 	*x = Auction{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[34]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3195,7 +3283,7 @@ func (x *Auction) String() string {
 func (*Auction) ProtoMessage() {}
 
 func (x *Auction) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[34]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3208,7 +3296,7 @@ func (x *Auction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auction.ProtoReflect.Descriptor instead.
 func (*Auction) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{34}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Auction) GetAuctionId() int64 {
@@ -3312,7 +3400,7 @@ type StartAuctionRequest struct {
 
 func (x *StartAuctionRequest) Reset() {
 	*x = StartAuctionRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[35]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3412,7 @@ func (x *StartAuctionRequest) String() string {
 func (*StartAuctionRequest) ProtoMessage() {}
 
 func (x *StartAuctionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[35]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3425,7 @@ func (x *StartAuctionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAuctionRequest.ProtoReflect.Descriptor instead.
 func (*StartAuctionRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{35}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StartAuctionRequest) GetClientOrderId() string {
@@ -3412,7 +3500,7 @@ type StartAuctionResponse struct {
 
 func (x *StartAuctionResponse) Reset() {
 	*x = StartAuctionResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[36]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3424,7 +3512,7 @@ func (x *StartAuctionResponse) String() string {
 func (*StartAuctionResponse) ProtoMessage() {}
 
 func (x *StartAuctionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[36]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3437,7 +3525,7 @@ func (x *StartAuctionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAuctionResponse.ProtoReflect.Descriptor instead.
 func (*StartAuctionResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{36}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *StartAuctionResponse) GetAuction() *Auction {
@@ -3459,7 +3547,7 @@ type PlaceAuctionBidRequest struct {
 
 func (x *PlaceAuctionBidRequest) Reset() {
 	*x = PlaceAuctionBidRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[37]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3471,7 +3559,7 @@ func (x *PlaceAuctionBidRequest) String() string {
 func (*PlaceAuctionBidRequest) ProtoMessage() {}
 
 func (x *PlaceAuctionBidRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[37]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3484,7 +3572,7 @@ func (x *PlaceAuctionBidRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceAuctionBidRequest.ProtoReflect.Descriptor instead.
 func (*PlaceAuctionBidRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{37}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PlaceAuctionBidRequest) GetClientOrderId() string {
@@ -3524,7 +3612,7 @@ type PlaceAuctionBidResponse struct {
 
 func (x *PlaceAuctionBidResponse) Reset() {
 	*x = PlaceAuctionBidResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[38]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3536,7 +3624,7 @@ func (x *PlaceAuctionBidResponse) String() string {
 func (*PlaceAuctionBidResponse) ProtoMessage() {}
 
 func (x *PlaceAuctionBidResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[38]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3549,7 +3637,7 @@ func (x *PlaceAuctionBidResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceAuctionBidResponse.ProtoReflect.Descriptor instead.
 func (*PlaceAuctionBidResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{38}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PlaceAuctionBidResponse) GetAuction() *Auction {
@@ -3568,7 +3656,7 @@ type GetAuctionRequest struct {
 
 func (x *GetAuctionRequest) Reset() {
 	*x = GetAuctionRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[39]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3580,7 +3668,7 @@ func (x *GetAuctionRequest) String() string {
 func (*GetAuctionRequest) ProtoMessage() {}
 
 func (x *GetAuctionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[39]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3593,7 +3681,7 @@ func (x *GetAuctionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuctionRequest.ProtoReflect.Descriptor instead.
 func (*GetAuctionRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{39}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetAuctionRequest) GetAuctionId() int64 {
@@ -3612,7 +3700,7 @@ type GetAuctionResponse struct {
 
 func (x *GetAuctionResponse) Reset() {
 	*x = GetAuctionResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[40]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3624,7 +3712,7 @@ func (x *GetAuctionResponse) String() string {
 func (*GetAuctionResponse) ProtoMessage() {}
 
 func (x *GetAuctionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[40]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3637,7 +3725,7 @@ func (x *GetAuctionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuctionResponse.ProtoReflect.Descriptor instead.
 func (*GetAuctionResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{40}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetAuctionResponse) GetAuction() *Auction {
@@ -3659,7 +3747,7 @@ type CreditFundsRequest struct {
 
 func (x *CreditFundsRequest) Reset() {
 	*x = CreditFundsRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[41]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3671,7 +3759,7 @@ func (x *CreditFundsRequest) String() string {
 func (*CreditFundsRequest) ProtoMessage() {}
 
 func (x *CreditFundsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[41]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3684,7 +3772,7 @@ func (x *CreditFundsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditFundsRequest.ProtoReflect.Descriptor instead.
 func (*CreditFundsRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{41}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreditFundsRequest) GetIdempotencyKey() string {
@@ -3719,7 +3807,7 @@ type CreditFundsResponse struct {
 
 func (x *CreditFundsResponse) Reset() {
 	*x = CreditFundsResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[42]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3731,7 +3819,7 @@ func (x *CreditFundsResponse) String() string {
 func (*CreditFundsResponse) ProtoMessage() {}
 
 func (x *CreditFundsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[42]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3744,7 +3832,7 @@ func (x *CreditFundsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditFundsResponse.ProtoReflect.Descriptor instead.
 func (*CreditFundsResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{42}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CreditFundsResponse) GetSequence() int64 {
@@ -3772,7 +3860,7 @@ type DebitFundsRequest struct {
 
 func (x *DebitFundsRequest) Reset() {
 	*x = DebitFundsRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[43]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3784,7 +3872,7 @@ func (x *DebitFundsRequest) String() string {
 func (*DebitFundsRequest) ProtoMessage() {}
 
 func (x *DebitFundsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[43]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3797,7 +3885,7 @@ func (x *DebitFundsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DebitFundsRequest.ProtoReflect.Descriptor instead.
 func (*DebitFundsRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{43}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DebitFundsRequest) GetIdempotencyKey() string {
@@ -3831,7 +3919,7 @@ type DebitFundsResponse struct {
 
 func (x *DebitFundsResponse) Reset() {
 	*x = DebitFundsResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[44]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3843,7 +3931,7 @@ func (x *DebitFundsResponse) String() string {
 func (*DebitFundsResponse) ProtoMessage() {}
 
 func (x *DebitFundsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[44]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3856,7 +3944,7 @@ func (x *DebitFundsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DebitFundsResponse.ProtoReflect.Descriptor instead.
 func (*DebitFundsResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{44}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DebitFundsResponse) GetSequence() int64 {
@@ -3892,7 +3980,7 @@ type CreditPositionRequest struct {
 
 func (x *CreditPositionRequest) Reset() {
 	*x = CreditPositionRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[45]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3904,7 +3992,7 @@ func (x *CreditPositionRequest) String() string {
 func (*CreditPositionRequest) ProtoMessage() {}
 
 func (x *CreditPositionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[45]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3917,7 +4005,7 @@ func (x *CreditPositionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditPositionRequest.ProtoReflect.Descriptor instead.
 func (*CreditPositionRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{45}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreditPositionRequest) GetIdempotencyKey() string {
@@ -3965,7 +4053,7 @@ type CreditPositionResponse struct {
 
 func (x *CreditPositionResponse) Reset() {
 	*x = CreditPositionResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[46]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3977,7 +4065,7 @@ func (x *CreditPositionResponse) String() string {
 func (*CreditPositionResponse) ProtoMessage() {}
 
 func (x *CreditPositionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[46]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3990,7 +4078,7 @@ func (x *CreditPositionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditPositionResponse.ProtoReflect.Descriptor instead.
 func (*CreditPositionResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{46}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreditPositionResponse) GetSequence() int64 {
@@ -4020,7 +4108,7 @@ type DebitPositionRequest struct {
 
 func (x *DebitPositionRequest) Reset() {
 	*x = DebitPositionRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[47]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4032,7 +4120,7 @@ func (x *DebitPositionRequest) String() string {
 func (*DebitPositionRequest) ProtoMessage() {}
 
 func (x *DebitPositionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[47]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4045,7 +4133,7 @@ func (x *DebitPositionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DebitPositionRequest.ProtoReflect.Descriptor instead.
 func (*DebitPositionRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{47}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DebitPositionRequest) GetIdempotencyKey() string {
@@ -4079,7 +4167,7 @@ type DebitPositionResponse struct {
 
 func (x *DebitPositionResponse) Reset() {
 	*x = DebitPositionResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[48]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4091,7 +4179,7 @@ func (x *DebitPositionResponse) String() string {
 func (*DebitPositionResponse) ProtoMessage() {}
 
 func (x *DebitPositionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[48]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4104,7 +4192,7 @@ func (x *DebitPositionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DebitPositionResponse.ProtoReflect.Descriptor instead.
 func (*DebitPositionResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{48}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DebitPositionResponse) GetSequence() int64 {
@@ -4133,7 +4221,7 @@ type SetInstrumentPhaseRequest struct {
 
 func (x *SetInstrumentPhaseRequest) Reset() {
 	*x = SetInstrumentPhaseRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[49]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4145,7 +4233,7 @@ func (x *SetInstrumentPhaseRequest) String() string {
 func (*SetInstrumentPhaseRequest) ProtoMessage() {}
 
 func (x *SetInstrumentPhaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[49]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4158,7 +4246,7 @@ func (x *SetInstrumentPhaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetInstrumentPhaseRequest.ProtoReflect.Descriptor instead.
 func (*SetInstrumentPhaseRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{49}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetInstrumentPhaseRequest) GetIdempotencyKey() string {
@@ -4199,7 +4287,7 @@ type SetInstrumentPhaseResponse struct {
 
 func (x *SetInstrumentPhaseResponse) Reset() {
 	*x = SetInstrumentPhaseResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[50]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4211,7 +4299,7 @@ func (x *SetInstrumentPhaseResponse) String() string {
 func (*SetInstrumentPhaseResponse) ProtoMessage() {}
 
 func (x *SetInstrumentPhaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[50]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4224,7 +4312,7 @@ func (x *SetInstrumentPhaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetInstrumentPhaseResponse.ProtoReflect.Descriptor instead.
 func (*SetInstrumentPhaseResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{50}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SetInstrumentPhaseResponse) GetPhase() InstrumentPhase {
@@ -4251,7 +4339,7 @@ type SubscribeEventsRequest struct {
 
 func (x *SubscribeEventsRequest) Reset() {
 	*x = SubscribeEventsRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[51]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4263,7 +4351,7 @@ func (x *SubscribeEventsRequest) String() string {
 func (*SubscribeEventsRequest) ProtoMessage() {}
 
 func (x *SubscribeEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[51]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4276,7 +4364,7 @@ func (x *SubscribeEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeEventsRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeEventsRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{51}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SubscribeEventsRequest) GetFromSequence() int64 {
@@ -4305,7 +4393,7 @@ type SubscribeEventsResponse struct {
 
 func (x *SubscribeEventsResponse) Reset() {
 	*x = SubscribeEventsResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[52]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4317,7 +4405,7 @@ func (x *SubscribeEventsResponse) String() string {
 func (*SubscribeEventsResponse) ProtoMessage() {}
 
 func (x *SubscribeEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[52]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4330,7 +4418,7 @@ func (x *SubscribeEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeEventsResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeEventsResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{52}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *SubscribeEventsResponse) GetSequence() int64 {
@@ -4467,7 +4555,7 @@ type TradeEvent struct {
 
 func (x *TradeEvent) Reset() {
 	*x = TradeEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[53]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4479,7 +4567,7 @@ func (x *TradeEvent) String() string {
 func (*TradeEvent) ProtoMessage() {}
 
 func (x *TradeEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[53]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4492,7 +4580,7 @@ func (x *TradeEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TradeEvent.ProtoReflect.Descriptor instead.
 func (*TradeEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{53}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *TradeEvent) GetTradeId() int64 {
@@ -4631,7 +4719,7 @@ type FxConversion struct {
 
 func (x *FxConversion) Reset() {
 	*x = FxConversion{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4643,7 +4731,7 @@ func (x *FxConversion) String() string {
 func (*FxConversion) ProtoMessage() {}
 
 func (x *FxConversion) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[54]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4656,7 +4744,7 @@ func (x *FxConversion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FxConversion.ProtoReflect.Descriptor instead.
 func (*FxConversion) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{54}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *FxConversion) GetAmount() *v1.Money {
@@ -4705,7 +4793,7 @@ type ReceiptAllocation struct {
 
 func (x *ReceiptAllocation) Reset() {
 	*x = ReceiptAllocation{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4717,7 +4805,7 @@ func (x *ReceiptAllocation) String() string {
 func (*ReceiptAllocation) ProtoMessage() {}
 
 func (x *ReceiptAllocation) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[55]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4730,7 +4818,7 @@ func (x *ReceiptAllocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptAllocation.ProtoReflect.Descriptor instead.
 func (*ReceiptAllocation) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{55}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ReceiptAllocation) GetReceiptNumber() string {
@@ -4759,7 +4847,7 @@ type FundsEvent struct {
 
 func (x *FundsEvent) Reset() {
 	*x = FundsEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4771,7 +4859,7 @@ func (x *FundsEvent) String() string {
 func (*FundsEvent) ProtoMessage() {}
 
 func (x *FundsEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[56]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4784,7 +4872,7 @@ func (x *FundsEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundsEvent.ProtoReflect.Descriptor instead.
 func (*FundsEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{56}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *FundsEvent) GetIdempotencyKey() string {
@@ -4822,7 +4910,7 @@ type PositionEvent struct {
 
 func (x *PositionEvent) Reset() {
 	*x = PositionEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4834,7 +4922,7 @@ func (x *PositionEvent) String() string {
 func (*PositionEvent) ProtoMessage() {}
 
 func (x *PositionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[57]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4847,7 +4935,7 @@ func (x *PositionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionEvent.ProtoReflect.Descriptor instead.
 func (*PositionEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{57}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PositionEvent) GetIdempotencyKey() string {
@@ -4894,7 +4982,7 @@ type OrderEvent struct {
 
 func (x *OrderEvent) Reset() {
 	*x = OrderEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4906,7 +4994,7 @@ func (x *OrderEvent) String() string {
 func (*OrderEvent) ProtoMessage() {}
 
 func (x *OrderEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[58]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4919,7 +5007,7 @@ func (x *OrderEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderEvent.ProtoReflect.Descriptor instead.
 func (*OrderEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{58}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *OrderEvent) GetOrder() *Order {
@@ -4939,7 +5027,7 @@ type PhaseEvent struct {
 
 func (x *PhaseEvent) Reset() {
 	*x = PhaseEvent{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4951,7 +5039,7 @@ func (x *PhaseEvent) String() string {
 func (*PhaseEvent) ProtoMessage() {}
 
 func (x *PhaseEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[59]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4964,7 +5052,7 @@ func (x *PhaseEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhaseEvent.ProtoReflect.Descriptor instead.
 func (*PhaseEvent) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{59}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *PhaseEvent) GetSymbol() string {
@@ -4993,7 +5081,7 @@ type SetFeeScheduleRequest struct {
 
 func (x *SetFeeScheduleRequest) Reset() {
 	*x = SetFeeScheduleRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5005,7 +5093,7 @@ func (x *SetFeeScheduleRequest) String() string {
 func (*SetFeeScheduleRequest) ProtoMessage() {}
 
 func (x *SetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[60]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5018,7 +5106,7 @@ func (x *SetFeeScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFeeScheduleRequest.ProtoReflect.Descriptor instead.
 func (*SetFeeScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{60}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SetFeeScheduleRequest) GetIdempotencyKey() string {
@@ -5058,7 +5146,7 @@ type SetFeeScheduleResponse struct {
 
 func (x *SetFeeScheduleResponse) Reset() {
 	*x = SetFeeScheduleResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[61]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5070,7 +5158,7 @@ func (x *SetFeeScheduleResponse) String() string {
 func (*SetFeeScheduleResponse) ProtoMessage() {}
 
 func (x *SetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[61]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5083,7 +5171,7 @@ func (x *SetFeeScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFeeScheduleResponse.ProtoReflect.Descriptor instead.
 func (*SetFeeScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{61}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SetFeeScheduleResponse) GetSequence() int64 {
@@ -5112,7 +5200,7 @@ type SetFxRateRequest struct {
 
 func (x *SetFxRateRequest) Reset() {
 	*x = SetFxRateRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[62]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5124,7 +5212,7 @@ func (x *SetFxRateRequest) String() string {
 func (*SetFxRateRequest) ProtoMessage() {}
 
 func (x *SetFxRateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[62]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5137,7 +5225,7 @@ func (x *SetFxRateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFxRateRequest.ProtoReflect.Descriptor instead.
 func (*SetFxRateRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{62}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SetFxRateRequest) GetRateId() string {
@@ -5199,7 +5287,7 @@ type SetFxRateResponse struct {
 
 func (x *SetFxRateResponse) Reset() {
 	*x = SetFxRateResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[63]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5211,7 +5299,7 @@ func (x *SetFxRateResponse) String() string {
 func (*SetFxRateResponse) ProtoMessage() {}
 
 func (x *SetFxRateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[63]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5224,7 +5312,7 @@ func (x *SetFxRateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFxRateResponse.ProtoReflect.Descriptor instead.
 func (*SetFxRateResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{63}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SetFxRateResponse) GetSequence() int64 {
@@ -5258,7 +5346,7 @@ type SetFundingCurrencyRequest struct {
 
 func (x *SetFundingCurrencyRequest) Reset() {
 	*x = SetFundingCurrencyRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[64]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5270,7 +5358,7 @@ func (x *SetFundingCurrencyRequest) String() string {
 func (*SetFundingCurrencyRequest) ProtoMessage() {}
 
 func (x *SetFundingCurrencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[64]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5283,7 +5371,7 @@ func (x *SetFundingCurrencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFundingCurrencyRequest.ProtoReflect.Descriptor instead.
 func (*SetFundingCurrencyRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{64}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SetFundingCurrencyRequest) GetIdempotencyKey() string {
@@ -5331,7 +5419,7 @@ type SetFundingCurrencyResponse struct {
 
 func (x *SetFundingCurrencyResponse) Reset() {
 	*x = SetFundingCurrencyResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[65]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5343,7 +5431,7 @@ func (x *SetFundingCurrencyResponse) String() string {
 func (*SetFundingCurrencyResponse) ProtoMessage() {}
 
 func (x *SetFundingCurrencyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[65]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5356,7 +5444,7 @@ func (x *SetFundingCurrencyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFundingCurrencyResponse.ProtoReflect.Descriptor instead.
 func (*SetFundingCurrencyResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{65}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SetFundingCurrencyResponse) GetSequence() int64 {
@@ -5381,7 +5469,7 @@ type TakeSnapshotRequest struct {
 
 func (x *TakeSnapshotRequest) Reset() {
 	*x = TakeSnapshotRequest{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[66]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5393,7 +5481,7 @@ func (x *TakeSnapshotRequest) String() string {
 func (*TakeSnapshotRequest) ProtoMessage() {}
 
 func (x *TakeSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[66]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5406,7 +5494,7 @@ func (x *TakeSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*TakeSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{66}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{68}
 }
 
 type TakeSnapshotResponse struct {
@@ -5420,7 +5508,7 @@ type TakeSnapshotResponse struct {
 
 func (x *TakeSnapshotResponse) Reset() {
 	*x = TakeSnapshotResponse{}
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[67]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5432,7 +5520,7 @@ func (x *TakeSnapshotResponse) String() string {
 func (*TakeSnapshotResponse) ProtoMessage() {}
 
 func (x *TakeSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bcx_trading_v1_trading_proto_msgTypes[67]
+	mi := &file_bcx_trading_v1_trading_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5445,7 +5533,7 @@ func (x *TakeSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*TakeSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{67}
+	return file_bcx_trading_v1_trading_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *TakeSnapshotResponse) GetSequence() int64 {
@@ -5569,7 +5657,11 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\vmass_cancel\x18\x05 \x01(\v2\".bcx.trading.v1.MassCancelResponseH\x00R\n" +
 	"massCancel\x124\n" +
 	"\x05error\x18\x06 \x01(\v2\x1c.bcx.trading.v1.CommandErrorH\x00R\x05errorB\b\n" +
-	"\x06result\"\x88\x01\n" +
+	"\x06result\"W\n" +
+	"\x16OrderEntryBatchRequest\x12=\n" +
+	"\brequests\x18\x01 \x03(\v2!.bcx.trading.v1.OrderEntryRequestR\brequests\"[\n" +
+	"\x17OrderEntryBatchResponse\x12@\n" +
+	"\tresponses\x18\x01 \x03(\v2\".bcx.trading.v1.OrderEntryResponseR\tresponses\"\x88\x01\n" +
 	"\fCommandError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x124\n" +
@@ -5927,7 +6019,7 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\x17INSTRUMENT_PHASE_CLOSED\x10\x01\x12\x1d\n" +
 	"\x19INSTRUMENT_PHASE_PRE_OPEN\x10\x02\x12\x1f\n" +
 	"\x1bINSTRUMENT_PHASE_CONTINUOUS\x10\x03\x12\x1b\n" +
-	"\x17INSTRUMENT_PHASE_HALTED\x10\x042\x95\f\n" +
+	"\x17INSTRUMENT_PHASE_HALTED\x10\x042\xfd\f\n" +
 	"\x0eTradingService\x12S\n" +
 	"\n" +
 	"PlaceOrder\x12!.bcx.trading.v1.PlaceOrderRequest\x1a\".bcx.trading.v1.PlaceOrderResponse\x12V\n" +
@@ -5936,7 +6028,8 @@ const file_bcx_trading_v1_trading_proto_rawDesc = "" +
 	"\n" +
 	"MassCancel\x12!.bcx.trading.v1.MassCancelRequest\x1a\".bcx.trading.v1.MassCancelResponse\x12W\n" +
 	"\n" +
-	"OrderEntry\x12!.bcx.trading.v1.OrderEntryRequest\x1a\".bcx.trading.v1.OrderEntryResponse(\x010\x01\x12M\n" +
+	"OrderEntry\x12!.bcx.trading.v1.OrderEntryRequest\x1a\".bcx.trading.v1.OrderEntryResponse(\x010\x01\x12f\n" +
+	"\x0fOrderEntryBatch\x12&.bcx.trading.v1.OrderEntryBatchRequest\x1a'.bcx.trading.v1.OrderEntryBatchResponse(\x010\x01\x12M\n" +
 	"\bGetOrder\x12\x1f.bcx.trading.v1.GetOrderRequest\x1a .bcx.trading.v1.GetOrderResponse\x12S\n" +
 	"\n" +
 	"ListOrders\x12!.bcx.trading.v1.ListOrdersRequest\x1a\".bcx.trading.v1.ListOrdersResponse\x12_\n" +
@@ -5978,7 +6071,7 @@ func file_bcx_trading_v1_trading_proto_rawDescGZIP() []byte {
 }
 
 var file_bcx_trading_v1_trading_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_bcx_trading_v1_trading_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_bcx_trading_v1_trading_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_bcx_trading_v1_trading_proto_goTypes = []any{
 	(OrderType)(0),                     // 0: bcx.trading.v1.OrderType
 	(TimeInForce)(0),                   // 1: bcx.trading.v1.TimeInForce
@@ -6000,93 +6093,95 @@ var file_bcx_trading_v1_trading_proto_goTypes = []any{
 	(*MassCancelResponse)(nil),         // 17: bcx.trading.v1.MassCancelResponse
 	(*OrderEntryRequest)(nil),          // 18: bcx.trading.v1.OrderEntryRequest
 	(*OrderEntryResponse)(nil),         // 19: bcx.trading.v1.OrderEntryResponse
-	(*CommandError)(nil),               // 20: bcx.trading.v1.CommandError
-	(*GetOrderRequest)(nil),            // 21: bcx.trading.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),           // 22: bcx.trading.v1.GetOrderResponse
-	(*ListOrdersRequest)(nil),          // 23: bcx.trading.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),         // 24: bcx.trading.v1.ListOrdersResponse
-	(*ListExecutionsRequest)(nil),      // 25: bcx.trading.v1.ListExecutionsRequest
-	(*ListExecutionsResponse)(nil),     // 26: bcx.trading.v1.ListExecutionsResponse
-	(*StreamExecutionsRequest)(nil),    // 27: bcx.trading.v1.StreamExecutionsRequest
-	(*StreamExecutionsResponse)(nil),   // 28: bcx.trading.v1.StreamExecutionsResponse
-	(*GetBalancesRequest)(nil),         // 29: bcx.trading.v1.GetBalancesRequest
-	(*FundsBalance)(nil),               // 30: bcx.trading.v1.FundsBalance
-	(*PositionBalance)(nil),            // 31: bcx.trading.v1.PositionBalance
-	(*GetBalancesResponse)(nil),        // 32: bcx.trading.v1.GetBalancesResponse
-	(*Listing)(nil),                    // 33: bcx.trading.v1.Listing
-	(*PostListingRequest)(nil),         // 34: bcx.trading.v1.PostListingRequest
-	(*PostListingResponse)(nil),        // 35: bcx.trading.v1.PostListingResponse
-	(*TakeListingRequest)(nil),         // 36: bcx.trading.v1.TakeListingRequest
-	(*TakeListingResponse)(nil),        // 37: bcx.trading.v1.TakeListingResponse
-	(*WithdrawListingRequest)(nil),     // 38: bcx.trading.v1.WithdrawListingRequest
-	(*WithdrawListingResponse)(nil),    // 39: bcx.trading.v1.WithdrawListingResponse
-	(*SearchListingsRequest)(nil),      // 40: bcx.trading.v1.SearchListingsRequest
-	(*SearchListingsResponse)(nil),     // 41: bcx.trading.v1.SearchListingsResponse
-	(*Auction)(nil),                    // 42: bcx.trading.v1.Auction
-	(*StartAuctionRequest)(nil),        // 43: bcx.trading.v1.StartAuctionRequest
-	(*StartAuctionResponse)(nil),       // 44: bcx.trading.v1.StartAuctionResponse
-	(*PlaceAuctionBidRequest)(nil),     // 45: bcx.trading.v1.PlaceAuctionBidRequest
-	(*PlaceAuctionBidResponse)(nil),    // 46: bcx.trading.v1.PlaceAuctionBidResponse
-	(*GetAuctionRequest)(nil),          // 47: bcx.trading.v1.GetAuctionRequest
-	(*GetAuctionResponse)(nil),         // 48: bcx.trading.v1.GetAuctionResponse
-	(*CreditFundsRequest)(nil),         // 49: bcx.trading.v1.CreditFundsRequest
-	(*CreditFundsResponse)(nil),        // 50: bcx.trading.v1.CreditFundsResponse
-	(*DebitFundsRequest)(nil),          // 51: bcx.trading.v1.DebitFundsRequest
-	(*DebitFundsResponse)(nil),         // 52: bcx.trading.v1.DebitFundsResponse
-	(*CreditPositionRequest)(nil),      // 53: bcx.trading.v1.CreditPositionRequest
-	(*CreditPositionResponse)(nil),     // 54: bcx.trading.v1.CreditPositionResponse
-	(*DebitPositionRequest)(nil),       // 55: bcx.trading.v1.DebitPositionRequest
-	(*DebitPositionResponse)(nil),      // 56: bcx.trading.v1.DebitPositionResponse
-	(*SetInstrumentPhaseRequest)(nil),  // 57: bcx.trading.v1.SetInstrumentPhaseRequest
-	(*SetInstrumentPhaseResponse)(nil), // 58: bcx.trading.v1.SetInstrumentPhaseResponse
-	(*SubscribeEventsRequest)(nil),     // 59: bcx.trading.v1.SubscribeEventsRequest
-	(*SubscribeEventsResponse)(nil),    // 60: bcx.trading.v1.SubscribeEventsResponse
-	(*TradeEvent)(nil),                 // 61: bcx.trading.v1.TradeEvent
-	(*FxConversion)(nil),               // 62: bcx.trading.v1.FxConversion
-	(*ReceiptAllocation)(nil),          // 63: bcx.trading.v1.ReceiptAllocation
-	(*FundsEvent)(nil),                 // 64: bcx.trading.v1.FundsEvent
-	(*PositionEvent)(nil),              // 65: bcx.trading.v1.PositionEvent
-	(*OrderEvent)(nil),                 // 66: bcx.trading.v1.OrderEvent
-	(*PhaseEvent)(nil),                 // 67: bcx.trading.v1.PhaseEvent
-	(*SetFeeScheduleRequest)(nil),      // 68: bcx.trading.v1.SetFeeScheduleRequest
-	(*SetFeeScheduleResponse)(nil),     // 69: bcx.trading.v1.SetFeeScheduleResponse
-	(*SetFxRateRequest)(nil),           // 70: bcx.trading.v1.SetFxRateRequest
-	(*SetFxRateResponse)(nil),          // 71: bcx.trading.v1.SetFxRateResponse
-	(*SetFundingCurrencyRequest)(nil),  // 72: bcx.trading.v1.SetFundingCurrencyRequest
-	(*SetFundingCurrencyResponse)(nil), // 73: bcx.trading.v1.SetFundingCurrencyResponse
-	(*TakeSnapshotRequest)(nil),        // 74: bcx.trading.v1.TakeSnapshotRequest
-	(*TakeSnapshotResponse)(nil),       // 75: bcx.trading.v1.TakeSnapshotResponse
-	(v1.Side)(0),                       // 76: bcx.type.v1.Side
-	(*v1.Money)(nil),                   // 77: bcx.type.v1.Money
-	(*timestamppb.Timestamp)(nil),      // 78: google.protobuf.Timestamp
-	(*v1.FeeRule)(nil),                 // 79: bcx.type.v1.FeeRule
+	(*OrderEntryBatchRequest)(nil),     // 20: bcx.trading.v1.OrderEntryBatchRequest
+	(*OrderEntryBatchResponse)(nil),    // 21: bcx.trading.v1.OrderEntryBatchResponse
+	(*CommandError)(nil),               // 22: bcx.trading.v1.CommandError
+	(*GetOrderRequest)(nil),            // 23: bcx.trading.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),           // 24: bcx.trading.v1.GetOrderResponse
+	(*ListOrdersRequest)(nil),          // 25: bcx.trading.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),         // 26: bcx.trading.v1.ListOrdersResponse
+	(*ListExecutionsRequest)(nil),      // 27: bcx.trading.v1.ListExecutionsRequest
+	(*ListExecutionsResponse)(nil),     // 28: bcx.trading.v1.ListExecutionsResponse
+	(*StreamExecutionsRequest)(nil),    // 29: bcx.trading.v1.StreamExecutionsRequest
+	(*StreamExecutionsResponse)(nil),   // 30: bcx.trading.v1.StreamExecutionsResponse
+	(*GetBalancesRequest)(nil),         // 31: bcx.trading.v1.GetBalancesRequest
+	(*FundsBalance)(nil),               // 32: bcx.trading.v1.FundsBalance
+	(*PositionBalance)(nil),            // 33: bcx.trading.v1.PositionBalance
+	(*GetBalancesResponse)(nil),        // 34: bcx.trading.v1.GetBalancesResponse
+	(*Listing)(nil),                    // 35: bcx.trading.v1.Listing
+	(*PostListingRequest)(nil),         // 36: bcx.trading.v1.PostListingRequest
+	(*PostListingResponse)(nil),        // 37: bcx.trading.v1.PostListingResponse
+	(*TakeListingRequest)(nil),         // 38: bcx.trading.v1.TakeListingRequest
+	(*TakeListingResponse)(nil),        // 39: bcx.trading.v1.TakeListingResponse
+	(*WithdrawListingRequest)(nil),     // 40: bcx.trading.v1.WithdrawListingRequest
+	(*WithdrawListingResponse)(nil),    // 41: bcx.trading.v1.WithdrawListingResponse
+	(*SearchListingsRequest)(nil),      // 42: bcx.trading.v1.SearchListingsRequest
+	(*SearchListingsResponse)(nil),     // 43: bcx.trading.v1.SearchListingsResponse
+	(*Auction)(nil),                    // 44: bcx.trading.v1.Auction
+	(*StartAuctionRequest)(nil),        // 45: bcx.trading.v1.StartAuctionRequest
+	(*StartAuctionResponse)(nil),       // 46: bcx.trading.v1.StartAuctionResponse
+	(*PlaceAuctionBidRequest)(nil),     // 47: bcx.trading.v1.PlaceAuctionBidRequest
+	(*PlaceAuctionBidResponse)(nil),    // 48: bcx.trading.v1.PlaceAuctionBidResponse
+	(*GetAuctionRequest)(nil),          // 49: bcx.trading.v1.GetAuctionRequest
+	(*GetAuctionResponse)(nil),         // 50: bcx.trading.v1.GetAuctionResponse
+	(*CreditFundsRequest)(nil),         // 51: bcx.trading.v1.CreditFundsRequest
+	(*CreditFundsResponse)(nil),        // 52: bcx.trading.v1.CreditFundsResponse
+	(*DebitFundsRequest)(nil),          // 53: bcx.trading.v1.DebitFundsRequest
+	(*DebitFundsResponse)(nil),         // 54: bcx.trading.v1.DebitFundsResponse
+	(*CreditPositionRequest)(nil),      // 55: bcx.trading.v1.CreditPositionRequest
+	(*CreditPositionResponse)(nil),     // 56: bcx.trading.v1.CreditPositionResponse
+	(*DebitPositionRequest)(nil),       // 57: bcx.trading.v1.DebitPositionRequest
+	(*DebitPositionResponse)(nil),      // 58: bcx.trading.v1.DebitPositionResponse
+	(*SetInstrumentPhaseRequest)(nil),  // 59: bcx.trading.v1.SetInstrumentPhaseRequest
+	(*SetInstrumentPhaseResponse)(nil), // 60: bcx.trading.v1.SetInstrumentPhaseResponse
+	(*SubscribeEventsRequest)(nil),     // 61: bcx.trading.v1.SubscribeEventsRequest
+	(*SubscribeEventsResponse)(nil),    // 62: bcx.trading.v1.SubscribeEventsResponse
+	(*TradeEvent)(nil),                 // 63: bcx.trading.v1.TradeEvent
+	(*FxConversion)(nil),               // 64: bcx.trading.v1.FxConversion
+	(*ReceiptAllocation)(nil),          // 65: bcx.trading.v1.ReceiptAllocation
+	(*FundsEvent)(nil),                 // 66: bcx.trading.v1.FundsEvent
+	(*PositionEvent)(nil),              // 67: bcx.trading.v1.PositionEvent
+	(*OrderEvent)(nil),                 // 68: bcx.trading.v1.OrderEvent
+	(*PhaseEvent)(nil),                 // 69: bcx.trading.v1.PhaseEvent
+	(*SetFeeScheduleRequest)(nil),      // 70: bcx.trading.v1.SetFeeScheduleRequest
+	(*SetFeeScheduleResponse)(nil),     // 71: bcx.trading.v1.SetFeeScheduleResponse
+	(*SetFxRateRequest)(nil),           // 72: bcx.trading.v1.SetFxRateRequest
+	(*SetFxRateResponse)(nil),          // 73: bcx.trading.v1.SetFxRateResponse
+	(*SetFundingCurrencyRequest)(nil),  // 74: bcx.trading.v1.SetFundingCurrencyRequest
+	(*SetFundingCurrencyResponse)(nil), // 75: bcx.trading.v1.SetFundingCurrencyResponse
+	(*TakeSnapshotRequest)(nil),        // 76: bcx.trading.v1.TakeSnapshotRequest
+	(*TakeSnapshotResponse)(nil),       // 77: bcx.trading.v1.TakeSnapshotResponse
+	(v1.Side)(0),                       // 78: bcx.type.v1.Side
+	(*v1.Money)(nil),                   // 79: bcx.type.v1.Money
+	(*timestamppb.Timestamp)(nil),      // 80: google.protobuf.Timestamp
+	(*v1.FeeRule)(nil),                 // 81: bcx.type.v1.FeeRule
 }
 var file_bcx_trading_v1_trading_proto_depIdxs = []int32{
-	76,  // 0: bcx.trading.v1.Order.side:type_name -> bcx.type.v1.Side
+	78,  // 0: bcx.trading.v1.Order.side:type_name -> bcx.type.v1.Side
 	0,   // 1: bcx.trading.v1.Order.order_type:type_name -> bcx.trading.v1.OrderType
 	1,   // 2: bcx.trading.v1.Order.time_in_force:type_name -> bcx.trading.v1.TimeInForce
-	77,  // 3: bcx.trading.v1.Order.price:type_name -> bcx.type.v1.Money
+	79,  // 3: bcx.trading.v1.Order.price:type_name -> bcx.type.v1.Money
 	2,   // 4: bcx.trading.v1.Order.self_trade_prevention:type_name -> bcx.trading.v1.SelfTradePrevention
 	3,   // 5: bcx.trading.v1.Order.status:type_name -> bcx.trading.v1.OrderStatus
 	4,   // 6: bcx.trading.v1.Order.reject_reason:type_name -> bcx.trading.v1.RejectReason
-	77,  // 7: bcx.trading.v1.Order.average_price:type_name -> bcx.type.v1.Money
-	78,  // 8: bcx.trading.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	78,  // 9: bcx.trading.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	76,  // 10: bcx.trading.v1.Execution.side:type_name -> bcx.type.v1.Side
-	77,  // 11: bcx.trading.v1.Execution.price:type_name -> bcx.type.v1.Money
-	77,  // 12: bcx.trading.v1.Execution.fee:type_name -> bcx.type.v1.Money
-	78,  // 13: bcx.trading.v1.Execution.executed_at:type_name -> google.protobuf.Timestamp
-	62,  // 14: bcx.trading.v1.Execution.fx:type_name -> bcx.trading.v1.FxConversion
-	76,  // 15: bcx.trading.v1.PlaceOrderRequest.side:type_name -> bcx.type.v1.Side
+	79,  // 7: bcx.trading.v1.Order.average_price:type_name -> bcx.type.v1.Money
+	80,  // 8: bcx.trading.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	80,  // 9: bcx.trading.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	78,  // 10: bcx.trading.v1.Execution.side:type_name -> bcx.type.v1.Side
+	79,  // 11: bcx.trading.v1.Execution.price:type_name -> bcx.type.v1.Money
+	79,  // 12: bcx.trading.v1.Execution.fee:type_name -> bcx.type.v1.Money
+	80,  // 13: bcx.trading.v1.Execution.executed_at:type_name -> google.protobuf.Timestamp
+	64,  // 14: bcx.trading.v1.Execution.fx:type_name -> bcx.trading.v1.FxConversion
+	78,  // 15: bcx.trading.v1.PlaceOrderRequest.side:type_name -> bcx.type.v1.Side
 	0,   // 16: bcx.trading.v1.PlaceOrderRequest.order_type:type_name -> bcx.trading.v1.OrderType
 	1,   // 17: bcx.trading.v1.PlaceOrderRequest.time_in_force:type_name -> bcx.trading.v1.TimeInForce
-	77,  // 18: bcx.trading.v1.PlaceOrderRequest.price:type_name -> bcx.type.v1.Money
+	79,  // 18: bcx.trading.v1.PlaceOrderRequest.price:type_name -> bcx.type.v1.Money
 	2,   // 19: bcx.trading.v1.PlaceOrderRequest.self_trade_prevention:type_name -> bcx.trading.v1.SelfTradePrevention
-	77,  // 20: bcx.trading.v1.PlaceOrderRequest.protection_price:type_name -> bcx.type.v1.Money
+	79,  // 20: bcx.trading.v1.PlaceOrderRequest.protection_price:type_name -> bcx.type.v1.Money
 	8,   // 21: bcx.trading.v1.PlaceOrderResponse.order:type_name -> bcx.trading.v1.Order
 	9,   // 22: bcx.trading.v1.PlaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
 	8,   // 23: bcx.trading.v1.CancelOrderResponse.order:type_name -> bcx.trading.v1.Order
-	77,  // 24: bcx.trading.v1.ReplaceOrderRequest.price:type_name -> bcx.type.v1.Money
+	79,  // 24: bcx.trading.v1.ReplaceOrderRequest.price:type_name -> bcx.type.v1.Money
 	8,   // 25: bcx.trading.v1.ReplaceOrderResponse.order:type_name -> bcx.trading.v1.Order
 	9,   // 26: bcx.trading.v1.ReplaceOrderResponse.executions:type_name -> bcx.trading.v1.Execution
 	10,  // 27: bcx.trading.v1.OrderEntryRequest.place:type_name -> bcx.trading.v1.PlaceOrderRequest
@@ -6097,127 +6192,131 @@ var file_bcx_trading_v1_trading_proto_depIdxs = []int32{
 	13,  // 32: bcx.trading.v1.OrderEntryResponse.cancel:type_name -> bcx.trading.v1.CancelOrderResponse
 	15,  // 33: bcx.trading.v1.OrderEntryResponse.replace:type_name -> bcx.trading.v1.ReplaceOrderResponse
 	17,  // 34: bcx.trading.v1.OrderEntryResponse.mass_cancel:type_name -> bcx.trading.v1.MassCancelResponse
-	20,  // 35: bcx.trading.v1.OrderEntryResponse.error:type_name -> bcx.trading.v1.CommandError
-	4,   // 36: bcx.trading.v1.CommandError.reason:type_name -> bcx.trading.v1.RejectReason
-	8,   // 37: bcx.trading.v1.GetOrderResponse.order:type_name -> bcx.trading.v1.Order
-	8,   // 38: bcx.trading.v1.ListOrdersResponse.orders:type_name -> bcx.trading.v1.Order
-	9,   // 39: bcx.trading.v1.ListExecutionsResponse.executions:type_name -> bcx.trading.v1.Execution
-	9,   // 40: bcx.trading.v1.StreamExecutionsResponse.execution:type_name -> bcx.trading.v1.Execution
-	8,   // 41: bcx.trading.v1.StreamExecutionsResponse.order:type_name -> bcx.trading.v1.Order
-	30,  // 42: bcx.trading.v1.GetBalancesResponse.funds:type_name -> bcx.trading.v1.FundsBalance
-	31,  // 43: bcx.trading.v1.GetBalancesResponse.positions:type_name -> bcx.trading.v1.PositionBalance
-	76,  // 44: bcx.trading.v1.Listing.side:type_name -> bcx.type.v1.Side
-	77,  // 45: bcx.trading.v1.Listing.price:type_name -> bcx.type.v1.Money
-	5,   // 46: bcx.trading.v1.Listing.status:type_name -> bcx.trading.v1.ListingStatus
-	78,  // 47: bcx.trading.v1.Listing.expires_at:type_name -> google.protobuf.Timestamp
-	76,  // 48: bcx.trading.v1.PostListingRequest.side:type_name -> bcx.type.v1.Side
-	77,  // 49: bcx.trading.v1.PostListingRequest.price:type_name -> bcx.type.v1.Money
-	78,  // 50: bcx.trading.v1.PostListingRequest.expires_at:type_name -> google.protobuf.Timestamp
-	33,  // 51: bcx.trading.v1.PostListingResponse.listing:type_name -> bcx.trading.v1.Listing
-	33,  // 52: bcx.trading.v1.TakeListingResponse.listing:type_name -> bcx.trading.v1.Listing
-	9,   // 53: bcx.trading.v1.TakeListingResponse.executions:type_name -> bcx.trading.v1.Execution
-	33,  // 54: bcx.trading.v1.WithdrawListingResponse.listing:type_name -> bcx.trading.v1.Listing
-	76,  // 55: bcx.trading.v1.SearchListingsRequest.side:type_name -> bcx.type.v1.Side
-	33,  // 56: bcx.trading.v1.SearchListingsResponse.listings:type_name -> bcx.trading.v1.Listing
-	77,  // 57: bcx.trading.v1.Auction.reserve_price:type_name -> bcx.type.v1.Money
-	77,  // 58: bcx.trading.v1.Auction.min_increment:type_name -> bcx.type.v1.Money
-	78,  // 59: bcx.trading.v1.Auction.starts_at:type_name -> google.protobuf.Timestamp
-	78,  // 60: bcx.trading.v1.Auction.ends_at:type_name -> google.protobuf.Timestamp
-	6,   // 61: bcx.trading.v1.Auction.status:type_name -> bcx.trading.v1.AuctionStatus
-	77,  // 62: bcx.trading.v1.Auction.best_bid:type_name -> bcx.type.v1.Money
-	9,   // 63: bcx.trading.v1.Auction.results:type_name -> bcx.trading.v1.Execution
-	77,  // 64: bcx.trading.v1.StartAuctionRequest.reserve_price:type_name -> bcx.type.v1.Money
-	77,  // 65: bcx.trading.v1.StartAuctionRequest.min_increment:type_name -> bcx.type.v1.Money
-	78,  // 66: bcx.trading.v1.StartAuctionRequest.starts_at:type_name -> google.protobuf.Timestamp
-	78,  // 67: bcx.trading.v1.StartAuctionRequest.ends_at:type_name -> google.protobuf.Timestamp
-	42,  // 68: bcx.trading.v1.StartAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
-	77,  // 69: bcx.trading.v1.PlaceAuctionBidRequest.price:type_name -> bcx.type.v1.Money
-	42,  // 70: bcx.trading.v1.PlaceAuctionBidResponse.auction:type_name -> bcx.trading.v1.Auction
-	42,  // 71: bcx.trading.v1.GetAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
-	77,  // 72: bcx.trading.v1.CreditFundsRequest.amount:type_name -> bcx.type.v1.Money
-	77,  // 73: bcx.trading.v1.DebitFundsRequest.amount:type_name -> bcx.type.v1.Money
-	7,   // 74: bcx.trading.v1.SetInstrumentPhaseRequest.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	7,   // 75: bcx.trading.v1.SetInstrumentPhaseResponse.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	78,  // 76: bcx.trading.v1.SubscribeEventsResponse.time:type_name -> google.protobuf.Timestamp
-	61,  // 77: bcx.trading.v1.SubscribeEventsResponse.trade:type_name -> bcx.trading.v1.TradeEvent
-	64,  // 78: bcx.trading.v1.SubscribeEventsResponse.funds:type_name -> bcx.trading.v1.FundsEvent
-	65,  // 79: bcx.trading.v1.SubscribeEventsResponse.position:type_name -> bcx.trading.v1.PositionEvent
-	66,  // 80: bcx.trading.v1.SubscribeEventsResponse.order:type_name -> bcx.trading.v1.OrderEvent
-	67,  // 81: bcx.trading.v1.SubscribeEventsResponse.phase:type_name -> bcx.trading.v1.PhaseEvent
-	77,  // 82: bcx.trading.v1.TradeEvent.price:type_name -> bcx.type.v1.Money
-	76,  // 83: bcx.trading.v1.TradeEvent.aggressor_side:type_name -> bcx.type.v1.Side
-	63,  // 84: bcx.trading.v1.TradeEvent.allocations:type_name -> bcx.trading.v1.ReceiptAllocation
-	77,  // 85: bcx.trading.v1.TradeEvent.buyer_fee:type_name -> bcx.type.v1.Money
-	77,  // 86: bcx.trading.v1.TradeEvent.seller_fee:type_name -> bcx.type.v1.Money
-	62,  // 87: bcx.trading.v1.TradeEvent.buyer_fx:type_name -> bcx.trading.v1.FxConversion
-	62,  // 88: bcx.trading.v1.TradeEvent.seller_fx:type_name -> bcx.trading.v1.FxConversion
-	77,  // 89: bcx.trading.v1.FxConversion.amount:type_name -> bcx.type.v1.Money
-	77,  // 90: bcx.trading.v1.FundsEvent.amount:type_name -> bcx.type.v1.Money
-	8,   // 91: bcx.trading.v1.OrderEvent.order:type_name -> bcx.trading.v1.Order
-	7,   // 92: bcx.trading.v1.PhaseEvent.phase:type_name -> bcx.trading.v1.InstrumentPhase
-	79,  // 93: bcx.trading.v1.SetFeeScheduleRequest.buyer:type_name -> bcx.type.v1.FeeRule
-	79,  // 94: bcx.trading.v1.SetFeeScheduleRequest.seller:type_name -> bcx.type.v1.FeeRule
-	78,  // 95: bcx.trading.v1.SetFxRateRequest.valid_from:type_name -> google.protobuf.Timestamp
-	78,  // 96: bcx.trading.v1.SetFxRateRequest.valid_until:type_name -> google.protobuf.Timestamp
-	10,  // 97: bcx.trading.v1.TradingService.PlaceOrder:input_type -> bcx.trading.v1.PlaceOrderRequest
-	12,  // 98: bcx.trading.v1.TradingService.CancelOrder:input_type -> bcx.trading.v1.CancelOrderRequest
-	14,  // 99: bcx.trading.v1.TradingService.ReplaceOrder:input_type -> bcx.trading.v1.ReplaceOrderRequest
-	16,  // 100: bcx.trading.v1.TradingService.MassCancel:input_type -> bcx.trading.v1.MassCancelRequest
-	18,  // 101: bcx.trading.v1.TradingService.OrderEntry:input_type -> bcx.trading.v1.OrderEntryRequest
-	21,  // 102: bcx.trading.v1.TradingService.GetOrder:input_type -> bcx.trading.v1.GetOrderRequest
-	23,  // 103: bcx.trading.v1.TradingService.ListOrders:input_type -> bcx.trading.v1.ListOrdersRequest
-	25,  // 104: bcx.trading.v1.TradingService.ListExecutions:input_type -> bcx.trading.v1.ListExecutionsRequest
-	27,  // 105: bcx.trading.v1.TradingService.StreamExecutions:input_type -> bcx.trading.v1.StreamExecutionsRequest
-	29,  // 106: bcx.trading.v1.TradingService.GetBalances:input_type -> bcx.trading.v1.GetBalancesRequest
-	34,  // 107: bcx.trading.v1.TradingService.PostListing:input_type -> bcx.trading.v1.PostListingRequest
-	36,  // 108: bcx.trading.v1.TradingService.TakeListing:input_type -> bcx.trading.v1.TakeListingRequest
-	38,  // 109: bcx.trading.v1.TradingService.WithdrawListing:input_type -> bcx.trading.v1.WithdrawListingRequest
-	40,  // 110: bcx.trading.v1.TradingService.SearchListings:input_type -> bcx.trading.v1.SearchListingsRequest
-	43,  // 111: bcx.trading.v1.TradingService.StartAuction:input_type -> bcx.trading.v1.StartAuctionRequest
-	45,  // 112: bcx.trading.v1.TradingService.PlaceAuctionBid:input_type -> bcx.trading.v1.PlaceAuctionBidRequest
-	47,  // 113: bcx.trading.v1.TradingService.GetAuction:input_type -> bcx.trading.v1.GetAuctionRequest
-	49,  // 114: bcx.trading.v1.CoreService.CreditFunds:input_type -> bcx.trading.v1.CreditFundsRequest
-	51,  // 115: bcx.trading.v1.CoreService.DebitFunds:input_type -> bcx.trading.v1.DebitFundsRequest
-	53,  // 116: bcx.trading.v1.CoreService.CreditPosition:input_type -> bcx.trading.v1.CreditPositionRequest
-	55,  // 117: bcx.trading.v1.CoreService.DebitPosition:input_type -> bcx.trading.v1.DebitPositionRequest
-	57,  // 118: bcx.trading.v1.CoreService.SetInstrumentPhase:input_type -> bcx.trading.v1.SetInstrumentPhaseRequest
-	59,  // 119: bcx.trading.v1.CoreService.SubscribeEvents:input_type -> bcx.trading.v1.SubscribeEventsRequest
-	68,  // 120: bcx.trading.v1.CoreService.SetFeeSchedule:input_type -> bcx.trading.v1.SetFeeScheduleRequest
-	74,  // 121: bcx.trading.v1.CoreService.TakeSnapshot:input_type -> bcx.trading.v1.TakeSnapshotRequest
-	70,  // 122: bcx.trading.v1.CoreService.SetFxRate:input_type -> bcx.trading.v1.SetFxRateRequest
-	72,  // 123: bcx.trading.v1.CoreService.SetFundingCurrency:input_type -> bcx.trading.v1.SetFundingCurrencyRequest
-	11,  // 124: bcx.trading.v1.TradingService.PlaceOrder:output_type -> bcx.trading.v1.PlaceOrderResponse
-	13,  // 125: bcx.trading.v1.TradingService.CancelOrder:output_type -> bcx.trading.v1.CancelOrderResponse
-	15,  // 126: bcx.trading.v1.TradingService.ReplaceOrder:output_type -> bcx.trading.v1.ReplaceOrderResponse
-	17,  // 127: bcx.trading.v1.TradingService.MassCancel:output_type -> bcx.trading.v1.MassCancelResponse
-	19,  // 128: bcx.trading.v1.TradingService.OrderEntry:output_type -> bcx.trading.v1.OrderEntryResponse
-	22,  // 129: bcx.trading.v1.TradingService.GetOrder:output_type -> bcx.trading.v1.GetOrderResponse
-	24,  // 130: bcx.trading.v1.TradingService.ListOrders:output_type -> bcx.trading.v1.ListOrdersResponse
-	26,  // 131: bcx.trading.v1.TradingService.ListExecutions:output_type -> bcx.trading.v1.ListExecutionsResponse
-	28,  // 132: bcx.trading.v1.TradingService.StreamExecutions:output_type -> bcx.trading.v1.StreamExecutionsResponse
-	32,  // 133: bcx.trading.v1.TradingService.GetBalances:output_type -> bcx.trading.v1.GetBalancesResponse
-	35,  // 134: bcx.trading.v1.TradingService.PostListing:output_type -> bcx.trading.v1.PostListingResponse
-	37,  // 135: bcx.trading.v1.TradingService.TakeListing:output_type -> bcx.trading.v1.TakeListingResponse
-	39,  // 136: bcx.trading.v1.TradingService.WithdrawListing:output_type -> bcx.trading.v1.WithdrawListingResponse
-	41,  // 137: bcx.trading.v1.TradingService.SearchListings:output_type -> bcx.trading.v1.SearchListingsResponse
-	44,  // 138: bcx.trading.v1.TradingService.StartAuction:output_type -> bcx.trading.v1.StartAuctionResponse
-	46,  // 139: bcx.trading.v1.TradingService.PlaceAuctionBid:output_type -> bcx.trading.v1.PlaceAuctionBidResponse
-	48,  // 140: bcx.trading.v1.TradingService.GetAuction:output_type -> bcx.trading.v1.GetAuctionResponse
-	50,  // 141: bcx.trading.v1.CoreService.CreditFunds:output_type -> bcx.trading.v1.CreditFundsResponse
-	52,  // 142: bcx.trading.v1.CoreService.DebitFunds:output_type -> bcx.trading.v1.DebitFundsResponse
-	54,  // 143: bcx.trading.v1.CoreService.CreditPosition:output_type -> bcx.trading.v1.CreditPositionResponse
-	56,  // 144: bcx.trading.v1.CoreService.DebitPosition:output_type -> bcx.trading.v1.DebitPositionResponse
-	58,  // 145: bcx.trading.v1.CoreService.SetInstrumentPhase:output_type -> bcx.trading.v1.SetInstrumentPhaseResponse
-	60,  // 146: bcx.trading.v1.CoreService.SubscribeEvents:output_type -> bcx.trading.v1.SubscribeEventsResponse
-	69,  // 147: bcx.trading.v1.CoreService.SetFeeSchedule:output_type -> bcx.trading.v1.SetFeeScheduleResponse
-	75,  // 148: bcx.trading.v1.CoreService.TakeSnapshot:output_type -> bcx.trading.v1.TakeSnapshotResponse
-	71,  // 149: bcx.trading.v1.CoreService.SetFxRate:output_type -> bcx.trading.v1.SetFxRateResponse
-	73,  // 150: bcx.trading.v1.CoreService.SetFundingCurrency:output_type -> bcx.trading.v1.SetFundingCurrencyResponse
-	124, // [124:151] is the sub-list for method output_type
-	97,  // [97:124] is the sub-list for method input_type
-	97,  // [97:97] is the sub-list for extension type_name
-	97,  // [97:97] is the sub-list for extension extendee
-	0,   // [0:97] is the sub-list for field type_name
+	22,  // 35: bcx.trading.v1.OrderEntryResponse.error:type_name -> bcx.trading.v1.CommandError
+	18,  // 36: bcx.trading.v1.OrderEntryBatchRequest.requests:type_name -> bcx.trading.v1.OrderEntryRequest
+	19,  // 37: bcx.trading.v1.OrderEntryBatchResponse.responses:type_name -> bcx.trading.v1.OrderEntryResponse
+	4,   // 38: bcx.trading.v1.CommandError.reason:type_name -> bcx.trading.v1.RejectReason
+	8,   // 39: bcx.trading.v1.GetOrderResponse.order:type_name -> bcx.trading.v1.Order
+	8,   // 40: bcx.trading.v1.ListOrdersResponse.orders:type_name -> bcx.trading.v1.Order
+	9,   // 41: bcx.trading.v1.ListExecutionsResponse.executions:type_name -> bcx.trading.v1.Execution
+	9,   // 42: bcx.trading.v1.StreamExecutionsResponse.execution:type_name -> bcx.trading.v1.Execution
+	8,   // 43: bcx.trading.v1.StreamExecutionsResponse.order:type_name -> bcx.trading.v1.Order
+	32,  // 44: bcx.trading.v1.GetBalancesResponse.funds:type_name -> bcx.trading.v1.FundsBalance
+	33,  // 45: bcx.trading.v1.GetBalancesResponse.positions:type_name -> bcx.trading.v1.PositionBalance
+	78,  // 46: bcx.trading.v1.Listing.side:type_name -> bcx.type.v1.Side
+	79,  // 47: bcx.trading.v1.Listing.price:type_name -> bcx.type.v1.Money
+	5,   // 48: bcx.trading.v1.Listing.status:type_name -> bcx.trading.v1.ListingStatus
+	80,  // 49: bcx.trading.v1.Listing.expires_at:type_name -> google.protobuf.Timestamp
+	78,  // 50: bcx.trading.v1.PostListingRequest.side:type_name -> bcx.type.v1.Side
+	79,  // 51: bcx.trading.v1.PostListingRequest.price:type_name -> bcx.type.v1.Money
+	80,  // 52: bcx.trading.v1.PostListingRequest.expires_at:type_name -> google.protobuf.Timestamp
+	35,  // 53: bcx.trading.v1.PostListingResponse.listing:type_name -> bcx.trading.v1.Listing
+	35,  // 54: bcx.trading.v1.TakeListingResponse.listing:type_name -> bcx.trading.v1.Listing
+	9,   // 55: bcx.trading.v1.TakeListingResponse.executions:type_name -> bcx.trading.v1.Execution
+	35,  // 56: bcx.trading.v1.WithdrawListingResponse.listing:type_name -> bcx.trading.v1.Listing
+	78,  // 57: bcx.trading.v1.SearchListingsRequest.side:type_name -> bcx.type.v1.Side
+	35,  // 58: bcx.trading.v1.SearchListingsResponse.listings:type_name -> bcx.trading.v1.Listing
+	79,  // 59: bcx.trading.v1.Auction.reserve_price:type_name -> bcx.type.v1.Money
+	79,  // 60: bcx.trading.v1.Auction.min_increment:type_name -> bcx.type.v1.Money
+	80,  // 61: bcx.trading.v1.Auction.starts_at:type_name -> google.protobuf.Timestamp
+	80,  // 62: bcx.trading.v1.Auction.ends_at:type_name -> google.protobuf.Timestamp
+	6,   // 63: bcx.trading.v1.Auction.status:type_name -> bcx.trading.v1.AuctionStatus
+	79,  // 64: bcx.trading.v1.Auction.best_bid:type_name -> bcx.type.v1.Money
+	9,   // 65: bcx.trading.v1.Auction.results:type_name -> bcx.trading.v1.Execution
+	79,  // 66: bcx.trading.v1.StartAuctionRequest.reserve_price:type_name -> bcx.type.v1.Money
+	79,  // 67: bcx.trading.v1.StartAuctionRequest.min_increment:type_name -> bcx.type.v1.Money
+	80,  // 68: bcx.trading.v1.StartAuctionRequest.starts_at:type_name -> google.protobuf.Timestamp
+	80,  // 69: bcx.trading.v1.StartAuctionRequest.ends_at:type_name -> google.protobuf.Timestamp
+	44,  // 70: bcx.trading.v1.StartAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
+	79,  // 71: bcx.trading.v1.PlaceAuctionBidRequest.price:type_name -> bcx.type.v1.Money
+	44,  // 72: bcx.trading.v1.PlaceAuctionBidResponse.auction:type_name -> bcx.trading.v1.Auction
+	44,  // 73: bcx.trading.v1.GetAuctionResponse.auction:type_name -> bcx.trading.v1.Auction
+	79,  // 74: bcx.trading.v1.CreditFundsRequest.amount:type_name -> bcx.type.v1.Money
+	79,  // 75: bcx.trading.v1.DebitFundsRequest.amount:type_name -> bcx.type.v1.Money
+	7,   // 76: bcx.trading.v1.SetInstrumentPhaseRequest.phase:type_name -> bcx.trading.v1.InstrumentPhase
+	7,   // 77: bcx.trading.v1.SetInstrumentPhaseResponse.phase:type_name -> bcx.trading.v1.InstrumentPhase
+	80,  // 78: bcx.trading.v1.SubscribeEventsResponse.time:type_name -> google.protobuf.Timestamp
+	63,  // 79: bcx.trading.v1.SubscribeEventsResponse.trade:type_name -> bcx.trading.v1.TradeEvent
+	66,  // 80: bcx.trading.v1.SubscribeEventsResponse.funds:type_name -> bcx.trading.v1.FundsEvent
+	67,  // 81: bcx.trading.v1.SubscribeEventsResponse.position:type_name -> bcx.trading.v1.PositionEvent
+	68,  // 82: bcx.trading.v1.SubscribeEventsResponse.order:type_name -> bcx.trading.v1.OrderEvent
+	69,  // 83: bcx.trading.v1.SubscribeEventsResponse.phase:type_name -> bcx.trading.v1.PhaseEvent
+	79,  // 84: bcx.trading.v1.TradeEvent.price:type_name -> bcx.type.v1.Money
+	78,  // 85: bcx.trading.v1.TradeEvent.aggressor_side:type_name -> bcx.type.v1.Side
+	65,  // 86: bcx.trading.v1.TradeEvent.allocations:type_name -> bcx.trading.v1.ReceiptAllocation
+	79,  // 87: bcx.trading.v1.TradeEvent.buyer_fee:type_name -> bcx.type.v1.Money
+	79,  // 88: bcx.trading.v1.TradeEvent.seller_fee:type_name -> bcx.type.v1.Money
+	64,  // 89: bcx.trading.v1.TradeEvent.buyer_fx:type_name -> bcx.trading.v1.FxConversion
+	64,  // 90: bcx.trading.v1.TradeEvent.seller_fx:type_name -> bcx.trading.v1.FxConversion
+	79,  // 91: bcx.trading.v1.FxConversion.amount:type_name -> bcx.type.v1.Money
+	79,  // 92: bcx.trading.v1.FundsEvent.amount:type_name -> bcx.type.v1.Money
+	8,   // 93: bcx.trading.v1.OrderEvent.order:type_name -> bcx.trading.v1.Order
+	7,   // 94: bcx.trading.v1.PhaseEvent.phase:type_name -> bcx.trading.v1.InstrumentPhase
+	81,  // 95: bcx.trading.v1.SetFeeScheduleRequest.buyer:type_name -> bcx.type.v1.FeeRule
+	81,  // 96: bcx.trading.v1.SetFeeScheduleRequest.seller:type_name -> bcx.type.v1.FeeRule
+	80,  // 97: bcx.trading.v1.SetFxRateRequest.valid_from:type_name -> google.protobuf.Timestamp
+	80,  // 98: bcx.trading.v1.SetFxRateRequest.valid_until:type_name -> google.protobuf.Timestamp
+	10,  // 99: bcx.trading.v1.TradingService.PlaceOrder:input_type -> bcx.trading.v1.PlaceOrderRequest
+	12,  // 100: bcx.trading.v1.TradingService.CancelOrder:input_type -> bcx.trading.v1.CancelOrderRequest
+	14,  // 101: bcx.trading.v1.TradingService.ReplaceOrder:input_type -> bcx.trading.v1.ReplaceOrderRequest
+	16,  // 102: bcx.trading.v1.TradingService.MassCancel:input_type -> bcx.trading.v1.MassCancelRequest
+	18,  // 103: bcx.trading.v1.TradingService.OrderEntry:input_type -> bcx.trading.v1.OrderEntryRequest
+	20,  // 104: bcx.trading.v1.TradingService.OrderEntryBatch:input_type -> bcx.trading.v1.OrderEntryBatchRequest
+	23,  // 105: bcx.trading.v1.TradingService.GetOrder:input_type -> bcx.trading.v1.GetOrderRequest
+	25,  // 106: bcx.trading.v1.TradingService.ListOrders:input_type -> bcx.trading.v1.ListOrdersRequest
+	27,  // 107: bcx.trading.v1.TradingService.ListExecutions:input_type -> bcx.trading.v1.ListExecutionsRequest
+	29,  // 108: bcx.trading.v1.TradingService.StreamExecutions:input_type -> bcx.trading.v1.StreamExecutionsRequest
+	31,  // 109: bcx.trading.v1.TradingService.GetBalances:input_type -> bcx.trading.v1.GetBalancesRequest
+	36,  // 110: bcx.trading.v1.TradingService.PostListing:input_type -> bcx.trading.v1.PostListingRequest
+	38,  // 111: bcx.trading.v1.TradingService.TakeListing:input_type -> bcx.trading.v1.TakeListingRequest
+	40,  // 112: bcx.trading.v1.TradingService.WithdrawListing:input_type -> bcx.trading.v1.WithdrawListingRequest
+	42,  // 113: bcx.trading.v1.TradingService.SearchListings:input_type -> bcx.trading.v1.SearchListingsRequest
+	45,  // 114: bcx.trading.v1.TradingService.StartAuction:input_type -> bcx.trading.v1.StartAuctionRequest
+	47,  // 115: bcx.trading.v1.TradingService.PlaceAuctionBid:input_type -> bcx.trading.v1.PlaceAuctionBidRequest
+	49,  // 116: bcx.trading.v1.TradingService.GetAuction:input_type -> bcx.trading.v1.GetAuctionRequest
+	51,  // 117: bcx.trading.v1.CoreService.CreditFunds:input_type -> bcx.trading.v1.CreditFundsRequest
+	53,  // 118: bcx.trading.v1.CoreService.DebitFunds:input_type -> bcx.trading.v1.DebitFundsRequest
+	55,  // 119: bcx.trading.v1.CoreService.CreditPosition:input_type -> bcx.trading.v1.CreditPositionRequest
+	57,  // 120: bcx.trading.v1.CoreService.DebitPosition:input_type -> bcx.trading.v1.DebitPositionRequest
+	59,  // 121: bcx.trading.v1.CoreService.SetInstrumentPhase:input_type -> bcx.trading.v1.SetInstrumentPhaseRequest
+	61,  // 122: bcx.trading.v1.CoreService.SubscribeEvents:input_type -> bcx.trading.v1.SubscribeEventsRequest
+	70,  // 123: bcx.trading.v1.CoreService.SetFeeSchedule:input_type -> bcx.trading.v1.SetFeeScheduleRequest
+	76,  // 124: bcx.trading.v1.CoreService.TakeSnapshot:input_type -> bcx.trading.v1.TakeSnapshotRequest
+	72,  // 125: bcx.trading.v1.CoreService.SetFxRate:input_type -> bcx.trading.v1.SetFxRateRequest
+	74,  // 126: bcx.trading.v1.CoreService.SetFundingCurrency:input_type -> bcx.trading.v1.SetFundingCurrencyRequest
+	11,  // 127: bcx.trading.v1.TradingService.PlaceOrder:output_type -> bcx.trading.v1.PlaceOrderResponse
+	13,  // 128: bcx.trading.v1.TradingService.CancelOrder:output_type -> bcx.trading.v1.CancelOrderResponse
+	15,  // 129: bcx.trading.v1.TradingService.ReplaceOrder:output_type -> bcx.trading.v1.ReplaceOrderResponse
+	17,  // 130: bcx.trading.v1.TradingService.MassCancel:output_type -> bcx.trading.v1.MassCancelResponse
+	19,  // 131: bcx.trading.v1.TradingService.OrderEntry:output_type -> bcx.trading.v1.OrderEntryResponse
+	21,  // 132: bcx.trading.v1.TradingService.OrderEntryBatch:output_type -> bcx.trading.v1.OrderEntryBatchResponse
+	24,  // 133: bcx.trading.v1.TradingService.GetOrder:output_type -> bcx.trading.v1.GetOrderResponse
+	26,  // 134: bcx.trading.v1.TradingService.ListOrders:output_type -> bcx.trading.v1.ListOrdersResponse
+	28,  // 135: bcx.trading.v1.TradingService.ListExecutions:output_type -> bcx.trading.v1.ListExecutionsResponse
+	30,  // 136: bcx.trading.v1.TradingService.StreamExecutions:output_type -> bcx.trading.v1.StreamExecutionsResponse
+	34,  // 137: bcx.trading.v1.TradingService.GetBalances:output_type -> bcx.trading.v1.GetBalancesResponse
+	37,  // 138: bcx.trading.v1.TradingService.PostListing:output_type -> bcx.trading.v1.PostListingResponse
+	39,  // 139: bcx.trading.v1.TradingService.TakeListing:output_type -> bcx.trading.v1.TakeListingResponse
+	41,  // 140: bcx.trading.v1.TradingService.WithdrawListing:output_type -> bcx.trading.v1.WithdrawListingResponse
+	43,  // 141: bcx.trading.v1.TradingService.SearchListings:output_type -> bcx.trading.v1.SearchListingsResponse
+	46,  // 142: bcx.trading.v1.TradingService.StartAuction:output_type -> bcx.trading.v1.StartAuctionResponse
+	48,  // 143: bcx.trading.v1.TradingService.PlaceAuctionBid:output_type -> bcx.trading.v1.PlaceAuctionBidResponse
+	50,  // 144: bcx.trading.v1.TradingService.GetAuction:output_type -> bcx.trading.v1.GetAuctionResponse
+	52,  // 145: bcx.trading.v1.CoreService.CreditFunds:output_type -> bcx.trading.v1.CreditFundsResponse
+	54,  // 146: bcx.trading.v1.CoreService.DebitFunds:output_type -> bcx.trading.v1.DebitFundsResponse
+	56,  // 147: bcx.trading.v1.CoreService.CreditPosition:output_type -> bcx.trading.v1.CreditPositionResponse
+	58,  // 148: bcx.trading.v1.CoreService.DebitPosition:output_type -> bcx.trading.v1.DebitPositionResponse
+	60,  // 149: bcx.trading.v1.CoreService.SetInstrumentPhase:output_type -> bcx.trading.v1.SetInstrumentPhaseResponse
+	62,  // 150: bcx.trading.v1.CoreService.SubscribeEvents:output_type -> bcx.trading.v1.SubscribeEventsResponse
+	71,  // 151: bcx.trading.v1.CoreService.SetFeeSchedule:output_type -> bcx.trading.v1.SetFeeScheduleResponse
+	77,  // 152: bcx.trading.v1.CoreService.TakeSnapshot:output_type -> bcx.trading.v1.TakeSnapshotResponse
+	73,  // 153: bcx.trading.v1.CoreService.SetFxRate:output_type -> bcx.trading.v1.SetFxRateResponse
+	75,  // 154: bcx.trading.v1.CoreService.SetFundingCurrency:output_type -> bcx.trading.v1.SetFundingCurrencyResponse
+	127, // [127:155] is the sub-list for method output_type
+	99,  // [99:127] is the sub-list for method input_type
+	99,  // [99:99] is the sub-list for extension type_name
+	99,  // [99:99] is the sub-list for extension extendee
+	0,   // [0:99] is the sub-list for field type_name
 }
 
 func init() { file_bcx_trading_v1_trading_proto_init() }
@@ -6238,11 +6337,11 @@ func file_bcx_trading_v1_trading_proto_init() {
 		(*OrderEntryResponse_MassCancel)(nil),
 		(*OrderEntryResponse_Error)(nil),
 	}
-	file_bcx_trading_v1_trading_proto_msgTypes[20].OneofWrappers = []any{
+	file_bcx_trading_v1_trading_proto_msgTypes[22].OneofWrappers = []any{
 		(*StreamExecutionsResponse_Execution)(nil),
 		(*StreamExecutionsResponse_Order)(nil),
 	}
-	file_bcx_trading_v1_trading_proto_msgTypes[52].OneofWrappers = []any{
+	file_bcx_trading_v1_trading_proto_msgTypes[54].OneofWrappers = []any{
 		(*SubscribeEventsResponse_Trade)(nil),
 		(*SubscribeEventsResponse_Funds)(nil),
 		(*SubscribeEventsResponse_Position)(nil),
@@ -6255,7 +6354,7 @@ func file_bcx_trading_v1_trading_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bcx_trading_v1_trading_proto_rawDesc), len(file_bcx_trading_v1_trading_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   68,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -28,6 +28,7 @@ const (
 	TradingService_ReplaceOrder_FullMethodName     = "/bcx.trading.v1.TradingService/ReplaceOrder"
 	TradingService_MassCancel_FullMethodName       = "/bcx.trading.v1.TradingService/MassCancel"
 	TradingService_OrderEntry_FullMethodName       = "/bcx.trading.v1.TradingService/OrderEntry"
+	TradingService_OrderEntryBatch_FullMethodName  = "/bcx.trading.v1.TradingService/OrderEntryBatch"
 	TradingService_GetOrder_FullMethodName         = "/bcx.trading.v1.TradingService/GetOrder"
 	TradingService_ListOrders_FullMethodName       = "/bcx.trading.v1.TradingService/ListOrders"
 	TradingService_ListExecutions_FullMethodName   = "/bcx.trading.v1.TradingService/ListExecutions"
@@ -58,6 +59,13 @@ type TradingServiceClient interface {
 	// Order entry for high-rate clients: one request, one response, matched by
 	// correlation_id; responses may arrive out of request order.
 	OrderEntry(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OrderEntryRequest, OrderEntryResponse], error)
+	// OrderEntry with many requests to a message, for clients sending
+	// thousands of orders a second: gRPC's cost is per message, not per order.
+	// Each request is handled exactly as if it had come alone on OrderEntry,
+	// in order, and answered in request order, as many answers to a message
+	// as are ready when it is sent. An empty request message is answered with
+	// nothing.
+	OrderEntryBatch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OrderEntryBatchRequest, OrderEntryBatchResponse], error)
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*GetOrderResponse, error)
 	ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error)
 	// The caller's executions of the trading day, oldest first: an
@@ -146,6 +154,19 @@ func (c *tradingServiceClient) OrderEntry(ctx context.Context, opts ...grpc.Call
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type TradingService_OrderEntryClient = grpc.BidiStreamingClient[OrderEntryRequest, OrderEntryResponse]
 
+func (c *tradingServiceClient) OrderEntryBatch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OrderEntryBatchRequest, OrderEntryBatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &TradingService_ServiceDesc.Streams[1], TradingService_OrderEntryBatch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[OrderEntryBatchRequest, OrderEntryBatchResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TradingService_OrderEntryBatchClient = grpc.BidiStreamingClient[OrderEntryBatchRequest, OrderEntryBatchResponse]
+
 func (c *tradingServiceClient) GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*GetOrderResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetOrderResponse)
@@ -178,7 +199,7 @@ func (c *tradingServiceClient) ListExecutions(ctx context.Context, in *ListExecu
 
 func (c *tradingServiceClient) StreamExecutions(ctx context.Context, in *StreamExecutionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamExecutionsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &TradingService_ServiceDesc.Streams[1], TradingService_StreamExecutions_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &TradingService_ServiceDesc.Streams[2], TradingService_StreamExecutions_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +312,13 @@ type TradingServiceServer interface {
 	// Order entry for high-rate clients: one request, one response, matched by
 	// correlation_id; responses may arrive out of request order.
 	OrderEntry(grpc.BidiStreamingServer[OrderEntryRequest, OrderEntryResponse]) error
+	// OrderEntry with many requests to a message, for clients sending
+	// thousands of orders a second: gRPC's cost is per message, not per order.
+	// Each request is handled exactly as if it had come alone on OrderEntry,
+	// in order, and answered in request order, as many answers to a message
+	// as are ready when it is sent. An empty request message is answered with
+	// nothing.
+	OrderEntryBatch(grpc.BidiStreamingServer[OrderEntryBatchRequest, OrderEntryBatchResponse]) error
 	GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error)
 	ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error)
 	// The caller's executions of the trading day, oldest first: an
@@ -340,6 +368,9 @@ func (UnimplementedTradingServiceServer) MassCancel(context.Context, *MassCancel
 }
 func (UnimplementedTradingServiceServer) OrderEntry(grpc.BidiStreamingServer[OrderEntryRequest, OrderEntryResponse]) error {
 	return status.Error(codes.Unimplemented, "method OrderEntry not implemented")
+}
+func (UnimplementedTradingServiceServer) OrderEntryBatch(grpc.BidiStreamingServer[OrderEntryBatchRequest, OrderEntryBatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method OrderEntryBatch not implemented")
 }
 func (UnimplementedTradingServiceServer) GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetOrder not implemented")
@@ -476,6 +507,13 @@ func _TradingService_OrderEntry_Handler(srv interface{}, stream grpc.ServerStrea
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type TradingService_OrderEntryServer = grpc.BidiStreamingServer[OrderEntryRequest, OrderEntryResponse]
+
+func _TradingService_OrderEntryBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TradingServiceServer).OrderEntryBatch(&grpc.GenericServerStream[OrderEntryBatchRequest, OrderEntryBatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TradingService_OrderEntryBatchServer = grpc.BidiStreamingServer[OrderEntryBatchRequest, OrderEntryBatchResponse]
 
 func _TradingService_GetOrder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetOrderRequest)
@@ -758,6 +796,12 @@ var TradingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "OrderEntry",
 			Handler:       _TradingService_OrderEntry_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "OrderEntryBatch",
+			Handler:       _TradingService_OrderEntryBatch_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
