@@ -83,11 +83,21 @@ func TestBenchMains(t *testing.T) {
 func TestBenchGRPCClientWire(t *testing.T) {
 	var gen orderGen
 	rng := rand.New(rand.NewPCG(1, 7))
+	// Requests 0..99 one to a message, 100..199 in one batch.
+	var batch []byte
 	for i := range 200 {
-		m := gen.entryMsg(uint64(i), rng)
-		var req tradingv1.OrderEntryRequest
-		if err := proto.Unmarshal(m.out, &req); err != nil {
-			t.Fatal(err)
+		req := &tradingv1.OrderEntryRequest{}
+		if i < 100 {
+			if err := proto.Unmarshal(gen.appendEntry(nil, uint64(i), rng), req); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			batch = gen.appendBatchEntry(batch, uint64(i), rng)
+			var b tradingv1.OrderEntryBatchRequest
+			if err := proto.Unmarshal(batch, &b); err != nil || len(b.Requests) != i-99 {
+				t.Fatalf("batch of %d: %v %v", i-99, &b, err)
+			}
+			req = b.Requests[i-100]
 		}
 		p := req.GetPlace()
 		price, err := strconv.ParseFloat(p.GetPrice().GetAmount(), 64)
@@ -95,7 +105,7 @@ func TestBenchGRPCClientWire(t *testing.T) {
 			(p.Side != typev1.Side_SIDE_BUY && p.Side != typev1.Side_SIDE_SELL) ||
 			p.TimeInForce != tradingv1.TimeInForce_TIME_IN_FORCE_GOOD_TILL_CANCELLED || p.Price.Currency != "CNY" ||
 			err != nil || price < 655.26 || price > 655.46 || (p.Quantity != "1" && p.Quantity != "2" && p.Quantity != "3") {
-			t.Fatalf("request %d: %v", i, &req)
+			t.Fatalf("request %d: %v", i, req)
 		}
 	}
 	codec := newBenchCodec()
@@ -119,6 +129,23 @@ func TestBenchGRPCClientWire(t *testing.T) {
 		}
 		if m.correlation != tc.resp.CorrelationId || m.fields != tc.fields || !strings.Contains(m.errMsg, tc.errMsg) {
 			t.Fatalf("read %+v from %v", m, tc.resp)
+		}
+		// The same answer three times in a batch.
+		b, err = proto.Marshal(&tradingv1.OrderEntryBatchResponse{Responses: []*tradingv1.OrderEntryResponse{tc.resp, tc.resp, tc.resp}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = benchMsg{batch: true}
+		if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &m); err != nil {
+			t.Fatal(err)
+		}
+		if len(m.answers) != 3 {
+			t.Fatalf("read %d answers of 3", len(m.answers))
+		}
+		for _, a := range m.answers {
+			if a.correlation != tc.resp.CorrelationId || a.fields != tc.fields || !strings.Contains(a.errMsg, tc.errMsg) {
+				t.Fatalf("read %+v from a batch of %v", a, tc.resp)
+			}
 		}
 	}
 }

@@ -49,7 +49,12 @@ func (benchVerifier) Verify(_ context.Context, token string) (auth.Principal, er
 
 // BenchGRPCResult is what `bcx bench grpc` prints.
 type BenchGRPCResult struct {
-	StreamOrdersPerSec int64   `json:"stream_orders_per_sec"`
+	StreamOrdersPerSec int64 `json:"stream_orders_per_sec"`
+	// StreamBatch is the most orders a stream message carries in the
+	// stream and paced phases (1: one to a message, on OrderEntry).
+	StreamBatch int `json:"stream_batch"`
+	// StreamSinglePerSec is streams of one order to a message (OrderEntry).
+	StreamSinglePerSec int64   `json:"stream_single_orders_per_sec"`
 	UnaryOrdersPerSec  int64   `json:"unary_orders_per_sec"`
 	P50Ms              float64 `json:"p50_ms"`
 	P99Ms              float64 `json:"p99_ms"`
@@ -73,14 +78,15 @@ type BenchGRPCResult struct {
 }
 
 // BenchGRPCMain starts the real server (interceptors, fsync on) on
-// loopback and drives it in five phases of --duration each: order entry
-// streams as fast as they go (each with --window orders in flight), unary
-// PlaceOrder calls as fast as they go, then both at once paced at
+// loopback and drives it in six phases of --duration each: order entry
+// streams as fast as they go (each with --window orders in flight, up to
+// --stream-batch orders to a message), the same one order to a message,
+// unary PlaceOrder calls as fast as they go, then both at once paced at
 // --stream-rate and --unary-rate (defaults: half the targets), then
 // streams alone and unary calls alone at those rates, to measure latency
-// from each order's scheduled send time to its answer. Orders are GTC limits of 1 to
-// 3 lots on random sides within ten ticks of the middle, so about half
-// trade. Client and server share the machine.
+// from each order's scheduled send time to its answer. Orders are GTC
+// limits of 1 to 3 lots on random sides within ten ticks of the middle, so
+// about half trade. Client and server share the machine.
 func BenchGRPCMain(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("grpc", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -88,11 +94,14 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	conns := fs.Int("conns", 4, "client connections (one member each)")
 	streams := fs.Int("streams", 8, "order entry streams")
 	window := fs.Int("window", 512, "orders in flight per stream")
+	batch := fs.Int("stream-batch", 64, "orders per stream message at most (1: OrderEntry, one order to a message; more: OrderEntryBatch)")
 	unary := fs.Int("unary", 128, "concurrent unary clients")
 	streamRate := fs.Int("stream-rate", 125_000, "paced phase: stream orders per second (0: none)")
 	unaryRate := fs.Int("unary-rate", 15_000, "paced phase: unary orders per second (0: none)")
 	dir := fs.String("dir", "", "data directory (default: a temporary one)")
-	phases := fs.String("phases", "stream,unary,paced,paced-stream,paced-unary", "phases to run, comma-separated")
+	noSnap := fs.Bool("no-snapshots", false, "disable the scheduled snapshots (diagnosis only)")
+	noSync := fs.Bool("no-sync", false, "skip fsync (diagnosis only: the result is not the benchmark)")
+	phases := fs.String("phases", "stream,stream-single,unary,paced,paced-stream,paced-unary", "phases to run, comma-separated")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the phases run here; samples carry the label side=server or side=client")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -100,7 +109,7 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	run := map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "stream", "unary", "paced-stream", "paced-unary", "paced":
+		case "stream", "stream-single", "unary", "paced-stream", "paced-unary", "paced":
 			run[p] = true
 		default:
 			return fmt.Errorf("bench grpc: unknown phase %q", p)
@@ -115,8 +124,12 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	// About a fifth of the orders rest (GTC): a fast run leaves several
 	// hundred thousand in the book, past the default bound (a refusal ends
 	// the run).
-	s, err := New(Config{DataDir: d, Logger: logger, ScheduleTick: -1, Limits: core.Limits{MaxOrdersPerBook: 1 << 20},
-		QueueSize: 1 << 17})
+	cfg := Config{DataDir: d, Logger: logger, ScheduleTick: -1, Limits: core.Limits{MaxOrdersPerBook: 1 << 20},
+		QueueSize: 1 << 17, NoSync: *noSync}
+	if *noSnap {
+		cfg.SnapshotEvery = 1 << 62
+	}
+	s, err := New(cfg)
 	if err != nil {
 		return err
 	}
@@ -166,9 +179,14 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	}
 	defer stopProfile()
 
-	var streamCount, unaryCount int64
+	var streamCount, singleCount, unaryCount int64
 	if run["stream"] {
-		if streamCount, _, err = runStreams(clients, *streams, *window, *dur, 0, &gen); err != nil {
+		if streamCount, _, err = runStreams(clients, *streams, *window, *batch, *dur, 0, &gen); err != nil {
+			return err
+		}
+	}
+	if run["stream-single"] {
+		if singleCount, _, err = runStreams(clients, *streams, *window, 1, *dur, 0, &gen); err != nil {
 			return err
 		}
 	}
@@ -187,7 +205,7 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		go func() {
 			defer wg.Done()
 			if *streamRate > 0 {
-				sN, sLat, sErr = runStreams(clients, *streams, *window, *dur, *streamRate, &gen)
+				sN, sLat, sErr = runStreams(clients, *streams, *window, *batch, *dur, *streamRate, &gen)
 			}
 		}()
 		go func() {
@@ -207,7 +225,7 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	// Each kind alone at its paced rate.
 	var soLat, uoLat []float64
 	if run["paced-stream"] && *streamRate > 0 {
-		if _, soLat, err = runStreams(clients, *streams, *window, *dur, *streamRate, &gen); err != nil {
+		if _, soLat, err = runStreams(clients, *streams, *window, *batch, *dur, *streamRate, &gen); err != nil {
 			return err
 		}
 	}
@@ -220,6 +238,8 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	all := append(slices.Clone(sLat), uLat...)
 	return json.NewEncoder(stdout).Encode(BenchGRPCResult{
 		StreamOrdersPerSec: int64(float64(streamCount) / dur.Seconds()),
+		StreamBatch:        *batch,
+		StreamSinglePerSec: int64(float64(singleCount) / dur.Seconds()),
 		UnaryOrdersPerSec:  int64(float64(unaryCount) / dur.Seconds()),
 		P50Ms:              pctMs(all, 0.50), P99Ms: pctMs(all, 0.99),
 		StreamP99Ms: pctMs(sLat, 0.99), UnaryP99Ms: pctMs(uLat, 0.99),
@@ -262,6 +282,15 @@ func (benchCodec) Name() string { return "proto" }
 // an answer (receiving).
 type benchMsg struct {
 	out []byte // to send; owned by the transport once sent
+	benchAnswer
+	// batch, set by the receiver, reads an OrderEntryBatchResponse: its
+	// answers go to answers.
+	batch   bool
+	answers []benchAnswer
+}
+
+// benchAnswer is what the client reads of one answer.
+type benchAnswer struct {
 	// fields has bit n set for each message field n of the answer: for an
 	// OrderEntryResponse 2 is a place, 6 an error (errMsg set); for a
 	// PlaceOrderResponse 1 is the order.
@@ -291,7 +320,34 @@ func (c benchCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	} else {
 		b = data.Materialize()
 	}
-	*m = benchMsg{}
+	if !m.batch {
+		return m.benchAnswer.read(b)
+	}
+	m.answers = m.answers[:0]
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if num != 1 || typ != protowire.BytesType {
+			return fmt.Errorf("batch answer: unexpected field %d", num)
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		m.answers = append(m.answers, benchAnswer{})
+		if err := m.answers[len(m.answers)-1].read(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *benchAnswer) read(b []byte) error {
+	*a = benchAnswer{}
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -300,18 +356,18 @@ func (c benchCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		b = b[n:]
 		switch {
 		case num == 1 && typ == protowire.VarintType:
-			m.correlation, n = protowire.ConsumeVarint(b)
+			a.correlation, n = protowire.ConsumeVarint(b)
 		case typ == protowire.BytesType:
 			var field []byte
 			field, n = protowire.ConsumeBytes(b)
 			if n >= 0 && num < 64 {
-				m.fields |= 1 << num
+				a.fields |= 1 << num
 				if num == 6 {
 					var ce tradingv1.CommandError
 					if err := proto.Unmarshal(field, &ce); err != nil {
 						return err
 					}
-					m.errMsg = fmt.Sprintf("%v", &ce)
+					a.errMsg = fmt.Sprintf("%v", &ce)
 				}
 			}
 		default:
@@ -364,23 +420,33 @@ func (g *orderGen) placeMsg(rng *rand.Rand) *benchMsg {
 	return &benchMsg{out: g.appendPlace((*benchPool.Get(64))[:0], rng)}
 }
 
-// entryMsg is an order entry request placing an order.
-func (g *orderGen) entryMsg(correlation uint64, rng *rand.Rand) *benchMsg {
+// appendEntry appends an order entry request placing an order.
+func (g *orderGen) appendEntry(b []byte, correlation uint64, rng *rand.Rand) []byte {
 	var place [64]byte
 	p := g.appendPlace(place[:0], rng)
-	b := (*benchPool.Get(len(p) + 16))[:0]
 	if correlation != 0 {
 		b = protowire.AppendTag(b, 1, protowire.VarintType)
 		b = protowire.AppendVarint(b, correlation)
 	}
 	b = protowire.AppendTag(b, 2, protowire.BytesType)
-	return &benchMsg{out: protowire.AppendBytes(b, p)}
+	return protowire.AppendBytes(b, p)
+}
+
+// appendBatchEntry appends an order entry request placing an order as one
+// of an OrderEntryBatchRequest's requests.
+func (g *orderGen) appendBatchEntry(b []byte, correlation uint64, rng *rand.Rand) []byte {
+	var entry [96]byte
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	return protowire.AppendBytes(b, g.appendEntry(entry[:0], correlation, rng))
 }
 
 // runStreams drives order entry streams for d. rate 0 sends as fast as the
 // window allows; otherwise each stream paces its share of rate and the
-// latency of each order is measured from its scheduled send time.
-func runStreams(clients []*grpc.ClientConn, n, window int, d time.Duration, rate int, gen *orderGen) (int64, []float64, error) {
+// latency of each order is measured from its scheduled send time. batch 1
+// uses OrderEntry, one order to a message; more uses OrderEntryBatch, up
+// to batch orders to a message: as many as the window has room for or,
+// paced, as are due.
+func runStreams(clients []*grpc.ClientConn, n, window, batch int, d time.Duration, rate int, gen *orderGen) (int64, []float64, error) {
 	var total atomic.Int64
 	var mu sync.Mutex
 	var lats []float64
@@ -389,13 +455,21 @@ func runStreams(clients []*grpc.ClientConn, n, window int, d time.Duration, rate
 	start := time.Now()
 	end := start.Add(d)
 	codec := grpc.ForceCodecV2(newBenchCodec())
+	batch = max(batch, 1)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			st, err := tradingv1.NewTradingServiceClient(clients[i%len(clients)]).OrderEntry(ctx, codec)
+			client := tradingv1.NewTradingServiceClient(clients[i%len(clients)])
+			var st grpc.ClientStream
+			var err error
+			if batch > 1 {
+				st, err = client.OrderEntryBatch(ctx, codec)
+			} else {
+				st, err = client.OrderEntry(ctx, codec)
+			}
 			if err != nil {
 				errs <- err
 				return
@@ -408,7 +482,7 @@ func runStreams(clients []*grpc.ClientConn, n, window int, d time.Duration, rate
 			recvStopped := make(chan struct{}) // the sender must not wait for room then
 			go func() {
 				defer close(recvStopped)
-				var r benchMsg
+				r := benchMsg{batch: batch > 1}
 				for {
 					if err := st.RecvMsg(&r); err != nil {
 						if err == io.EOF {
@@ -417,56 +491,91 @@ func runStreams(clients []*grpc.ClientConn, n, window int, d time.Duration, rate
 						recvDone <- err
 						return
 					}
-					if r.fields&(1<<6) != 0 {
-						recvDone <- fmt.Errorf("order refused: %s", r.errMsg)
-						return
-					}
-					if r.fields&(1<<2) == 0 {
-						recvDone <- fmt.Errorf("answer %d is not a place", r.correlation)
-						return
+					answers := r.answers
+					if !r.batch {
+						answers = []benchAnswer{r.benchAnswer}
 					}
 					now := time.Now()
-					if !now.After(end) {
-						total.Add(1)
+					for _, a := range answers {
+						if a.fields&(1<<6) != 0 {
+							recvDone <- fmt.Errorf("order refused: %s", a.errMsg)
+							return
+						}
+						if a.fields&(1<<2) == 0 {
+							recvDone <- fmt.Errorf("answer %d is not a place", a.correlation)
+							return
+						}
+						if !now.After(end) {
+							total.Add(1)
+						}
+						if rate > 0 {
+							local = append(local, float64(now.Sub(sentAt[a.correlation%uint64(window)]).Nanoseconds())/1e6)
+						}
+						<-sem
 					}
-					if rate > 0 {
-						local = append(local, float64(now.Sub(sentAt[r.correlation%uint64(window)]).Nanoseconds())/1e6)
-					}
-					<-sem
 				}
 			}()
 			perStream := float64(rate) / float64(n)
+			scheduled := func(k uint64) time.Time {
+				return start.Add(time.Duration(float64(k) / perStream * float64(time.Second)))
+			}
 			var sent uint64
 			for {
 				now := time.Now()
 				if now.After(end) {
 					break
 				}
-				when := now
+				due := batch
 				if rate > 0 {
-					due := start.Add(time.Duration(float64(sent) / perStream * float64(time.Second)))
-					if due.After(now) {
-						time.Sleep(min(due.Sub(now), time.Millisecond))
+					if next := scheduled(sent); next.After(now) {
+						time.Sleep(min(next.Sub(now), time.Millisecond))
 						continue
 					}
-					when = due
+					// Orders sent..sent+due-1 are due by now.
+					due = min(batch, int(float64(now.Sub(start))*perStream/float64(time.Second))+1-int(sent))
+					due = max(due, 1)
 				}
-				select {
-				case sem <- struct{}{}:
-				case <-recvStopped:
-					err := <-recvDone
-					if err == nil {
-						err = errors.New("order entry stream ended before the client closed it")
+				b := (*benchPool.Get(due * 64))[:0]
+				k := 0
+			fill:
+				for k < due {
+					if k == 0 {
+						// The first order of a message waits for room in the
+						// window; the others take only what is free.
+						select {
+						case sem <- struct{}{}:
+						case <-recvStopped:
+							err := <-recvDone
+							if err == nil {
+								err = errors.New("order entry stream ended before the client closed it")
+							}
+							errs <- err
+							return
+						}
+					} else {
+						select {
+						case sem <- struct{}{}:
+						default:
+							break fill
+						}
 					}
+					c := sent + uint64(k)
+					sentAt[c%uint64(window)] = now
+					if rate > 0 {
+						sentAt[c%uint64(window)] = scheduled(c)
+					}
+					if batch == 1 {
+						b = gen.appendEntry(b, c, rng)
+					} else {
+						b = gen.appendBatchEntry(b, c, rng)
+					}
+					k++
+				}
+				if err := st.SendMsg(&benchMsg{out: b}); err != nil {
 					errs <- err
 					return
 				}
-				sentAt[sent%uint64(window)] = when
-				if err := st.SendMsg(gen.entryMsg(sent, rng)); err != nil {
-					errs <- err
-					return
-				}
-				sent++
+				sent += uint64(k)
 			}
 			st.CloseSend()
 			if err := <-recvDone; err != nil {
