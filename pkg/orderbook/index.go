@@ -1,5 +1,7 @@
 package orderbook
 
+import "math"
+
 // idIndex maps order ids to pool slots: open addressing with linear probing
 // and backward-shift deletion (no tombstones), at most half full so probes
 // stay short. An entry is 8 bytes, a 32-bit fingerprint of the id's hash and
@@ -14,6 +16,10 @@ type idIndex struct {
 	mask   uint64
 	bits   uint // log2(len(e)), at most 32
 	n      int
+	// max is at least every id ever put: an id above it is absent without
+	// a probe. Callers that number orders upwards (the matching core)
+	// check a new order's id for a duplicate without a cache miss.
+	max int64
 }
 
 type idEntry struct {
@@ -27,7 +33,7 @@ func newIDIndex(capacity int, orders []order) idIndex {
 		size <<= 1
 		bits++
 	}
-	return idIndex{e: make([]idEntry, size), orders: orders, mask: uint64(size - 1), bits: bits}
+	return idIndex{e: make([]idEntry, size), orders: orders, mask: uint64(size - 1), bits: bits, max: math.MinInt64}
 }
 
 // fingerprint is the top half of a multiplicative hash of id.
@@ -39,6 +45,9 @@ func (x *idIndex) home(fp uint32) uint64 { return uint64(fp) >> (32 - x.bits) }
 
 // get returns the slot of id, or 0.
 func (x *idIndex) get(id int64) int32 {
+	if id > x.max {
+		return 0
+	}
 	fp := fingerprint(id)
 	for i := x.home(fp); ; i = (i + 1) & x.mask {
 		e := x.e[i]
@@ -60,6 +69,7 @@ func (x *idIndex) put(id int64, slot int32) {
 	}
 	x.e[i] = idEntry{fp: fp, slot: slot}
 	x.n++
+	x.max = max(x.max, id)
 }
 
 // del removes the entry of slot, which must be present with id.
