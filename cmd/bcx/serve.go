@@ -44,6 +44,7 @@ type serveConfig struct {
 	ServiceToken   string
 	RedisURL       string
 	Currencies     string
+	Snapshots      string
 	Bootstrap      bool
 }
 
@@ -76,6 +77,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	fs.StringVar(&cfg.ServiceToken, "service-token", envOr("BCX_SERVICE_TOKEN", ""), "token of a ROLE_SERVICE participant for calls between services (env BCX_SERVICE_TOKEN)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", envOr("BCX_REDIS_URL", ""), "Redis URL for market data fan-out (env BCX_REDIS_URL): matching publishes, marketdata gateways serve")
 	fs.StringVar(&cfg.Currencies, "currencies", envOr("BCX_CURRENCIES", ""), currenciesUsage)
+	fs.StringVar(&cfg.Snapshots, "snapshots", envOr("BCX_SNAPSHOTS", "auto"), "where scheduled snapshots are encoded (env BCX_SNAPSHOTS): matching; "+
+		"sequencer (orders wait for the encoding), replica (a second core replays the journal: no wait, half a core more) or auto (replica on 4+ CPUs)")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "listing: on an empty database, create operator OPS and print its token once")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -196,7 +199,12 @@ func serveOther(ctx context.Context, name string, cfg serveConfig, logger *slog.
 		register = func(g *grpc.Server) { marketdatav1.RegisterMarketDataServiceServer(g, md) }
 		run = func(ctx context.Context) error { <-ctx.Done(); return nil }
 	case "matching":
-		svc, err := matching.New(matching.Config{DataDir: cfg.DataDir, Listing: listingClient, Logger: logger, Currencies: currencies, Feed: feed})
+		snaps, err := matching.ParseSnapshotMode(cfg.Snapshots)
+		if err != nil {
+			return fmt.Errorf("serve matching: %w", err)
+		}
+		svc, err := matching.New(matching.Config{DataDir: cfg.DataDir, Listing: listingClient, Logger: logger, Currencies: currencies, Feed: feed,
+			Snapshots: snaps})
 		if err != nil {
 			return err
 		}

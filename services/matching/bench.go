@@ -158,6 +158,7 @@ func BenchMatchingMain(args []string, stdout io.Writer) error {
 	batch := fs.Int("batch", 8192, "commands per batch")
 	dir := fs.String("dir", "", "data directory (default: a temporary one)")
 	noSnap := fs.Bool("no-snapshots", false, "disable the scheduled snapshots")
+	snapMode := fs.String("snapshots", "auto", "where scheduled snapshots are encoded: auto, sequencer or replica (see Config.Snapshots)")
 	noSync := fs.Bool("no-sync", false, "skip fsync (diagnosis only: the result is not the benchmark)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured run here")
 	if err := fs.Parse(args); err != nil {
@@ -168,7 +169,11 @@ func BenchMatchingMain(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer cleanup()
-	cfg := Config{DataDir: d, BatchMax: *batch, NoSync: *noSync, Limits: core.Limits{MaxOrdersPerBook: 1 << 14}}
+	mode, err := ParseSnapshotMode(*snapMode)
+	if err != nil {
+		return err
+	}
+	cfg := Config{DataDir: d, BatchMax: *batch, NoSync: *noSync, Snapshots: mode, Limits: core.Limits{MaxOrdersPerBook: 1 << 14}}
 	if *noSnap {
 		cfg.SnapshotEvery = 1 << 62
 	}
@@ -180,11 +185,13 @@ func BenchMatchingMain(args []string, stdout io.Writer) error {
 	if err := benchSetup(s); err != nil {
 		return err
 	}
-	// The snapshot writer runs as in the service (the sequencer only
-	// encodes; the writer waits for durability and writes the file).
+	// The snapshotter runs as in the service (the sequencer only hands it
+	// sequence numbers; it replays its replica of the core to each and
+	// writes the replica's snapshot). It stops before the journal closes.
 	snapCtx, stopSnaps := context.WithCancel(context.Background())
-	defer stopSnaps()
-	go s.snapshotLoop(snapCtx)
+	snapDone := make(chan struct{})
+	defer func() { stopSnaps(); <-snapDone }()
+	go func() { s.snapshotLoop(snapCtx); close(snapDone) }()
 	prefill, cmds, err := benchWorkload(*seed, *ops, 1)
 	if err != nil {
 		return err
@@ -455,10 +462,9 @@ func BenchRecoveryMain(args []string, stdout io.Writer) error {
 		}
 	}
 	// Let the last scheduled snapshot finish, then stop.
-	for len(s.snapCh) > 0 {
+	for s.snapBusy.Load() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond)
 	cancel()
 	<-snapDone
 	writeSecs := time.Since(writeStart).Seconds()

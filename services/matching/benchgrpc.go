@@ -100,6 +100,7 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	unaryRate := fs.Int("unary-rate", 15_000, "paced phase: unary orders per second (0: none)")
 	dir := fs.String("dir", "", "data directory (default: a temporary one)")
 	noSnap := fs.Bool("no-snapshots", false, "disable the scheduled snapshots (diagnosis only)")
+	snapMode := fs.String("snapshots", "auto", "where scheduled snapshots are encoded: auto, sequencer or replica (see Config.Snapshots)")
 	noSync := fs.Bool("no-sync", false, "skip fsync (diagnosis only: the result is not the benchmark)")
 	phases := fs.String("phases", "stream,stream-single,unary,paced,paced-stream,paced-unary", "phases to run, comma-separated")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the phases run here; samples carry the label side=server or side=client")
@@ -124,8 +125,12 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	// About a fifth of the orders rest (GTC): a fast run leaves several
 	// hundred thousand in the book, past the default bound (a refusal ends
 	// the run).
+	mode, err := ParseSnapshotMode(*snapMode)
+	if err != nil {
+		return err
+	}
 	cfg := Config{DataDir: d, Logger: logger, ScheduleTick: -1, Limits: core.Limits{MaxOrdersPerBook: 1 << 20},
-		QueueSize: 1 << 17, NoSync: *noSync}
+		QueueSize: 1 << 17, NoSync: *noSync, Snapshots: mode}
 	if *noSnap {
 		cfg.SnapshotEvery = 1 << 62
 	}

@@ -317,10 +317,20 @@ func (q *sequencer) applyBatch(batch []*request) (*mdBatch, error) {
 	q.s.hist.hand(md.hist)
 	md.hist = nil
 	q.captureMarket(md)
-	// A scheduled snapshot is encoded only when the writer is free: if it
-	// is still writing the previous one, try again after the next batch.
-	if q.sinceSnap >= q.s.cfg.SnapshotEvery && len(q.s.snapCh) == 0 {
-		q.snapshot(nil)
+	// A scheduled snapshot is handed to the snapshotter when it is free
+	// (else the sequencer tries again after the next batch): encoded here,
+	// or, from a replica, only its sequence number (see SnapshotMode).
+	if q.sinceSnap >= q.s.cfg.SnapshotEvery && q.s.snapBusy.CompareAndSwap(false, true) {
+		job := snapJob{seq: q.c.LastSeq()}
+		if q.s.cfg.Snapshots == SnapshotsOnSequencer {
+			job = q.snapshot(false)
+		}
+		select {
+		case q.s.snapCh <- job:
+			q.sinceSnap = 0
+		default: // not reached: the snapshotter empties the channel before it is free
+			q.s.snapBusy.Store(false)
+		}
 	}
 	return md, nil
 }
@@ -360,49 +370,30 @@ func (q *sequencer) publishRegistry(force bool) {
 	q.s.reg.Store(reg)
 }
 
-// snapJob is a snapshot to write once its sequence number is durable.
+// snapJob is a snapshot to write once its sequence number is durable:
+// encoded on the sequencer (head and tail set), or, scheduled with
+// SnapshotsFromReplica, to be made by the snapshotter from its replica.
 type snapJob struct {
 	seq        uint64
-	head, tail []byte     // the snapshot is head then tail (core.SnapshotParts)
-	hash       uint64     // on-demand snapshots only (done != nil)
-	done       chan error // nil for scheduled snapshots
+	head, tail []byte // the snapshot is head then tail (core.SnapshotParts)
+	hash       uint64 // if hashed
 }
 
-// snapshot encodes the core now and queues it for writing. The sequencer
-// waits for the encoding (the core must not change under it), so it is
-// done in two parts on two cores.
-func (q *sequencer) snapshot(done chan error) snapJob {
+// snapshot encodes the core now, for an operator's snapshot (hashed) or a
+// scheduled one with SnapshotsOnSequencer. The sequencer waits for the
+// encoding (the core must not change under it), so it is done in two
+// parts on two cores.
+func (q *sequencer) snapshot(hash bool) snapJob {
 	head, tail := q.c.SnapshotParts(make([]byte, 0, q.snapHead+q.snapHead/4), make([]byte, 0, q.snapTail+q.snapTail/4))
 	q.snapHead, q.snapTail = len(head), len(tail)
-	job := snapJob{seq: q.c.LastSeq(), head: head, tail: tail, done: done}
-	if done != nil {
-		// Only an on-demand snapshot reports its hash: a scheduled one
-		// is not hashed on the sequencer.
+	job := snapJob{seq: q.c.LastSeq(), head: head, tail: tail}
+	if hash {
 		h := fnv.New64a()
 		h.Write(head)
 		h.Write(tail)
 		job.hash = h.Sum64()
-		return job
-	}
-	select {
-	case q.s.snapCh <- job:
-		q.sinceSnap = 0
-	default: // the previous one is still being written; try after the next batch
 	}
 	return job
-}
-
-func (s *Service) snapshotLoop(ctx context.Context) {
-	for {
-		select {
-		case job := <-s.snapCh:
-			if err := s.writeSnapshot(ctx, job); err != nil {
-				s.log.Error("snapshot failed", "seq", job.seq, "error", err)
-			}
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 func (s *Service) writeSnapshot(ctx context.Context, job snapJob) error {
@@ -425,7 +416,7 @@ func (s *Service) writeSnapshot(ctx context.Context, job snapJob) error {
 // number and state hash.
 func (s *Service) TakeSnapshot(ctx context.Context) (uint64, uint64, error) {
 	var job snapJob
-	if err := s.query(ctx, func(*core.Core) { job = s.seq.snapshot(make(chan error)) }); err != nil {
+	if err := s.query(ctx, func(*core.Core) { job = s.seq.snapshot(true) }); err != nil {
 		return 0, 0, err
 	}
 	return job.seq, job.hash, s.writeSnapshot(ctx, job)

@@ -31,17 +31,17 @@ func snapshotBenchCore(tb testing.TB) *core.Core {
 	return c
 }
 
-// BenchmarkSnapshot measures encoding a snapshot of a large core, which a
-// scheduled snapshot costs the sequencer (every SnapshotEvery records):
-// "serial" is AppendSnapshot, "parts" the two halves on two goroutines the
-// sequencer uses (core.SnapshotParts).
+// BenchmarkSnapshot measures encoding a snapshot of a large core: "serial"
+// is AppendSnapshot, what the snapshotter spends on its replica for a
+// scheduled snapshot; "parts" the two halves on two goroutines
+// (core.SnapshotParts), what an operator's snapshot costs the sequencer.
 //
 // A Freeze-style deep copy of the same core, for encoding elsewhere, was
 // measured at 170-230 ms against 240-250 ms for the serial encoding: the
 // copy is mostly pointerful memory, copied with write barriers, and
-// garbage that the collector must then mark. Taking the snapshot off the
-// sequencer needs copy-on-write state or an incremental encoding, not a
-// copy.
+// garbage that the collector must then mark. So scheduled snapshots are
+// taken off the sequencer by a replica kept current from the journal (see
+// snapshotter), not by a copy.
 func BenchmarkSnapshot(b *testing.B) {
 	if testing.Short() {
 		b.Skip("builds a 2M-order core")
