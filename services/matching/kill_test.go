@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -153,19 +154,18 @@ func TestKill9(t *testing.T) {
 				defer wg.Done()
 				client := tradingv1.NewTradingServiceClient(dialToken(t, addr, fmt.Sprint("m", p)))
 				lrng := rand.New(rand.NewPCG(uint64(p), uint64(round)))
-				for i := 0; ctx.Err() == nil; i++ {
+				place := func(i int) *tradingv1.PlaceOrderRequest {
 					cloid := fmt.Sprintf("r%d-p%d-%d", round, p, i)
 					side := typev1.Side(1 + lrng.IntN(2))
 					price := fmt.Sprint(14950 + 5*lrng.IntN(21))
 					mu.Lock()
 					sent[cloid] = true
 					mu.Unlock()
-					resp, err := client.PlaceOrder(ctx, &tradingv1.PlaceOrderRequest{ClientOrderId: cloid, Symbol: "CF",
+					return &tradingv1.PlaceOrderRequest{ClientOrderId: cloid, Symbol: "CF",
 						Side: side, Price: &typev1.Money{Currency: "CNY", Amount: price}, Quantity: fmt.Sprint(5 * (1 + lrng.IntN(4))),
-						TimeInForce: tradingv1.TimeInForce_TIME_IN_FORCE_GOOD_TILL_CANCELLED})
-					if err != nil {
-						return // the server died
-					}
+						TimeInForce: tradingv1.TimeInForce_TIME_IN_FORCE_GOOD_TILL_CANCELLED}
+				}
+				acked := func(cloid string, resp *tradingv1.PlaceOrderResponse) {
 					a := ack{participant: p, cloid: cloid, orderID: resp.Order.OrderId}
 					for _, e := range resp.Executions {
 						a.trades = append(a.trades, e.TradeId)
@@ -173,6 +173,48 @@ func TestKill9(t *testing.T) {
 					mu.Lock()
 					acks = append(acks, a)
 					mu.Unlock()
+				}
+				if p == 4 {
+					// Member 4 sends eight orders to a message on the batch stream.
+					st, err := client.OrderEntryBatch(ctx)
+					if err != nil {
+						return
+					}
+					for i := 0; ctx.Err() == nil; i += 8 {
+						var req tradingv1.OrderEntryBatchRequest
+						var cloids []string
+						for k := range 8 {
+							pl := place(i + k)
+							cloids = append(cloids, pl.ClientOrderId)
+							req.Requests = append(req.Requests, &tradingv1.OrderEntryRequest{CorrelationId: uint64(k),
+								Command: &tradingv1.OrderEntryRequest_Place{Place: pl}})
+						}
+						if err := st.Send(&req); err != nil {
+							return // the server died
+						}
+						for got := 0; got < 8; {
+							resp, err := st.Recv()
+							if err != nil {
+								return
+							}
+							for _, r := range resp.Responses {
+								if r.GetPlace() == nil || r.CorrelationId >= 8 {
+									return // refused: only a dying server refuses these
+								}
+								acked(cloids[r.CorrelationId], r.GetPlace())
+								got++
+							}
+						}
+					}
+					return
+				}
+				for i := 0; ctx.Err() == nil; i++ {
+					pl := place(i)
+					resp, err := client.PlaceOrder(ctx, pl)
+					if err != nil {
+						return // the server died
+					}
+					acked(pl.ClientOrderId, resp)
 				}
 			}()
 		}
@@ -185,6 +227,9 @@ func TestKill9(t *testing.T) {
 	defer mu.Unlock()
 	if len(acks) < 50 {
 		t.Fatalf("only %d orders acknowledged: a weak test", len(acks))
+	}
+	if n := len(slices.DeleteFunc(slices.Clone(acks), func(a ack) bool { return a.participant != 4 })); n < 16 {
+		t.Fatalf("only %d orders acknowledged on the batch stream: a weak test", n)
 	}
 
 	child := crashtest.Start(t, roleChild, "MATCHING_DIR="+dir)
