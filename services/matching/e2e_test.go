@@ -550,6 +550,31 @@ func TestOrderEntryBatchStream(t *testing.T) {
 	if mc := got[5].GetMassCancel(); mc == nil || mc.Cancelled != 2 {
 		t.Fatalf("mass cancel %v", got[5])
 	}
+	// Many refusals in one message (answered by the receiver, not the
+	// sequencer) between places: still every answer in order.
+	var many tradingv1.OrderEntryBatchRequest
+	for i := range 300 {
+		req := &tradingv1.OrderEntryRequest{CorrelationId: uint64(100 + i)}
+		if i%50 == 0 {
+			req = place(uint64(100+i), fmt.Sprint("M-", i), "14900")
+		}
+		many.Requests = append(many.Requests, req)
+	}
+	if err := st.Send(&many); err != nil {
+		t.Fatal(err)
+	}
+	for want := uint64(100); want < 400; {
+		r, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range r.Responses {
+			if a.CorrelationId != want || (want%50 == 0) != (a.GetPlace() != nil) {
+				t.Fatalf("answer %v, want correlation id %d", a, want)
+			}
+			want++
+		}
+	}
 	if err := st.CloseSend(); err != nil {
 		t.Fatal(err)
 	}
@@ -582,6 +607,42 @@ func TestOrderEntryBatchStream(t *testing.T) {
 	}
 	_, err = e.trading(e.alpha).GetOrder(ctx, &tradingv1.GetOrderRequest{ClientOrderId: "B-7"})
 	wantStatus(t, err, codes.NotFound, "")
+
+	// More requests in one message than a stream may have in flight: the
+	// stream ends with InvalidArgument on "requests", none placed.
+	over, err := e.trading(e.alpha).OrderEntryBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var big tradingv1.OrderEntryBatchRequest
+	for i := range 1025 {
+		big.Requests = append(big.Requests, place(uint64(i), fmt.Sprint("O-", i), "14900"))
+	}
+	if err := over.Send(&big); err != nil {
+		t.Fatal(err)
+	}
+	_, err = over.Recv()
+	wantStatus(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	if !wantBadField(err, "requests") {
+		t.Fatalf("no field violation on requests: %v", err)
+	}
+	_, err = e.trading(e.alpha).GetOrder(ctx, &tradingv1.GetOrderRequest{ClientOrderId: "O-0"})
+	wantStatus(t, err, codes.NotFound, "")
+}
+
+// wantBadField reports whether err carries a BadRequest naming field.
+func wantBadField(err error, field string) bool {
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.FieldViolations {
+				if v.Field == field {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // rawCodec sends and receives messages as their wire bytes (*[]byte).

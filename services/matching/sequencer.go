@@ -76,9 +76,11 @@ func putRequest(r *request) {
 }
 
 func (r *request) answer() {
-	if r.waker != nil {
+	// Once answered is set the request is the stream sender's, which may
+	// recycle it at once: read the waker first.
+	if w := r.waker; w != nil {
 		r.answered.Store(true)
-		r.waker.wake()
+		w.wake()
 		return
 	}
 	if r.notify != nil {

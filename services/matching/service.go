@@ -131,8 +131,9 @@ type Config struct {
 type SnapshotMode int
 
 const (
-	// SnapshotsAuto is SnapshotsFromReplica on a machine of four or more
-	// CPUs, SnapshotsOnSequencer on fewer.
+	// SnapshotsAuto is SnapshotsFromReplica with four or more CPUs to run
+	// on (GOMAXPROCS, which follows a container's CPU quota),
+	// SnapshotsOnSequencer with fewer.
 	SnapshotsAuto SnapshotMode = iota
 	// SnapshotsOnSequencer encodes the core on the sequencer (in two parts
 	// on two cores): every order waits meanwhile, 200-250 ms for a core of
@@ -186,7 +187,7 @@ func (c *Config) withDefaults() {
 	}
 	if c.Snapshots == SnapshotsAuto {
 		c.Snapshots = SnapshotsOnSequencer
-		if runtime.NumCPU() >= 4 {
+		if runtime.GOMAXPROCS(0) >= 4 {
 			c.Snapshots = SnapshotsFromReplica
 		}
 	}

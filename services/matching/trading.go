@@ -380,6 +380,13 @@ func (e *entryReceiver) submit(r *request) error {
 			return e.ctx.Err()
 		}
 	}
+	if err := e.ctx.Err(); err != nil {
+		// The stream is gone: nothing more of it is applied (enqueue
+		// would still take r while the queue has room).
+		r.op, r.err = opError, err
+		r.answer()
+		return err
+	}
 	if r.op != opError {
 		// Once enqueued, r is the sequencer's until it is answered.
 		err := e.s.enqueue(e.ctx, r)
@@ -393,12 +400,22 @@ func (e *entryReceiver) submit(r *request) error {
 	return nil
 }
 
+// maxBatchRequests bounds the requests of one OrderEntryBatch message: a
+// request takes a pooled ~760-byte request before any is submitted, and
+// a request can be two bytes on the wire.
+const maxBatchRequests = streamWindow
+
 // receiveBatch handles an OrderEntryBatchRequest: every request is decoded
 // and converted before any is submitted, so a message that does not decode
-// ends the stream having changed nothing, as gRPC's own decoding would.
-// Fields other than requests (1) are skipped, as proto.Unmarshal keeps them
-// unknown.
+// (or holds more than maxBatchRequests) ends the stream having changed
+// nothing, as gRPC's own decoding would. Fields other than requests (1)
+// are skipped, as proto.Unmarshal keeps them unknown.
 func (e *entryReceiver) receiveBatch(b []byte) error {
+	if n, err := countBatchRequests(b); err != nil {
+		return errUndecodable(err)
+	} else if n > maxBatchRequests {
+		return rpcerr.Invalid("requests", "%d requests in one message; at most %d", n, maxBatchRequests)
+	}
 	batch := e.batch[:0]
 	defer func() {
 		clear(batch)
@@ -443,6 +460,27 @@ func (e *entryReceiver) receiveBatch(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// countBatchRequests counts the requests (field 1) of an
+// OrderEntryBatchRequest's wire form, checking only its framing.
+func countBatchRequests(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return 0, protowire.ParseError(l)
+		}
+		b = b[l:]
+		if l = protowire.ConsumeFieldValue(num, typ, b); l < 0 {
+			return 0, protowire.ParseError(l)
+		}
+		b = b[l:]
+		if num == 1 && typ == protowire.BytesType {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // entrySender answers an order entry stream's requests in order (see
