@@ -66,7 +66,8 @@ type Core struct {
 	seq      uint64
 	ts       int64
 	gen      uint64 // increments per Apply; marks touched orders
-	ev       Events
+	ev       *Events // the command's events: own, or the caller's (ApplyTo)
+	own      Events
 	touched  []int32
 	res      *Result
 	incoming int32 // slot of the order the command entered or replaced, -1 none
@@ -207,6 +208,7 @@ func New(lim Limits) *Core {
 		pending:     -1,
 	}
 	c.finished = newFIFO(c.lim.FinishedOrders)
+	c.ev = &c.own
 	return c
 }
 
@@ -220,6 +222,14 @@ func (c *Core) LastSeq() uint64 { return c.lastSeq }
 // The events it produced are in Events until the next Apply. If
 // res.Changed is false, nothing changed and no events were produced.
 func (c *Core) Apply(seq uint64, ts int64, cmd *Command, res *Result) {
+	c.ApplyTo(seq, ts, cmd, res, &c.own)
+}
+
+// ApplyTo is Apply with the events written to ev (reset first), which the
+// caller keeps: the sequencer gives each command its own, so that its
+// record is encoded on another goroutine while the core goes on.
+func (c *Core) ApplyTo(seq uint64, ts int64, cmd *Command, res *Result, ev *Events) {
+	c.ev = ev
 	res.reset()
 	c.ev.reset()
 	c.touched = c.touched[:0]
@@ -284,7 +294,7 @@ func (c *Core) Apply(seq uint64, ts int64, cmd *Command, res *Result) {
 }
 
 // Events returns the events of the last Apply.
-func (c *Core) Events() *Events { return &c.ev }
+func (c *Core) Events() *Events { return c.ev }
 
 // touch marks an order as changed by this command; its state is emitted
 // once, at the end.
