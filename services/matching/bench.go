@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
@@ -50,11 +51,14 @@ func benchSetup(s *Service) error {
 	cmds := benchSetupCommands()
 	for i := range cmds {
 		r := &request{cmd: cmds[i], notify: func(*request) {}}
-		if err := s.seq.apply(r, nil, time.Now().UnixNano()); err != nil {
-			return err
-		}
+		ts := time.Now().UnixNano()
+		var ev core.Events
+		s.seq.apply(r, &ev, nil, ts)
 		if r.res.Status != core.StatusOK {
 			return fmt.Errorf("bench setup command %d refused: %+v", i, r.res)
+		}
+		if err := s.seq.appendRecord(r, ts, &ev); err != nil {
+			return err
 		}
 	}
 	s.seq.publishRegistry(false)
@@ -300,13 +304,13 @@ func (b *benchRun) pct(q float64) float64 {
 // runBench drives the sequencer's batch path over pre-generated commands.
 // A producer goroutine turns them into requests a batch ahead, as the
 // service's gRPC handlers convert requests on their own goroutines while
-// the sequencer applies: three sets of requests rotate between the
-// producer (filling), the sequencer (applying) and the journal (pending
-// durability).
+// the sequencer applies: four sets of requests rotate between the
+// producer (filling), the sequencer (applying) and the writer (writing,
+// and pending durability).
 func (s *Service) runBench(cmds []benchCmd, batchMax int) (*benchRun, error) {
 	q := s.seq
 	run := &benchRun{}
-	const sets = 3
+	const sets = 6
 	var bufs [sets][]*request
 	for i := range bufs {
 		bufs[i] = make([]*request, batchMax)
@@ -340,49 +344,53 @@ func (s *Service) runBench(cmds []benchCmd, batchMax int) (*benchRun, error) {
 			done += n
 		}
 	}()
-	var pending []*request
-	pendingSet := -1
-	var pendingMD *mdBatch
-	var pendingStart time.Time
+	// The writer stage runs as in the service; each batch's set goes back
+	// to the producer once the writer has answered it.
+	q.startWriter()
+	var mu sync.Mutex // run.lat and run.weights, appended by the writer
+	var last time.Time
 	start := time.Now()
 	for done := 0; done < len(cmds); {
 		f := <-ready
-		b := bufs[f.set][:f.n]
-		t0 := time.Now()
-		md, err := q.applyBatch(b)
-		if err != nil {
-			return nil, err
+		var b *outBatch
+		select {
+		case b = <-q.free:
+		case <-q.wDone:
+			return nil, q.wErr
 		}
-		for i, r := range b {
+		b.reqs = append(b.reqs[:0], bufs[f.set][:f.n]...)
+		t0 := time.Now()
+		b.ts = q.clock().UnixNano()
+		b.md = q.applyBatch(b)
+		for i, r := range b.reqs {
 			if r.res.Status != core.StatusOK || (r.cmd.Kind == core.CmdPlace && r.res.Order.ID != cmds[f.from+i].orderID) {
 				run.refused++
 			}
 			run.trades += int64(len(r.res.Fills))
 		}
-		if _, err := q.j.SyncAsync(); err != nil {
+		n, set := f.n, f.set
+		b.released = func() {
+			t1 := time.Now()
+			mu.Lock()
+			run.lat = append(run.lat, float64(t1.Sub(t0).Nanoseconds())/1000)
+			run.weights = append(run.weights, n)
+			last = t1
+			mu.Unlock()
+			drainMD(s)
+			free <- set
+		}
+		if err := q.hand(b); err != nil {
 			return nil, err
 		}
-		t1 := time.Now()
-		if pending != nil {
-			run.lat = append(run.lat, float64(t1.Sub(pendingStart).Nanoseconds())/1000)
-			run.weights = append(run.weights, len(pending))
-			q.release(pending, pendingMD)
-			drainMD(s)
-			free <- pendingSet
-		}
-		pending, pendingSet, pendingMD, pendingStart = b, f.set, md, t0
 		done += f.n
 		run.batches++
 	}
-	if err := q.j.Sync(); err != nil {
-		return nil, err
+	close(q.out)
+	<-q.wDone
+	if q.wErr != nil {
+		return nil, q.wErr
 	}
-	t1 := time.Now()
-	run.lat = append(run.lat, float64(t1.Sub(pendingStart).Nanoseconds())/1000)
-	run.weights = append(run.weights, len(pending))
-	q.release(pending, pendingMD)
-	drainMD(s)
-	run.elapsed = t1.Sub(start)
+	run.elapsed = last.Sub(start)
 	return run, nil
 }
 

@@ -88,8 +88,7 @@ func (q *sequencer) collect(ev *core.Events, ts int64, seq uint64, md *mdBatch) 
 // captureMarket copies the public state of the touched instruments (all of
 // them after the publisher dropped a batch).
 func (q *sequencer) captureMarket(md *mdBatch) {
-	if q.forceMD {
-		q.forceMD = false
+	if q.forceMD.Swap(false) {
 		for _, n := range q.c.Instruments() {
 			md.of(n)
 		}

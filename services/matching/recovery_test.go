@@ -2,14 +2,19 @@ package matching
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
+	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	"github.com/bcx-exchange/bcx/services/matching/core"
 )
 
@@ -165,5 +170,53 @@ func TestReplayDetectsDivergence(t *testing.T) {
 	s2.Close()
 	if _, err := New(Config{DataDir: dir}); err == nil {
 		t.Fatal("recovery accepted a record its command does not reproduce")
+	}
+}
+
+// TestWriterFailure: a record the journal refuses (here one over its size
+// limit) stops the service: that command and everything after it are
+// answered Unavailable, Run reports the error, and a restart recovers the
+// journal as it was, without the refused command.
+func TestWriterFailure(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(Config{DataDir: dir, NoSync: true, ScheduleTick: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	seedMarket(t, s, 2)
+	want, wantSeq, err := s.StateHash(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unavailable := func(err error) bool {
+		var re *rpcerr.Error
+		return errors.As(err, &re) && re.Code == codes.Unavailable
+	}
+	huge := core.Command{Kind: core.CmdCreditFunds, Participant: 1, ParticipantID: "M-1", Key: strings.Repeat("k", 17<<20),
+		Currency: "CNY", CurrencyExp: 2, Amount: 1}
+	if _, err := s.command(context.Background(), huge); !unavailable(err) {
+		t.Fatalf("the refused record's command: %v, want Unavailable", err)
+	}
+	if _, err := s.command(context.Background(), core.Command{Kind: core.CmdCreditFunds, Participant: 2, ParticipantID: "M-2",
+		Key: "after", Currency: "CNY", CurrencyExp: 2, Amount: 1}); !unavailable(err) {
+		t.Fatalf("a command after the failure: %v, want Unavailable", err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "too large") {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop")
+	}
+	s.Close()
+
+	s2, stop := startService(t, Config{DataDir: dir, NoSync: true})
+	defer stop()
+	h, seq, err := s2.StateHash(context.Background())
+	if err != nil || h != want || seq != wantSeq {
+		t.Fatalf("after restart: %x at %d (%v), want %x at %d", h, seq, err, want, wantSeq)
 	}
 }

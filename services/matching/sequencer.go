@@ -29,6 +29,11 @@ type request struct {
 	cmd   core.Command
 	res   core.Result
 	err   error // the service failed before the request became durable
+	// seq is the command's record's sequence number (if it changed state)
+	// and its events are its batch's ev.List[evFrom:evTo], for the writer
+	// to encode.
+	seq          uint64
+	evFrom, evTo int32
 
 	// notify is called by the sequencer once the request is answered; nil
 	// signals done (unless waker is set).
@@ -153,7 +158,12 @@ func (s *Service) query(ctx context.Context, fn func(c *core.Core)) error {
 	return s.do(ctx, r)
 }
 
-// sequencer is the goroutine that owns the core.
+// sequencer is the goroutine that owns the core, and the writer stage after
+// it. The sequencer applies a batch, each command's events going to its own
+// request, and hands the batch to the writer, which encodes and appends the
+// records, makes them durable (one fsync per batch, one batch deep) and
+// answers the batch once it is: encoding and answering run beside the next
+// batch's apply instead of before it.
 type sequencer struct {
 	s        *Service
 	c        *core.Core
@@ -162,110 +172,258 @@ type sequencer struct {
 	batchMax int
 	depth    int
 
+	// next is the sequence number of the next record: the sequencer
+	// stamps commands with it, and the writer appends in the same order.
+	next      uint64
 	defNums   []int64 // instrument number by definition index
 	regSizes  [3]int
 	sinceSnap uint64
-	forceMD   bool // the publisher lost a batch: send every instrument next time
+	forceMD   atomic.Bool // the publisher lost a batch: send every instrument next time
 	// The sizes of the last snapshot's parts, to size the next buffers.
 	snapHead, snapTail int
 	// lastTrades is the most trades one instrument had in the last batch,
 	// to size the next batch's lists.
 	lastTrades int
+
+	// The writer's: batches to write, batches to refill, its end.
+	out, free chan *outBatch
+	wDone     chan struct{} // closed when the writer stopped
+	wErr      error         // why, set before wDone closes
 	// wakes lists the order entry streams answered in the batch being
 	// released; wakeGen tells which are listed already.
 	wakes   []*entryWaker
 	wakeGen uint64
+	scratch []byte
 }
+
+// outBatch is a batch on its way from the sequencer to the writer.
+type outBatch struct {
+	reqs []*request
+	ev   core.Events // the commands' events, one after another
+	md   *mdBatch
+	ts   int64
+	// released, if set, is called by the writer once the batch is
+	// durable and answered (the bench's hook).
+	released func()
+}
+
+// writerDepth is how many batches the sequencer may have handed to the
+// writer and not yet seen answered: one being written, one waiting for
+// its fsync, and one more so the sequencer need not wait for either.
+const writerDepth = 3
 
 func newSequencer(s *Service) *sequencer {
-	return &sequencer{s: s, c: s.core, j: s.j, clock: s.cfg.Clock, batchMax: s.cfg.BatchMax, depth: s.cfg.MarketDepth, forceMD: true}
+	q := &sequencer{s: s, c: s.core, j: s.j, clock: s.cfg.Clock, batchMax: s.cfg.BatchMax, depth: s.cfg.MarketDepth,
+		next: s.j.NextSeq()}
+	q.forceMD.Store(true)
+	return q
 }
 
-// run is the sequencer loop: take a batch, apply it, hand it to the journal
-// to sync, and answer the previous batch once it is durable.
+// startWriter starts the writer stage.
+func (q *sequencer) startWriter() {
+	q.out = make(chan *outBatch, writerDepth)
+	q.free = make(chan *outBatch, writerDepth)
+	for range writerDepth {
+		q.free <- &outBatch{reqs: make([]*request, 0, q.batchMax)}
+	}
+	q.wDone = make(chan struct{})
+	go q.write()
+}
+
+// run is the sequencer loop: take a batch, apply it, hand it to the writer.
 func (q *sequencer) run(ctx context.Context) error {
 	s := q.s
-	cur := make([]*request, 0, q.batchMax)
-	var pending []*request
-	var pendingMD *mdBatch
-	fail := func(err error) error {
-		s.fatal.Store(&err)
-		if errors.Is(err, context.Canceled) {
-			s.log.Info("matching core stopped")
-		} else {
-			s.log.Error("matching core stopped", "error", err)
-		}
-		for _, r := range pending {
-			r.err = errUnavailable(err)
-			r.answer()
-		}
-		for _, r := range cur {
-			r.err = errUnavailable(err)
-			r.answer()
-		}
-		close(s.stopped)
-		// Answer whatever is still queued or arrives before handlers see
-		// s.fatal (they check it before enqueueing).
-		go func() {
-			for {
-				select {
-				case r := <-s.in:
-					r.err = errUnavailable(err)
-					r.answer()
-				case <-time.After(5 * time.Second):
-					return
-				}
-			}
-		}()
-		return err
-	}
+	q.startWriter()
 	for {
-		cur = cur[:0]
-		if len(pending) == 0 {
-			select {
-			case r := <-s.in:
-				cur = append(cur, r)
-			case <-ctx.Done():
-				return fail(ctx.Err())
-			}
+		var b *outBatch
+		select {
+		case b = <-q.free:
+		case <-q.wDone:
+			return q.stop(q.wErr, nil)
+		}
+		b.reqs = b.reqs[:0]
+		select {
+		case r := <-s.in:
+			b.reqs = append(b.reqs, r)
+		case <-ctx.Done():
+			return q.stop(ctx.Err(), nil)
+		case <-q.wDone:
+			return q.stop(q.wErr, nil)
 		}
 	drain:
-		for len(cur) < q.batchMax {
+		for len(b.reqs) < q.batchMax {
 			select {
 			case r := <-s.in:
-				cur = append(cur, r)
+				b.reqs = append(b.reqs, r)
 			default:
 				break drain
 			}
 		}
-		if len(cur) == 0 {
-			// Nothing new: finish the batch in flight.
-			if err := q.j.Sync(); err != nil {
-				return fail(err)
-			}
-			q.release(pending, pendingMD)
-			pending, pendingMD = pending[:0], nil
-			continue
+		b.ts = q.clock().UnixNano()
+		b.md = q.applyBatch(b)
+		if err := q.hand(b); err != nil {
+			return q.stop(err, b.reqs)
 		}
-		md, err := q.applyBatch(cur)
-		if err != nil {
-			return fail(err)
-		}
-		if _, err := q.j.SyncAsync(); err != nil {
-			return fail(err)
-		}
-		// SyncAsync waited for the previous batch: it is durable.
-		q.release(pending, pendingMD)
-		pending = append(pending[:0], cur...)
-		pendingMD = md
 	}
 }
 
-// release answers a durable batch and publishes its market data. An order
-// entry stream's sender is woken once for all its answers in the batch.
-func (q *sequencer) release(batch []*request, md *mdBatch) {
+// hand gives a batch to the writer, or reports why the writer stopped.
+func (q *sequencer) hand(b *outBatch) error {
+	select {
+	case <-q.wDone:
+		// Checked first: a send could still find room after the writer
+		// stopped.
+		return q.wErr
+	default:
+	}
+	select {
+	case q.out <- b:
+		return nil
+	case <-q.wDone:
+		return q.wErr
+	}
+}
+
+// stop ends the sequencer: the writer finishes what it was handed (on a
+// context's end it makes it durable and answers it), unhanded requests
+// and whatever is still queued are answered Unavailable.
+func (q *sequencer) stop(err error, unhanded []*request) error {
+	s := q.s
+	close(q.out)
+	<-q.wDone
+	if q.wErr != nil {
+		err = q.wErr
+	}
+	s.fatal.Store(&err)
+	if errors.Is(err, context.Canceled) {
+		s.log.Info("matching core stopped")
+	} else {
+		s.log.Error("matching core stopped", "error", err)
+	}
+	for _, r := range unhanded {
+		r.err = errUnavailable(err)
+		r.answer()
+	}
+	close(s.stopped)
+	// Answer whatever is still queued or arrives before handlers see
+	// s.fatal (they check it before enqueueing).
+	go func() {
+		for {
+			select {
+			case r := <-s.in:
+				r.err = errUnavailable(err)
+				r.answer()
+			case <-time.After(5 * time.Second):
+				return
+			}
+		}
+	}()
+	return err
+}
+
+// write is the writer loop: append a batch's records, start its fsync,
+// and answer the previous batch once that has made it durable; with
+// nothing new, finish the batch in flight. On a journal error it answers
+// everything it holds Unavailable and stops; when out is closed it
+// finishes and stops.
+func (q *sequencer) write() {
+	var pending *outBatch
+	fail := func(err error, bs ...*outBatch) {
+		for _, b := range append(bs, pending) {
+			if b == nil {
+				continue
+			}
+			for _, r := range b.reqs {
+				r.err = errUnavailable(err)
+				r.answer()
+			}
+		}
+		// Batches handed after this one: the sequencer stops sending
+		// once wDone is closed, and answers what is left in out.
+		q.wErr = err
+		close(q.wDone)
+		for b := range q.out {
+			for _, r := range b.reqs {
+				r.err = errUnavailable(err)
+				r.answer()
+			}
+		}
+	}
+	for {
+		var b *outBatch
+		var ok bool
+		if pending == nil {
+			b, ok = <-q.out
+		} else {
+			select {
+			case b, ok = <-q.out:
+			default:
+				// Nothing new: finish the batch in flight.
+				if err := q.j.Sync(); err != nil {
+					fail(err)
+					return
+				}
+				q.release(pending)
+				pending = nil
+				continue
+			}
+		}
+		if !ok {
+			if pending != nil {
+				if err := q.j.Sync(); err != nil {
+					fail(err)
+					return
+				}
+				q.release(pending)
+			}
+			close(q.wDone)
+			return
+		}
+		for _, r := range b.reqs {
+			if r.query != nil || !r.res.Changed {
+				continue
+			}
+			ev := b.events(r)
+			if err := q.appendRecord(r, b.ts, &ev); err != nil {
+				fail(err, b)
+				return
+			}
+		}
+		if _, err := q.j.SyncAsync(); err != nil {
+			fail(err, b)
+			return
+		}
+		// SyncAsync waited for the previous batch: it is durable.
+		if pending != nil {
+			q.release(pending)
+		}
+		pending = b
+	}
+}
+
+// events are r's events in b.
+func (b *outBatch) events(r *request) core.Events {
+	return core.Events{List: b.ev.List[r.evFrom:r.evTo], Allocs: b.ev.Allocs}
+}
+
+// appendRecord appends r's record, its command and events ev, which must
+// get the sequence number the core stamped it with.
+func (q *sequencer) appendRecord(r *request, ts int64, ev *core.Events) error {
+	seq, err := q.j.AppendFunc(journal.Kind(r.cmd.Kind), ts, func(dst []byte) []byte {
+		return core.AppendRecord(dst, &r.cmd, ev)
+	})
+	if err == nil && seq != r.seq {
+		err = fmt.Errorf("matching: record of seq %d appended as %d", r.seq, seq)
+	}
+	return err
+}
+
+// release answers a durable batch, publishes its market data and returns
+// it to the sequencer. An order entry stream's sender is woken once for
+// all its answers in the batch.
+func (q *sequencer) release(b *outBatch) {
 	q.wakeGen++
-	for _, r := range batch {
+	for _, r := range b.reqs {
 		if w := r.waker; w != nil {
 			// Once answered is set the request is the sender's: read w
 			// first.
@@ -283,34 +441,38 @@ func (q *sequencer) release(batch []*request, md *mdBatch) {
 		q.wakes[i] = nil
 	}
 	q.wakes = q.wakes[:0]
-	if md == nil || len(md.ups) == 0 {
-		return
+	if md := b.md; md != nil && len(md.ups) > 0 {
+		select {
+		case q.s.mdCh <- md:
+		default:
+			// The publisher is behind: drop this batch (its trade prints
+			// are lost to the stream, never the book) and resend every
+			// instrument's book next time.
+			q.forceMD.Store(true)
+		}
 	}
-	select {
-	case q.s.mdCh <- md:
-	default:
-		// The publisher is behind: drop this batch (its trade prints are
-		// lost to the stream, never the book) and resend every instrument's
-		// book next time.
-		q.forceMD = true
+	if b.released != nil {
+		b.released()
 	}
+	clear(b.reqs)
+	b.reqs, b.md, b.released = b.reqs[:0], nil, nil
+	b.ev.List, b.ev.Allocs = b.ev.List[:0], b.ev.Allocs[:0]
+	q.free <- b
 }
 
-// applyBatch applies a batch to the core and appends its records.
-func (q *sequencer) applyBatch(batch []*request) (*mdBatch, error) {
+// applyBatch applies a batch to the core (a query runs where it stands)
+// and returns its market data. The commands of a batch share one time
+// stamp, b.ts, taken as it starts: they are applied within a millisecond
+// or so, and reading the clock per command would cost more than applying
+// some of them.
+func (q *sequencer) applyBatch(b *outBatch) *mdBatch {
 	md := &mdBatch{}
-	// The commands of a batch share one time stamp, taken as it starts:
-	// they are applied within a millisecond or so, and reading the clock
-	// per command would cost more than applying some of them.
-	ts := q.clock().UnixNano()
-	for _, r := range batch {
+	for _, r := range b.reqs {
 		if r.query != nil {
 			r.query(q.c)
 			continue
 		}
-		if err := q.apply(r, md, ts); err != nil {
-			return nil, err
-		}
+		q.apply(r, &b.ev, md, b.ts)
 	}
 	q.publishRegistry(false)
 	// The history gets the batch's trades now, before they are durable
@@ -334,27 +496,28 @@ func (q *sequencer) applyBatch(batch []*request) (*mdBatch, error) {
 			q.s.snapBusy.Store(false)
 		}
 	}
-	return md, nil
+	return md
 }
 
-func (q *sequencer) apply(r *request, md *mdBatch, ts int64) error {
-	seq := q.j.NextSeq()
-	q.c.Apply(seq, ts, &r.cmd, &r.res)
+// apply applies one command, its events appended to ev, and stamps it
+// with the next sequence number if it changed state (md nil: no market
+// data or history, as for the bench's setup).
+func (q *sequencer) apply(r *request, ev *core.Events, md *mdBatch, ts int64) {
+	seq := q.next
+	r.evFrom = int32(len(ev.List))
+	q.c.ApplyTo(seq, ts, &r.cmd, &r.res, ev)
+	r.evTo = int32(len(ev.List))
 	if !r.res.Changed {
-		return nil
+		return
 	}
-	ev := q.c.Events()
-	if _, err := q.j.AppendFunc(journal.Kind(r.cmd.Kind), ts, func(dst []byte) []byte {
-		return core.AppendRecord(dst, &r.cmd, ev)
-	}); err != nil {
-		return err
-	}
+	r.seq = seq
+	q.next++
 	q.sinceSnap++
 	if md != nil {
-		q.collect(ev, ts, seq, md)
-		md.hist = appendHistItems(md.hist, seq, ts, ev)
+		mine := core.Events{List: ev.List[r.evFrom:r.evTo], Allocs: ev.Allocs}
+		q.collect(&mine, ts, seq, md)
+		md.hist = appendHistItems(md.hist, seq, ts, &mine)
 	}
-	return nil
 }
 
 // publishRegistry republishes the reference data when it grew.

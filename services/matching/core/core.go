@@ -65,7 +65,7 @@ type Core struct {
 	// Per-command scratch.
 	seq      uint64
 	ts       int64
-	gen      uint64 // increments per Apply; marks touched orders
+	gen      uint64  // increments per Apply; marks touched orders
 	ev       *Events // the command's events: own, or the caller's (ApplyTo)
 	own      Events
 	touched  []int32
@@ -222,16 +222,19 @@ func (c *Core) LastSeq() uint64 { return c.lastSeq }
 // The events it produced are in Events until the next Apply. If
 // res.Changed is false, nothing changed and no events were produced.
 func (c *Core) Apply(seq uint64, ts int64, cmd *Command, res *Result) {
+	c.own.reset()
 	c.ApplyTo(seq, ts, cmd, res, &c.own)
 }
 
-// ApplyTo is Apply with the events written to ev (reset first), which the
-// caller keeps: the sequencer gives each command its own, so that its
-// record is encoded on another goroutine while the core goes on.
+// ApplyTo is Apply with the events appended to ev, which the caller keeps:
+// the sequencer collects a batch's events in one list, so that its records
+// are encoded on another goroutine while the core goes on. A command's
+// events are ev.List from its length before the call on; a trade's
+// allocations index all of ev.Allocs.
 func (c *Core) ApplyTo(seq uint64, ts int64, cmd *Command, res *Result, ev *Events) {
 	c.ev = ev
+	evBase := len(ev.List)
 	res.reset()
-	c.ev.reset()
 	c.touched = c.touched[:0]
 	c.seq, c.ts, c.res = seq, ts, res
 	c.gen++
@@ -287,8 +290,8 @@ func (c *Core) ApplyTo(seq uint64, ts int64, cmd *Command, res *Result, ev *Even
 	if res.Changed {
 		c.lastSeq, c.lastTime = seq, ts
 		res.Seq = seq
-	} else if len(c.ev.List) != 0 {
-		panic(fmt.Sprintf("core: command %d produced %d events without a change", cmd.Kind, len(c.ev.List)))
+	} else if len(c.ev.List) != evBase {
+		panic(fmt.Sprintf("core: command %d produced %d events without a change", cmd.Kind, len(c.ev.List)-evBase))
 	}
 	c.res = nil
 }
