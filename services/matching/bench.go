@@ -304,9 +304,9 @@ func (b *benchRun) pct(q float64) float64 {
 // runBench drives the sequencer's batch path over pre-generated commands.
 // A producer goroutine turns them into requests a batch ahead, as the
 // service's gRPC handlers convert requests on their own goroutines while
-// the sequencer applies: four sets of requests rotate between the
+// the sequencer applies: six sets of requests rotate between the
 // producer (filling), the sequencer (applying) and the writer (writing,
-// and pending durability).
+// and pending durability), with room to spare.
 func (s *Service) runBench(cmds []benchCmd, batchMax int) (*benchRun, error) {
 	q := s.seq
 	run := &benchRun{}
@@ -347,6 +347,12 @@ func (s *Service) runBench(cmds []benchCmd, batchMax int) (*benchRun, error) {
 	// The writer stage runs as in the service; each batch's set goes back
 	// to the producer once the writer has answered it.
 	q.startWriter()
+	stopWriter := sync.OnceFunc(func() {
+		// The writer finishes what it was handed, answers it and stops.
+		close(q.out)
+		<-q.wExit
+	})
+	defer stopWriter() // on an early return too
 	var mu sync.Mutex // run.lat and run.weights, appended by the writer
 	var last time.Time
 	start := time.Now()
@@ -385,8 +391,7 @@ func (s *Service) runBench(cmds []benchCmd, batchMax int) (*benchRun, error) {
 		done += f.n
 		run.batches++
 	}
-	close(q.out)
-	<-q.wDone
+	stopWriter()
 	if q.wErr != nil {
 		return nil, q.wErr
 	}

@@ -176,7 +176,9 @@ func TestReplayDetectsDivergence(t *testing.T) {
 // TestWriterFailure: a record the journal refuses (here one over its size
 // limit) stops the service: that command and everything after it are
 // answered Unavailable, Run reports the error, and a restart recovers the
-// journal as it was, without the refused command.
+// journal. Unavailable means the outcome is unknown: records before the
+// refused one in its batch may still be durable. Here the refused command
+// is alone in its batch, so the state is exactly as before it.
 func TestWriterFailure(t *testing.T) {
 	dir := t.TempDir()
 	s, err := New(Config{DataDir: dir, NoSync: true, ScheduleTick: -1})

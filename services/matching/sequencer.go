@@ -159,11 +159,11 @@ func (s *Service) query(ctx context.Context, fn func(c *core.Core)) error {
 }
 
 // sequencer is the goroutine that owns the core, and the writer stage after
-// it. The sequencer applies a batch, each command's events going to its own
-// request, and hands the batch to the writer, which encodes and appends the
-// records, makes them durable (one fsync per batch, one batch deep) and
-// answers the batch once it is: encoding and answering run beside the next
-// batch's apply instead of before it.
+// it. The sequencer applies a batch, the commands' events going one after
+// another into one list of the batch, and hands the batch to the writer,
+// which encodes and appends the records, makes them durable (one fsync per
+// batch, one batch deep) and answers the batch once it is: encoding and
+// answering run beside the next batch's apply instead of before it.
 type sequencer struct {
 	s        *Service
 	c        *core.Core
@@ -187,13 +187,15 @@ type sequencer struct {
 
 	// The writer's: batches to write, batches to refill, its end.
 	out, free chan *outBatch
-	wDone     chan struct{} // closed when the writer stopped
-	wErr      error         // why, set before wDone closes
+	// wDone is closed when the writer takes no more batches: wErr, set
+	// before, says why (nil: out was closed). wExit is closed when it has
+	// answered everything it was handed and returned.
+	wDone, wExit chan struct{}
+	wErr         error
 	// wakes lists the order entry streams answered in the batch being
 	// released; wakeGen tells which are listed already.
 	wakes   []*entryWaker
 	wakeGen uint64
-	scratch []byte
 }
 
 // outBatch is a batch on its way from the sequencer to the writer.
@@ -226,8 +228,11 @@ func (q *sequencer) startWriter() {
 	for range writerDepth {
 		q.free <- &outBatch{reqs: make([]*request, 0, q.batchMax)}
 	}
-	q.wDone = make(chan struct{})
-	go q.write()
+	q.wDone, q.wExit = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(q.wExit)
+		q.write()
+	}()
 }
 
 // run is the sequencer loop: take a batch, apply it, hand it to the writer.
@@ -290,7 +295,7 @@ func (q *sequencer) hand(b *outBatch) error {
 func (q *sequencer) stop(err error, unhanded []*request) error {
 	s := q.s
 	close(q.out)
-	<-q.wDone
+	<-q.wExit
 	if q.wErr != nil {
 		err = q.wErr
 	}
@@ -407,14 +412,15 @@ func (b *outBatch) events(r *request) core.Events {
 }
 
 // appendRecord appends r's record, its command and events ev, which must
-// get the sequence number the core stamped it with.
+// get the sequence number the core stamped it with (checked first: a record
+// under another number must never reach the journal).
 func (q *sequencer) appendRecord(r *request, ts int64, ev *core.Events) error {
-	seq, err := q.j.AppendFunc(journal.Kind(r.cmd.Kind), ts, func(dst []byte) []byte {
+	if next := q.j.NextSeq(); next != r.seq {
+		return fmt.Errorf("matching: record of seq %d would be appended as %d", r.seq, next)
+	}
+	_, err := q.j.AppendFunc(journal.Kind(r.cmd.Kind), ts, func(dst []byte) []byte {
 		return core.AppendRecord(dst, &r.cmd, ev)
 	})
-	if err == nil && seq != r.seq {
-		err = fmt.Errorf("matching: record of seq %d appended as %d", r.seq, seq)
-	}
 	return err
 }
 

@@ -12,13 +12,14 @@
 // sequencer drains up to Config.BatchMax commands at a time, stamps each
 // with the next sequence number and the batch's time (read once as the
 // batch starts: the commands of a batch are applied within a millisecond or
-// so), applies it, and appends one
-// journal record per state-changing command holding the command and the
-// events it produced. Refused, duplicate and no-op commands change nothing
-// and are not journaled (replay is identical either way). The batch is then
-// made durable with one fsync (group commit, pipelined one batch deep: the
-// next batch is applied while the previous one syncs), and only then are
-// its commands answered and its market data published. Reads (own orders,
+// so) and applies it. A writer goroutine then appends one journal record
+// per state-changing command holding the command and the events it
+// produced, while the sequencer applies the next batch. Refused, duplicate
+// and no-op commands change nothing and are not journaled (replay is
+// identical either way). The batch is made durable with one fsync (group
+// commit, pipelined one batch deep: the next batch is written while the
+// previous one syncs), and only then are its commands answered and its
+// market data published. Reads (own orders,
 // executions, balances) are queries that run on the sequencer between
 // commands and are answered with the batch they ran in, so they never show
 // state that is not durable.

@@ -296,7 +296,8 @@ func (c *Core) ApplyTo(seq uint64, ts int64, cmd *Command, res *Result, ev *Even
 	c.res = nil
 }
 
-// Events returns the events of the last Apply.
+// Events returns the events of the last Apply (after ApplyTo: the list it
+// appended to).
 func (c *Core) Events() *Events { return c.ev }
 
 // touch marks an order as changed by this command; its state is emitted
