@@ -353,7 +353,7 @@ func (s *Service) runBench(cmds []benchCmd, batchMax int) (*benchRun, error) {
 		<-q.wExit
 	})
 	defer stopWriter() // on an early return too
-	var mu sync.Mutex // run.lat and run.weights, appended by the writer
+	var mu sync.Mutex  // run.lat and run.weights, appended by the writer
 	var last time.Time
 	start := time.Now()
 	for done := 0; done < len(cmds); {
