@@ -73,8 +73,13 @@ func New(logger *slog.Logger, verifier auth.Verifier, policy auth.Policy, opts .
 // flight; calls past it, such as long-lived streams, get a goroutine of
 // their own as before. The pool is started with the server, which is why
 // tests, which start many servers at once, do without it.
+//
+// Flow-control windows are fixed (1 MiB a stream, 4 MiB a connection)
+// rather than sized by gRPC's bandwidth estimation, whose pings cost frames
+// and wakeups on busy connections: bench grpc, six alternating pairs,
+// median ratio 1.15 on streams and 1.10 on unary calls (noisy: 0.82-1.21).
 func ProcessOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.NumStreamWorkers(512)}
+	return []grpc.ServerOption{grpc.NumStreamWorkers(512), grpc.InitialWindowSize(1 << 20), grpc.InitialConnWindowSize(4 << 20)}
 }
 
 // unaryInterceptor is rpcerr.UnaryInterceptor around auth.UnaryInterceptor,

@@ -168,7 +168,9 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 
 	clients := make([]*grpc.ClientConn, *conns)
 	for i := range clients {
+		// Fixed windows, as the server's (see server.ProcessOptions).
 		cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(4<<20),
 			grpc.WithPerRPCCredentials(auth.BearerCredentials{Token: "m" + strconv.Itoa(i+1), Insecure: true}))
 		if err != nil {
 			return err
