@@ -358,16 +358,13 @@ func (s *Service) runBench(cmds []benchCmd, batchMax int) (*benchRun, error) {
 	start := time.Now()
 	for done := 0; done < len(cmds); {
 		f := <-ready
-		var b *outBatch
-		select {
-		case b = <-q.free:
-		case <-q.wDone:
-			return nil, q.wErr
+		b, err := q.freeBatch()
+		if err != nil {
+			return nil, err
 		}
-		b.reqs = append(b.reqs[:0], bufs[f.set][:f.n]...)
+		b.reqs = append(b.reqs, bufs[f.set][:f.n]...)
 		t0 := time.Now()
-		b.ts = q.clock().UnixNano()
-		b.md = q.applyBatch(b)
+		q.applyBatch(b)
 		for i, r := range b.reqs {
 			if r.res.Status != core.StatusOK || (r.cmd.Kind == core.CmdPlace && r.res.Order.ID != cmds[f.from+i].orderID) {
 				run.refused++

@@ -240,13 +240,10 @@ func (q *sequencer) run(ctx context.Context) error {
 	s := q.s
 	q.startWriter()
 	for {
-		var b *outBatch
-		select {
-		case b = <-q.free:
-		case <-q.wDone:
-			return q.stop(q.wErr, nil)
+		b, err := q.freeBatch()
+		if err != nil {
+			return q.stop(err, nil)
 		}
-		b.reqs = b.reqs[:0]
 		select {
 		case r := <-s.in:
 			b.reqs = append(b.reqs, r)
@@ -264,11 +261,21 @@ func (q *sequencer) run(ctx context.Context) error {
 				break drain
 			}
 		}
-		b.ts = q.clock().UnixNano()
-		b.md = q.applyBatch(b)
+		q.applyBatch(b)
 		if err := q.hand(b); err != nil {
 			return q.stop(err, b.reqs)
 		}
+	}
+}
+
+// freeBatch returns an empty batch to fill, once the writer has answered
+// one, or reports why the writer stopped.
+func (q *sequencer) freeBatch() (*outBatch, error) {
+	select {
+	case b := <-q.free:
+		return b, nil
+	case <-q.wDone:
+		return nil, q.wErr
 	}
 }
 
@@ -305,10 +312,7 @@ func (q *sequencer) stop(err error, unhanded []*request) error {
 	} else {
 		s.log.Error("matching core stopped", "error", err)
 	}
-	for _, r := range unhanded {
-		r.err = errUnavailable(err)
-		r.answer()
-	}
+	answerUnavailable(unhanded, err)
 	close(s.stopped)
 	// Answer whatever is still queued or arrives before handlers see
 	// s.fatal (they check it before enqueueing).
@@ -316,8 +320,7 @@ func (q *sequencer) stop(err error, unhanded []*request) error {
 		for {
 			select {
 			case r := <-s.in:
-				r.err = errUnavailable(err)
-				r.answer()
+				answerUnavailable([]*request{r}, err)
 			case <-time.After(5 * time.Second):
 				return
 			}
@@ -335,24 +338,29 @@ func (q *sequencer) write() {
 	var pending *outBatch
 	fail := func(err error, bs ...*outBatch) {
 		for _, b := range append(bs, pending) {
-			if b == nil {
-				continue
-			}
-			for _, r := range b.reqs {
-				r.err = errUnavailable(err)
-				r.answer()
+			if b != nil {
+				answerUnavailable(b.reqs, err)
 			}
 		}
-		// Batches handed after this one: the sequencer stops sending
-		// once wDone is closed, and answers what is left in out.
+		// The sequencer sends nothing more once wDone is closed; what it
+		// sent before is answered here until it closes out.
 		q.wErr = err
 		close(q.wDone)
 		for b := range q.out {
-			for _, r := range b.reqs {
-				r.err = errUnavailable(err)
-				r.answer()
-			}
+			answerUnavailable(b.reqs, err)
 		}
+	}
+	// finish makes the batch in flight durable and answers it.
+	finish := func() error {
+		if pending == nil {
+			return nil
+		}
+		if err := q.j.Sync(); err != nil {
+			return err
+		}
+		q.release(pending)
+		pending = nil
+		return nil
 	}
 	for {
 		var b *outBatch
@@ -364,22 +372,17 @@ func (q *sequencer) write() {
 			case b, ok = <-q.out:
 			default:
 				// Nothing new: finish the batch in flight.
-				if err := q.j.Sync(); err != nil {
+				if err := finish(); err != nil {
 					fail(err)
 					return
 				}
-				q.release(pending)
-				pending = nil
 				continue
 			}
 		}
 		if !ok {
-			if pending != nil {
-				if err := q.j.Sync(); err != nil {
-					fail(err)
-					return
-				}
-				q.release(pending)
+			if err := finish(); err != nil {
+				fail(err)
+				return
 			}
 			close(q.wDone)
 			return
@@ -388,7 +391,7 @@ func (q *sequencer) write() {
 			if r.query != nil || !r.res.Changed {
 				continue
 			}
-			ev := b.events(r)
+			ev := eventsOf(&b.ev, r)
 			if err := q.appendRecord(r, b.ts, &ev); err != nil {
 				fail(err, b)
 				return
@@ -406,9 +409,17 @@ func (q *sequencer) write() {
 	}
 }
 
-// events are r's events in b.
-func (b *outBatch) events(r *request) core.Events {
-	return core.Events{List: b.ev.List[r.evFrom:r.evTo], Allocs: b.ev.Allocs}
+// eventsOf are r's events in its batch's list ev.
+func eventsOf(ev *core.Events, r *request) core.Events {
+	return core.Events{List: ev.List[r.evFrom:r.evTo], Allocs: ev.Allocs}
+}
+
+// answerUnavailable answers requests the service could not make durable.
+func answerUnavailable(reqs []*request, err error) {
+	for _, r := range reqs {
+		r.err = errUnavailable(err)
+		r.answer()
+	}
 }
 
 // appendRecord appends r's record, its command and events ev, which must
@@ -467,12 +478,14 @@ func (q *sequencer) release(b *outBatch) {
 }
 
 // applyBatch applies a batch to the core (a query runs where it stands)
-// and returns its market data. The commands of a batch share one time
-// stamp, b.ts, taken as it starts: they are applied within a millisecond
-// or so, and reading the clock per command would cost more than applying
-// some of them.
-func (q *sequencer) applyBatch(b *outBatch) *mdBatch {
+// and sets its market data. The commands of a batch share one time stamp,
+// b.ts, taken as it starts: they are applied within a millisecond or so,
+// and reading the clock per command would cost more than applying some of
+// them.
+func (q *sequencer) applyBatch(b *outBatch) {
+	b.ts = q.clock().UnixNano()
 	md := &mdBatch{}
+	b.md = md
 	for _, r := range b.reqs {
 		if r.query != nil {
 			r.query(q.c)
@@ -502,7 +515,6 @@ func (q *sequencer) applyBatch(b *outBatch) *mdBatch {
 			q.s.snapBusy.Store(false)
 		}
 	}
-	return md
 }
 
 // apply applies one command, its events appended to ev, and stamps it
@@ -520,7 +532,7 @@ func (q *sequencer) apply(r *request, ev *core.Events, md *mdBatch, ts int64) {
 	q.next++
 	q.sinceSnap++
 	if md != nil {
-		mine := core.Events{List: ev.List[r.evFrom:r.evTo], Allocs: ev.Allocs}
+		mine := eventsOf(ev, r)
 		q.collect(&mine, ts, seq, md)
 		md.hist = appendHistItems(md.hist, seq, ts, &mine)
 	}

@@ -411,9 +411,11 @@ const maxBatchRequests = streamWindow
 // nothing, as gRPC's own decoding would. Fields other than requests (1)
 // are skipped, as proto.Unmarshal keeps them unknown.
 func (e *entryReceiver) receiveBatch(b []byte) error {
-	if n, err := countBatchRequests(b); err != nil {
+	n := 0
+	if err := eachBatchRequest(b, func([]byte) error { n++; return nil }); err != nil {
 		return errUndecodable(err)
-	} else if n > maxBatchRequests {
+	}
+	if n > maxBatchRequests {
 		return rpcerr.Invalid("requests", "%d requests in one message; at most %d", n, maxBatchRequests)
 	}
 	batch := e.batch[:0]
@@ -421,35 +423,17 @@ func (e *entryReceiver) receiveBatch(b []byte) error {
 		clear(batch)
 		e.batch = batch[:0]
 	}()
-	fail := func(err error) error {
+	if err := eachBatchRequest(b, func(v []byte) error {
+		r, err := e.build(v)
+		if err == nil {
+			batch = append(batch, r)
+		}
+		return err
+	}); err != nil {
 		for _, r := range batch {
 			putRequest(r)
 		}
 		return err
-	}
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fail(errUndecodable(protowire.ParseError(n)))
-		}
-		b = b[n:]
-		if num != 1 || typ != protowire.BytesType {
-			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-				return fail(errUndecodable(protowire.ParseError(n)))
-			}
-			b = b[n:]
-			continue
-		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return fail(errUndecodable(protowire.ParseError(n)))
-		}
-		b = b[n:]
-		r, err := e.build(v)
-		if err != nil {
-			return fail(err)
-		}
-		batch = append(batch, r)
 	}
 	for i, r := range batch {
 		if err := e.submit(r); err != nil {
@@ -462,25 +446,33 @@ func (e *entryReceiver) receiveBatch(b []byte) error {
 	return nil
 }
 
-// countBatchRequests counts the requests (field 1) of an
-// OrderEntryBatchRequest's wire form, checking only its framing.
-func countBatchRequests(b []byte) (int, error) {
-	n := 0
+// eachBatchRequest calls fn with the wire form of each request (field 1)
+// of an OrderEntryBatchRequest, in order, skipping other fields; it stops
+// at fn's first error or a framing error.
+func eachBatchRequest(b []byte, fn func(req []byte) error) error {
 	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return 0, protowire.ParseError(l)
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
 		}
-		b = b[l:]
-		if l = protowire.ConsumeFieldValue(num, typ, b); l < 0 {
-			return 0, protowire.ParseError(l)
+		b = b[n:]
+		if num != 1 || typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return protowire.ParseError(n)
+			}
+			b = b[n:]
+			continue
 		}
-		b = b[l:]
-		if num == 1 && typ == protowire.BytesType {
-			n++
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if err := fn(v); err != nil {
+			return err
 		}
 	}
-	return n, nil
+	return nil
 }
 
 // entrySender answers an order entry stream's requests in order (see
