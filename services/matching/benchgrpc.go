@@ -331,26 +331,12 @@ func (c benchCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		return m.benchAnswer.read(b)
 	}
 	m.answers = m.answers[:0]
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
-		if num != 1 || typ != protowire.BytesType {
-			return fmt.Errorf("batch answer: unexpected field %d", num)
-		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
+	// An OrderEntryBatchResponse's answers are its field 1, as a batch
+	// request's requests are.
+	return eachBatchRequest(b, func(v []byte) error {
 		m.answers = append(m.answers, benchAnswer{})
-		if err := m.answers[len(m.answers)-1].read(v); err != nil {
-			return err
-		}
-	}
-	return nil
+		return m.answers[len(m.answers)-1].read(v)
+	})
 }
 
 func (a *benchAnswer) read(b []byte) error {
