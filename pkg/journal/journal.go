@@ -138,6 +138,10 @@ type Journal struct {
 
 	flushCh chan *batch
 	doneCh  chan error
+	// flushed gets a token as the batch in flight becomes durable (before
+	// doneCh gets its result): the writer selects on it beside its own
+	// input instead of blocking in SyncAsync.
+	flushed chan struct{}
 
 	durable atomic.Uint64
 	nRec    atomic.Uint64
@@ -328,7 +332,8 @@ func (j *Journal) SyncAsync() (uint64, error) {
 	if j.flushCh == nil {
 		j.flushCh = make(chan *batch)
 		j.doneCh = make(chan error, 1)
-		go j.flusher(j.flushCh, j.doneCh)
+		j.flushed = make(chan struct{}, 1)
+		go j.flusher(j.flushCh, j.doneCh, j.flushed)
 	}
 	if j.spare == nil {
 		j.spare = &batch{buf: make([]byte, 0, cap(b.buf))}
@@ -339,11 +344,32 @@ func (j *Journal) SyncAsync() (uint64, error) {
 	return b.last, nil
 }
 
-func (j *Journal) flusher(in <-chan *batch, done chan<- error) {
+func (j *Journal) flusher(in <-chan *batch, done chan<- error, flushed chan<- struct{}) {
 	for b := range in {
-		done <- j.flush(b)
+		err := j.flush(b)
+		select {
+		case flushed <- struct{}{}:
+		default:
+		}
+		done <- err
 	}
 }
+
+// Flushed returns a channel that receives once the batch handed to
+// SyncAsync has been written and synced (or has failed), so that a writer
+// can wait for that and for its own input at once; nil (which never
+// receives) when no batch is in flight. The next SyncAsync or Sync then
+// returns without waiting and reports the outcome. Writer goroutine only.
+func (j *Journal) Flushed() <-chan struct{} {
+	if j.inflight == nil {
+		return nil
+	}
+	return j.flushed
+}
+
+// InFlight reports whether a batch handed to SyncAsync is still being
+// written, as far as the writer has collected. Writer goroutine only.
+func (j *Journal) InFlight() bool { return j.inflight != nil }
 
 func (j *Journal) waitInflight() error {
 	b := j.inflight
@@ -351,6 +377,12 @@ func (j *Journal) waitInflight() error {
 		return nil
 	}
 	err := <-j.doneCh
+	// The flusher sends the token before the result: drop it, or a later
+	// Flushed would receive for a batch not yet written.
+	select {
+	case <-j.flushed:
+	default:
+	}
 	j.inflight = nil
 	b.reset()
 	j.spare = b

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestRoundTripAcrossRollovers(t *testing.T) {
@@ -282,5 +283,86 @@ func TestClosedJournal(t *testing.T) {
 	}
 	if err := j.Close(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("second Close = %v", err)
+	}
+}
+
+// TestFlushed checks the writer's signal that the batch in flight is
+// durable: none with nothing in flight, none while the batch sits between
+// write and fdatasync, one once it is durable, and no stale one after a
+// Sync or SyncAsync collected the result itself.
+func TestFlushed(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, dir, Options{})
+	defer j.Close()
+	if j.Flushed() != nil || j.InFlight() {
+		t.Fatal("a fresh journal reports a batch in flight")
+	}
+	inWindow, release, done := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	testHookBeforeSync = func() {
+		select {
+		case inWindow <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-done:
+		}
+	}
+	defer func() { testHookBeforeSync = nil }()
+	defer close(done) // also on failure, so that Close does not wait forever
+
+	j.Append(kindFor(1), tsFor(1), payloadFor(1))
+	last, err := j.SyncAsync()
+	if err != nil || last != 1 {
+		t.Fatalf("SyncAsync = %d, %v", last, err)
+	}
+	<-inWindow
+	if !j.InFlight() {
+		t.Fatal("InFlight false while the batch is being written")
+	}
+	select {
+	case <-j.Flushed():
+		t.Fatal("Flushed received before the fdatasync")
+	case <-time.After(20 * time.Millisecond):
+	}
+	// The writer appends the next batch meanwhile.
+	j.Append(kindFor(2), tsFor(2), payloadFor(2))
+	release <- struct{}{}
+	select {
+	case <-j.Flushed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Flushed never received")
+	}
+	if got := j.DurableSeq(); got != 1 {
+		t.Fatalf("DurableSeq after Flushed = %d, want 1", got)
+	}
+	// SyncAsync returns at once now and hands record 2.
+	if last, err := j.SyncAsync(); err != nil || last != 2 {
+		t.Fatalf("SyncAsync = %d, %v", last, err)
+	}
+	<-inWindow
+	release <- struct{}{}
+	// Sync collects that batch itself: its token must not survive for the
+	// next batch.
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if j.Flushed() != nil || j.InFlight() {
+		t.Fatal("a batch in flight after Sync")
+	}
+	j.Append(kindFor(3), tsFor(3), payloadFor(3))
+	if _, err := j.SyncAsync(); err != nil {
+		t.Fatal(err)
+	}
+	<-inWindow
+	select {
+	case <-j.Flushed():
+		t.Fatal("a stale Flushed token from the previous batch")
+	case <-time.After(20 * time.Millisecond):
+	}
+	release <- struct{}{}
+	<-j.Flushed()
+	if err := j.Sync(); err != nil || j.DurableSeq() != 3 {
+		t.Fatalf("Sync = %v, DurableSeq %d", err, j.DurableSeq())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -329,18 +330,22 @@ func (q *sequencer) stop(err error, unhanded []*request) error {
 	return err
 }
 
-// write is the writer loop: append a batch's records, start its fsync,
-// and answer the previous batch once that has made it durable; with
-// nothing new, finish the batch in flight. On a journal error it answers
-// everything it holds Unavailable and stops; when out is closed it
-// finishes and stops.
+// write is the writer loop, a group commit: it appends each batch's
+// records as the batch arrives, and whenever no fsync is in flight it
+// starts one for everything appended so far. Batches that arrive while an
+// fsync runs all share the next one, so an order waits for at most the
+// fsync in flight and its own, however small the sequencer's batches are
+// (one fsync per batch queued them behind each other at moderate rates).
+// A batch is answered once its fsync is done. On a journal error the
+// writer answers everything it holds Unavailable and stops; when out is
+// closed it makes everything durable, answers it and stops.
 func (q *sequencer) write() {
-	var pending *outBatch
+	// inFlight are being synced; appended have their records in the
+	// journal's buffer, for the next fsync.
+	var inFlight, appended []*outBatch
 	fail := func(err error, bs ...*outBatch) {
-		for _, b := range append(bs, pending) {
-			if b != nil {
-				answerUnavailable(b.reqs, err)
-			}
+		for _, b := range slices.Concat(bs, inFlight, appended) {
+			answerUnavailable(b.reqs, err)
 		}
 		// The sequencer sends nothing more once wDone is closed; what it
 		// sent before is answered here until it closes out.
@@ -350,63 +355,75 @@ func (q *sequencer) write() {
 			answerUnavailable(b.reqs, err)
 		}
 	}
-	// finish makes the batch in flight durable and answers it.
-	finish := func() error {
-		if pending == nil {
-			return nil
-		}
-		if err := q.j.Sync(); err != nil {
+	// startSync collects the fsync in flight (SyncAsync waits for it),
+	// answers its batches and starts one for the appended batches.
+	startSync := func() error {
+		if _, err := q.j.SyncAsync(); err != nil {
 			return err
 		}
-		q.release(pending)
-		pending = nil
+		for _, b := range inFlight {
+			q.release(b)
+		}
+		clear(inFlight)
+		inFlight, appended = append(inFlight[:0], appended...), appended[:0]
+		if !q.j.InFlight() {
+			// Nothing was handed: the batches hold no records (queries,
+			// refusals), so there is nothing to wait for.
+			for _, b := range inFlight {
+				q.release(b)
+			}
+			clear(inFlight)
+			inFlight = inFlight[:0]
+		}
 		return nil
 	}
 	for {
-		var b *outBatch
-		var ok bool
-		if pending == nil {
-			b, ok = <-q.out
-		} else {
-			select {
-			case b, ok = <-q.out:
-			default:
-				// Nothing new: finish the batch in flight.
-				if err := finish(); err != nil {
-					fail(err)
-					return
-				}
-				continue
-			}
-		}
-		if !ok {
-			if err := finish(); err != nil {
+		if len(inFlight) == 0 && len(appended) > 0 {
+			if err := startSync(); err != nil {
 				fail(err)
 				return
 			}
-			close(q.wDone)
-			return
 		}
-		for _, r := range b.reqs {
-			if r.query != nil || !r.res.Changed {
-				continue
+		select {
+		case b, ok := <-q.out:
+			if !ok {
+				// Sync waits for the fsync in flight and syncs the rest.
+				if err := q.j.Sync(); err != nil {
+					fail(err)
+					return
+				}
+				for _, b := range slices.Concat(inFlight, appended) {
+					q.release(b)
+				}
+				close(q.wDone)
+				return
 			}
-			ev := eventsOf(&b.ev, r)
-			if err := q.appendRecord(r, b.ts, &ev); err != nil {
+			if err := q.appendBatch(b); err != nil {
 				fail(err, b)
 				return
 			}
+			appended = append(appended, b)
+		case <-q.j.Flushed():
+			if err := startSync(); err != nil {
+				fail(err)
+				return
+			}
 		}
-		if _, err := q.j.SyncAsync(); err != nil {
-			fail(err, b)
-			return
-		}
-		// SyncAsync waited for the previous batch: it is durable.
-		if pending != nil {
-			q.release(pending)
-		}
-		pending = b
 	}
+}
+
+// appendBatch appends the records of b's commands that changed state.
+func (q *sequencer) appendBatch(b *outBatch) error {
+	for _, r := range b.reqs {
+		if r.query != nil || !r.res.Changed {
+			continue
+		}
+		ev := eventsOf(&b.ev, r)
+		if err := q.appendRecord(r, b.ts, &ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // eventsOf are r's events in its batch's list ev.
