@@ -104,6 +104,7 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	noSync := fs.Bool("no-sync", false, "skip fsync (diagnosis only: the result is not the benchmark)")
 	phases := fs.String("phases", "stream,stream-single,unary,paced,paced-stream,paced-unary", "phases to run, comma-separated")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the phases run here; samples carry the label side=server or side=client")
+	tracePath := fs.String("trace", "", "write an execution trace of the phases run here (go tool trace)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -185,6 +186,11 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer stopProfile()
+	stopTrace, err := startTrace(*tracePath)
+	if err != nil {
+		return err
+	}
+	defer stopTrace()
 
 	var streamCount, singleCount, unaryCount int64
 	if run["stream"] {
