@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Options configure a Journal. The zero value gives the defaults.
@@ -70,6 +71,9 @@ type Stats struct {
 	Fsyncs   uint64 // fdatasync/fsync calls on segments and the directory
 	Segments int    // segments currently on disk
 	Durable  uint64 // DurableSeq
+	// Syncs are the durations of each batch's fdatasync (none with
+	// NoSync).
+	Syncs SyncHistogram
 }
 
 // Recovery describes what Open found and did.
@@ -148,6 +152,7 @@ type Journal struct {
 	nBytes  atomic.Uint64
 	nCommit atomic.Uint64
 	nFsync  atomic.Uint64
+	syncs   syncHist
 
 	mu      sync.Mutex
 	segs    []segment // ascending; readers look segments up here
@@ -225,6 +230,7 @@ func (j *Journal) Stats() Stats {
 		Fsyncs:   j.nFsync.Load(),
 		Segments: n,
 		Durable:  j.durable.Load(),
+		Syncs:    j.syncs.snapshot(),
 	}
 }
 
@@ -421,8 +427,12 @@ func (j *Journal) flushBatch(b *batch) error {
 	if testHookBeforeSync != nil {
 		testHookBeforeSync()
 	}
+	t0 := time.Now()
 	if err := j.syncFile(j.wf); err != nil {
 		return err
+	}
+	if !j.opts.NoSync {
+		j.syncs.add(time.Since(t0))
 	}
 	j.nRec.Add(uint64(b.records))
 	j.nBytes.Add(uint64(len(b.buf)))

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bcx-exchange/bcx/pkg/journal"
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
 	"github.com/bcx-exchange/bcx/pkg/orderbook/obbench"
 	"github.com/bcx-exchange/bcx/services/matching/core"
@@ -146,6 +147,27 @@ type BenchMatchingResult struct {
 	Snapshots   bool    `json:"snapshots"`
 	Latency     string  `json:"latency"`
 	AllocsPerOp float64 `json:"allocs_per_op"`
+	benchFsyncs
+}
+
+// benchFsyncs is the distribution of the journal's batch fdatasyncs during
+// a benchmark: the floor under durable latency on the machine it ran on.
+// fsync_time_p99_us is the sync that 1% of the time spent syncing was spent
+// in syncs longer than: orders pile up during a slow sync, so it is close
+// to what the slowest 1% of orders wait for the disk alone.
+type benchFsyncs struct {
+	FsyncP50Us     float64 `json:"fsync_p50_us"`
+	FsyncP99Us     float64 `json:"fsync_p99_us"`
+	FsyncP999Us    float64 `json:"fsync_p999_us"`
+	FsyncMaxUs     float64 `json:"fsync_max_us"`
+	FsyncTimeP99Us float64 `json:"fsync_time_p99_us"`
+}
+
+func fsyncStats(before, after journal.Stats) benchFsyncs {
+	h := after.Syncs.Sub(before.Syncs)
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) }
+	return benchFsyncs{FsyncP50Us: us(h.Quantile(0.50)), FsyncP99Us: us(h.Quantile(0.99)),
+		FsyncP999Us: us(h.Quantile(0.999)), FsyncMaxUs: us(h.Max()), FsyncTimeP99Us: us(h.TimeQuantile(0.99))}
 }
 
 // BenchMatchingMain runs the core with the real journal (fsync on) and
@@ -227,7 +249,7 @@ func BenchMatchingMain(args []string, stdout io.Writer) error {
 		P50Us: res.pct(0.50), P99Us: res.pct(0.99), Fsyncs: after.Fsyncs - before.Fsyncs, Batches: res.batches,
 		BatchMax: *batch, Trades: res.trades, Refused: res.refused, JournalMB: float64(after.Bytes-before.Bytes) / (1 << 20),
 		Snapshots: !*noSnap, Latency: "per command: start of its batch's apply to the batch durable (fsync done)",
-		AllocsPerOp: float64(ms1.Mallocs-ms0.Mallocs) / float64(*ops)}
+		AllocsPerOp: float64(ms1.Mallocs-ms0.Mallocs) / float64(*ops), benchFsyncs: fsyncStats(before, after)}
 	return json.NewEncoder(stdout).Encode(out)
 }
 

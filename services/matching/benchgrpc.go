@@ -74,7 +74,8 @@ type BenchGRPCResult struct {
 	UnaryClients    int     `json:"unary_clients"`
 	DurationSec     float64 `json:"duration_sec"`
 	Fsyncs          uint64  `json:"fsyncs"`
-	Note            string  `json:"note"`
+	benchFsyncs
+	Note string `json:"note"`
 }
 
 // BenchGRPCMain starts the real server (interceptors, fsync on) on
@@ -261,8 +262,8 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		StreamOnlyP50Ms: pctMs(soLat, 0.50), StreamOnlyP99Ms: pctMs(soLat, 0.99),
 		UnaryOnlyP50Ms: pctMs(uoLat, 0.50), UnaryOnlyP99Ms: pctMs(uoLat, 0.99),
 		Conns: *conns, Streams: *streams, UnaryClients: *unary, DurationSec: dur.Seconds(),
-		Fsyncs: after.Fsyncs - before.Fsyncs,
-		Note:   "orders are PlaceOrder commands; client and server on the same machine; latency from scheduled send to answer",
+		Fsyncs: after.Fsyncs - before.Fsyncs, benchFsyncs: fsyncStats(before, after),
+		Note: "orders are PlaceOrder commands; client and server on the same machine; latency from scheduled send to answer",
 	})
 }
 
