@@ -9,8 +9,10 @@
 // sequencer), which calls Append/AppendFunc many times and then Sync once per batch: the
 // batch is written with one write call per segment touched and made durable with one
 // fdatasync. SyncAsync does the same in a background goroutine while the writer prepares
-// the next batch. Sequence numbers are assigned by the journal, strictly increasing by
-// one.
+// the next batch; Flushed tells the writer when that is done, so it can append whatever
+// arrives meanwhile and start one fsync for all of it (group commit). Each batch's
+// fdatasync duration is kept in Stats.Syncs. Sequence numbers are assigned by the
+// journal, strictly increasing by one.
 // Any number of Readers, in the same process, read records from any sequence number and
 // never see a record that is not yet durable; NextWait blocks until Sync makes more
 // records durable, so a Reader follows the tail for downstream subscribers.

@@ -323,7 +323,8 @@ func (j *Journal) Sync() error {
 // SyncAsync hands the current batch to a background goroutine that writes and syncs
 // it, and returns the sequence number that will be durable when it is done; wait for
 // it with WaitDurable. The writer can meanwhile append (and apply) the next batch: the
-// pipeline is one batch deep, so SyncAsync first waits for the previous one.
+// pipeline is one batch deep, so SyncAsync first waits for the previous one (see
+// Flushed to wait for it and for other input at once).
 func (j *Journal) SyncAsync() (uint64, error) {
 	if err := j.waitInflight(); err != nil {
 		return 0, err

@@ -16,9 +16,9 @@
 // per state-changing command holding the command and the events it
 // produced, while the sequencer applies the next batch. Refused, duplicate
 // and no-op commands change nothing and are not journaled (replay is
-// identical either way). The batch is made durable with one fsync (group
-// commit, pipelined one batch deep: the next batch is written while the
-// previous one syncs), and only then are its commands answered and its
+// identical either way). Batches are made durable by group commit: while
+// one fsync runs, the writer appends the batches that arrive, and they
+// share the next fsync. Only then are a batch's commands answered and its
 // market data published. Reads (own orders,
 // executions, balances) are queries that run on the sequencer between
 // commands and are answered with the batch they ran in, so they never show
