@@ -335,9 +335,9 @@ func renderEvent(reg *registry, ev *core.Events, e *core.Event) *tradingv1.Subsc
 	switch e.Kind {
 	case core.EvOrder:
 		return &tradingv1.SubscribeEventsResponse{Event: &tradingv1.SubscribeEventsResponse_Order{
-			Order: &tradingv1.OrderEvent{Order: reg.order(&e.Order)}}}
+			Order: &tradingv1.OrderEvent{Order: reg.order(ev.Order(e))}}}
 	case core.EvTrade:
-		t := &e.Trade
+		t := ev.Trade(e)
 		d := reg.def(t.Def)
 		te := &tradingv1.TradeEvent{TradeId: t.ID, Symbol: d.Symbol, Price: priceMoney(d, t.Price), Quantity: lotsWeight(d, t.Qty),
 			BuyerParticipantId: reg.participant(t.Buyer), SellerParticipantId: reg.participant(t.Seller),
@@ -349,22 +349,25 @@ func renderEvent(reg *registry, ev *core.Events, e *core.Event) *tradingv1.Subsc
 		}
 		return &tradingv1.SubscribeEventsResponse{Event: &tradingv1.SubscribeEventsResponse_Trade{Trade: te}}
 	case core.EvFunds:
+		x := ev.Detail(e)
 		code, exp := "", int32(0)
-		if int(e.Currency) < len(reg.core.Currencies) {
-			code, exp = reg.core.Currencies[e.Currency], reg.core.CurrencyExps[e.Currency]
+		if int(x.Currency) < len(reg.core.Currencies) {
+			code, exp = reg.core.Currencies[x.Currency], reg.core.CurrencyExps[x.Currency]
 		}
 		return &tradingv1.SubscribeEventsResponse{Event: &tradingv1.SubscribeEventsResponse_Funds{Funds: &tradingv1.FundsEvent{
-			IdempotencyKey: e.Key, ParticipantId: reg.participant(e.Participant), Amount: moneyMinor(code, exp, e.Amount)}}}
+			IdempotencyKey: x.Key, ParticipantId: reg.participant(x.Participant), Amount: moneyMinor(code, exp, x.Amount)}}}
 	case core.EvPosition:
-		pe := &tradingv1.PositionEvent{IdempotencyKey: e.Key, ParticipantId: reg.participant(e.Participant),
-			ReceiptNumber: e.Receipt, Weight: weight(e.WeightMicro)}
-		for _, n := range e.Symbols {
+		x := ev.Detail(e)
+		pe := &tradingv1.PositionEvent{IdempotencyKey: x.Key, ParticipantId: reg.participant(x.Participant),
+			ReceiptNumber: x.Receipt, Weight: weight(x.WeightMicro)}
+		for _, n := range x.Symbols {
 			pe.Symbols = append(pe.Symbols, reg.symbolOf(n))
 		}
 		return &tradingv1.SubscribeEventsResponse{Event: &tradingv1.SubscribeEventsResponse_Position{Position: pe}}
 	case core.EvPhase:
+		x := ev.Detail(e)
 		return &tradingv1.SubscribeEventsResponse{Event: &tradingv1.SubscribeEventsResponse_Phase{Phase: &tradingv1.PhaseEvent{
-			Symbol: reg.def(e.Def).Symbol, Phase: tradingv1.InstrumentPhase(e.Phase)}}}
+			Symbol: reg.def(x.Def).Symbol, Phase: tradingv1.InstrumentPhase(x.Phase)}}}
 	}
 	return nil
 }

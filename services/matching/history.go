@@ -85,11 +85,13 @@ func fillOrder(f *core.Fill) int64 { return f.TradeID<<1 | int64(f.Side&1) }
 func appendHistItems(items []histItem, seq uint64, ts int64, ev *core.Events) []histItem {
 	for i := range ev.List {
 		e := &ev.List[i]
-		switch {
-		case e.Kind == core.EvTrade:
-			items = append(items, histItem{t: e.Trade, seq: seq, ts: ts})
-		case e.Kind == core.EvPhase && e.EndOfDay:
-			items = append(items, histItem{t: core.Trade{Def: e.Def}, endDay: true})
+		switch e.Kind {
+		case core.EvTrade:
+			items = append(items, histItem{t: *ev.Trade(e), seq: seq, ts: ts})
+		case core.EvPhase:
+			if d := ev.Detail(e); d.EndOfDay {
+				items = append(items, histItem{t: core.Trade{Def: d.Def}, endDay: true})
+			}
 		}
 	}
 	return items

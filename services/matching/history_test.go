@@ -243,15 +243,16 @@ func TestExecutionHistoryAfterStream(t *testing.T) {
 		followed <- s.readEvents(ctx, 1, func(seq uint64, _ int64, reg *registry, ev *core.Events) error {
 			for i := range ev.List {
 				e := &ev.List[i]
-				if e.Kind != core.EvTrade || reg.participant(e.Trade.Seller) != "M-2" {
+				if e.Kind != core.EvTrade || reg.participant(ev.Trade(e).Seller) != "M-2" {
 					continue
 				}
 				seen.Add(1)
-				fs, err := s.hist.page(ctx, s.j.DurableSeq(), "M-2", 0, e.Trade.ID<<1, 1)
+				id := ev.Trade(e).ID
+				fs, err := s.hist.page(ctx, s.j.DurableSeq(), "M-2", 0, id<<1, 1)
 				if err != nil {
 					return err
 				}
-				if len(fs) == 0 || fs[0].TradeID != e.Trade.ID {
+				if len(fs) == 0 || fs[0].TradeID != id {
 					missed.Add(1)
 				}
 			}

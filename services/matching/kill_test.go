@@ -361,9 +361,9 @@ func describeJournal(dir string) string {
 		}
 		n++
 		if core.DecodeRecord(rec.Payload, rec.Seq, rec.Time, &cmd, &ev) == nil {
-			for _, e := range ev.List {
-				if e.Kind == core.EvOrder {
-					maxID = max(maxID, e.Order.ID)
+			for i := range ev.List {
+				if e := &ev.List[i]; e.Kind == core.EvOrder {
+					maxID = max(maxID, ev.Order(e).ID)
 				}
 			}
 		}

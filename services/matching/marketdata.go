@@ -62,11 +62,11 @@ func (q *sequencer) collect(ev *core.Events, ts int64, seq uint64, md *mdBatch) 
 		var def int32
 		switch e.Kind {
 		case core.EvOrder:
-			def = e.Order.Def
+			def = ev.Order(e).Def
 		case core.EvTrade:
-			def = e.Trade.Def
+			def = ev.Trade(e).Def
 		case core.EvPhase, core.EvInstrument:
-			def = e.Def
+			def = ev.Detail(e).Def
 		default:
 			continue
 		}
@@ -80,7 +80,7 @@ func (q *sequencer) collect(ev *core.Events, ts int64, seq uint64, md *mdBatch) 
 				// grows (it is handed to the publisher: not reused).
 				u.trades = make([]mdTrade, 0, max(16, q.lastTrades))
 			}
-			u.trades = append(u.trades, mdTrade{t: e.Trade, ts: ts, seq: seq})
+			u.trades = append(u.trades, mdTrade{t: *ev.Trade(e), ts: ts, seq: seq})
 		}
 	}
 }

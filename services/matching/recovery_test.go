@@ -160,7 +160,9 @@ func TestReplayDetectsDivergence(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := core.Command{Kind: core.CmdCreditFunds, Participant: 1, ParticipantID: "M-1", Key: "forged", Currency: "CNY", CurrencyExp: 2, Amount: 5}
-	ev := &core.Events{List: []core.Event{{Kind: core.EvFunds, Participant: 0, Currency: 0, Amount: 6, Key: "forged"}}}
+	// The event's payload index is 0: Details[0].
+	ev := &core.Events{List: []core.Event{{Kind: core.EvFunds}},
+		Details: []core.EventDetail{{Participant: 0, Currency: 0, Amount: 6, Key: "forged"}}}
 	if _, err := s2.j.Append(1, time.Now().UnixNano(), core.AppendRecord(nil, &cmd, ev)); err != nil {
 		t.Fatal(err)
 	}

@@ -162,9 +162,9 @@ func (s *Service) query(ctx context.Context, fn func(c *core.Core)) error {
 // sequencer is the goroutine that owns the core, and the writer stage after
 // it. The sequencer applies a batch, the commands' events going one after
 // another into one list of the batch, and hands the batch to the writer,
-// which encodes and appends the records, makes them durable (one fsync per
-// batch, one batch deep) and answers the batch once it is: encoding and
-// answering run beside the next batch's apply instead of before it.
+// which encodes and appends the records, makes them durable (group commit:
+// see write) and answers the batch once it is: encoding and answering run
+// beside the next batch's apply instead of before it.
 type sequencer struct {
 	s        *Service
 	c        *core.Core
@@ -426,9 +426,11 @@ func (q *sequencer) appendBatch(b *outBatch) error {
 	return nil
 }
 
-// eventsOf are r's events in its batch's list ev.
+// eventsOf are r's events in its batch's list ev. Their payloads stay in
+// the batch's shared lists, which they index absolutely.
 func eventsOf(ev *core.Events, r *request) core.Events {
-	return core.Events{List: ev.List[r.evFrom:r.evTo], Allocs: ev.Allocs}
+	return core.Events{List: ev.List[r.evFrom:r.evTo], Orders: ev.Orders, Trades: ev.Trades, Details: ev.Details,
+		Allocs: ev.Allocs}
 }
 
 // answerUnavailable answers requests the service could not make durable.
@@ -490,7 +492,7 @@ func (q *sequencer) release(b *outBatch) {
 	}
 	clear(b.reqs)
 	b.reqs, b.md, b.released = b.reqs[:0], nil, nil
-	b.ev.List, b.ev.Allocs = b.ev.List[:0], b.ev.Allocs[:0]
+	b.ev.Reset()
 	q.free <- b
 }
 

@@ -154,7 +154,9 @@ func TestSnapshotterDropsFailedReplica(t *testing.T) {
 	// A record whose events are not what its command produces (the live
 	// core never saw it: the service is not running).
 	cmd := core.Command{Kind: core.CmdCreditFunds, Participant: 1, ParticipantID: "M-1", Key: "forged", Currency: "CNY", CurrencyExp: 2, Amount: 5}
-	ev := &core.Events{List: []core.Event{{Kind: core.EvFunds, Participant: 0, Currency: 0, Amount: 6, Key: "forged"}}}
+	// The event's payload index is 0: Details[0].
+	ev := &core.Events{List: []core.Event{{Kind: core.EvFunds}},
+		Details: []core.EventDetail{{Participant: 0, Currency: 0, Amount: 6, Key: "forged"}}}
 	forged, err := s2.j.Append(1, time.Now().UnixNano(), core.AppendRecord(nil, &cmd, ev))
 	if err != nil {
 		t.Fatal(err)

@@ -671,15 +671,16 @@ func (t *tradingServer) StreamExecutions(req *tradingv1.StreamExecutionsRequest,
 			e := &ev.List[i]
 			switch e.Kind {
 			case core.EvOrder:
-				if reg.participant(e.Order.Participant) != p.ParticipantID {
+				o := ev.Order(e)
+				if reg.participant(o.Participant) != p.ParticipantID {
 					continue
 				}
 				if err := stream.Send(&tradingv1.StreamExecutionsResponse{Sequence: int64(seq),
-					Update: &tradingv1.StreamExecutionsResponse_Order{Order: reg.order(&e.Order)}}); err != nil {
+					Update: &tradingv1.StreamExecutionsResponse_Order{Order: reg.order(o)}}); err != nil {
 					return err
 				}
 			case core.EvTrade:
-				for _, f := range tradeFills(reg, seq, ts, e, p.ParticipantID) {
+				for _, f := range tradeFills(reg, seq, ts, ev.Trade(e), p.ParticipantID) {
 					if err := stream.Send(&tradingv1.StreamExecutionsResponse{Sequence: int64(seq),
 						Update: &tradingv1.StreamExecutionsResponse_Execution{Execution: reg.execution(&f)}}); err != nil {
 						return err
@@ -692,8 +693,7 @@ func (t *tradingServer) StreamExecutions(req *tradingv1.StreamExecutionsRequest,
 }
 
 // tradeFills returns the participant's side(s) of a trade as fills.
-func tradeFills(reg *registry, seq uint64, ts int64, e *core.Event, participantID string) []core.Fill {
-	t := &e.Trade
+func tradeFills(reg *registry, seq uint64, ts int64, t *core.Trade, participantID string) []core.Fill {
 	var out []core.Fill
 	if reg.participant(t.Buyer) == participantID {
 		out = append(out, buyerFill(t, seq, ts))

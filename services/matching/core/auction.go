@@ -262,8 +262,8 @@ func (c *Core) closeAuction(s int32, sell bool) {
 	ao = c.orders.at(s)
 	ao.auc.closed, ao.auc.bids = true, nil
 	for i := evStart; i < len(c.ev.List); i++ {
-		if e := &c.ev.List[i]; e.Kind == EvTrade && e.Trade.Auction == ao.id {
-			t := &e.Trade
+		if e := &c.ev.List[i]; e.Kind == EvTrade && c.ev.Trade(e).Auction == ao.id {
+			t := c.ev.Trade(e)
 			ao.auc.results = append(ao.auc.results, Fill{TradeID: t.ID, OrderID: ao.id, ClientID: ao.cloid, Def: t.Def,
 				Side: orderbook.Sell, Price: t.Price, Qty: t.Qty, FeeMinor: t.SellerFee, Seq: c.seq, TimeNanos: c.ts, FX: t.SellerFX})
 		}

@@ -59,9 +59,10 @@ func TestOneSidedAuction(t *testing.T) {
 	}
 	h.ok(Command{Kind: CmdExpireListings})
 	var got []Trade
-	for _, e := range h.c.Events().List {
-		if e.Kind == EvTrade {
-			got = append(got, e.Trade)
+	ev := h.c.Events()
+	for i := range ev.List {
+		if e := &ev.List[i]; e.Kind == EvTrade {
+			got = append(got, *ev.Trade(e))
 		}
 	}
 	// 4 lots: gamma's 3004 (1 lot), gamma's 3002 (3 lots); alpha's 3000 loses.

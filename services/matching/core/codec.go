@@ -50,7 +50,7 @@ func AppendRecord(b []byte, cmd *Command, ev *Events) []byte {
 	b = AppendCommand(b, cmd)
 	b = appendUvarint(b, uint64(len(ev.List)))
 	for i := range ev.List {
-		b = appendEvent(b, &ev.List[i], ev)
+		b = ev.appendEvent(b, &ev.List[i])
 	}
 	return b
 }
@@ -248,89 +248,103 @@ func appendOrderView(b []byte, o *OrderView) []byte {
 	return appendVarint(b, o.Updated-o.Created)
 }
 
-func appendEvent(b []byte, e *Event, ev *Events) []byte {
+func (ev *Events) appendEvent(b []byte, e *Event) []byte {
 	b = append(b, byte(e.Kind))
 	switch e.Kind {
 	case EvOrder:
-		b = appendOrderView(b, &e.Order)
+		b = appendOrderView(b, ev.Order(e))
 	case EvTrade:
-		t := &e.Trade
-		b = appendVarint(b, t.ID)
-		b = appendVarint(b, int64(t.Def))
-		b = appendVarint(b, t.Price)
-		b = appendVarint(b, t.Qty)
-		b = appendVarint(b, t.BuyOrder)
-		b = appendVarint(b, t.SellOrder)
-		b = appendVarint(b, int64(t.Buyer))
-		b = appendVarint(b, int64(t.Seller))
-		// Bits 2 and 3 flag FX legs, appended at the end: a trade without
-		// them encodes as it did before FX funding existed.
-		flags := t.Aggressor
-		if t.BuyerFX.Rate != 0 {
-			flags |= 4
+		t := ev.Trade(e)
+		b = appendTrade(b, t, ev.TradeAllocs(t))
+	case EvFunds, EvPosition, EvPhase, EvInstrument, EvFeeSchedule, EvFXRate, EvFunding:
+		b = appendDetail(b, e.Kind, ev.Detail(e))
+	}
+	return b
+}
+
+// appendTrade appends a trade without its kind byte; al are its
+// allocations.
+func appendTrade(b []byte, t *Trade, al []Alloc) []byte {
+	b = appendVarint(b, t.ID)
+	b = appendVarint(b, int64(t.Def))
+	b = appendVarint(b, t.Price)
+	b = appendVarint(b, t.Qty)
+	b = appendVarint(b, t.BuyOrder)
+	b = appendVarint(b, t.SellOrder)
+	b = appendVarint(b, int64(t.Buyer))
+	b = appendVarint(b, int64(t.Seller))
+	// Bits 2 and 3 flag FX legs, appended at the end: a trade without
+	// them encodes as it did before FX funding existed.
+	flags := t.Aggressor
+	if t.BuyerFX.Rate != 0 {
+		flags |= 4
+	}
+	if t.SellerFX.Rate != 0 {
+		flags |= 8
+	}
+	if t.Listing != 0 {
+		flags |= 16
+	}
+	if t.Auction != 0 {
+		flags |= 32
+	}
+	b = append(b, flags)
+	b = appendVarint(b, t.BuyerFee)
+	b = appendVarint(b, t.SellerFee)
+	b = appendString(b, t.BuyClient)
+	b = appendString(b, t.SellClient)
+	b = appendUvarint(b, uint64(len(al)))
+	for i := range al {
+		b = appendString(b, al[i].Receipt)
+		b = appendVarint(b, al[i].WeightMicro)
+	}
+	for _, l := range [2]*FXLeg{&t.BuyerFX, &t.SellerFX} {
+		if l.Rate != 0 {
+			b = appendVarint(b, int64(l.Rate))
+			b = appendVarint(b, int64(l.Currency))
+			b = appendVarint(b, l.Amount)
 		}
-		if t.SellerFX.Rate != 0 {
-			flags |= 8
-		}
-		if t.Listing != 0 {
-			flags |= 16
-		}
-		if t.Auction != 0 {
-			flags |= 32
-		}
-		b = append(b, flags)
-		b = appendVarint(b, t.BuyerFee)
-		b = appendVarint(b, t.SellerFee)
-		b = appendString(b, t.BuyClient)
-		b = appendString(b, t.SellClient)
-		al := ev.TradeAllocs(t)
-		b = appendUvarint(b, uint64(len(al)))
-		for i := range al {
-			b = appendString(b, al[i].Receipt)
-			b = appendVarint(b, al[i].WeightMicro)
-		}
-		for _, l := range [2]*FXLeg{&t.BuyerFX, &t.SellerFX} {
-			if l.Rate != 0 {
-				b = appendVarint(b, int64(l.Rate))
-				b = appendVarint(b, int64(l.Currency))
-				b = appendVarint(b, l.Amount)
-			}
-		}
-		if t.Listing != 0 {
-			b = appendVarint(b, t.Listing)
-		}
-		if t.Auction != 0 {
-			b = appendVarint(b, t.Auction)
-		}
+	}
+	if t.Listing != 0 {
+		b = appendVarint(b, t.Listing)
+	}
+	if t.Auction != 0 {
+		b = appendVarint(b, t.Auction)
+	}
+	return b
+}
+
+func appendDetail(b []byte, k EventKind, x *EventDetail) []byte {
+	switch k {
 	case EvFunds:
-		b = appendVarint(b, int64(e.Participant))
-		b = appendVarint(b, int64(e.Currency))
-		b = appendVarint(b, e.Amount)
-		b = appendString(b, e.Key)
+		b = appendVarint(b, int64(x.Participant))
+		b = appendVarint(b, int64(x.Currency))
+		b = appendVarint(b, x.Amount)
+		b = appendString(b, x.Key)
 	case EvPosition:
-		b = appendVarint(b, int64(e.Participant))
-		b = appendString(b, e.Receipt)
-		b = appendUvarint(b, uint64(len(e.Symbols)))
-		for _, s := range e.Symbols {
+		b = appendVarint(b, int64(x.Participant))
+		b = appendString(b, x.Receipt)
+		b = appendUvarint(b, uint64(len(x.Symbols)))
+		for _, s := range x.Symbols {
 			b = appendVarint(b, s)
 		}
-		b = appendVarint(b, e.WeightMicro)
-		b = appendString(b, e.Key)
+		b = appendVarint(b, x.WeightMicro)
+		b = appendString(b, x.Key)
 	case EvPhase:
-		b = appendVarint(b, int64(e.Def))
-		b = append(b, byte(e.Phase))
-		b = appendBool(b, e.EndOfDay)
+		b = appendVarint(b, int64(x.Def))
+		b = append(b, byte(x.Phase))
+		b = appendBool(b, x.EndOfDay)
 	case EvInstrument:
-		b = appendVarint(b, int64(e.Def))
+		b = appendVarint(b, int64(x.Def))
 	case EvFeeSchedule:
-		b = appendVarint(b, int64(e.Def))
-		b = appendVarint(b, int64(e.FeeIndex))
+		b = appendVarint(b, int64(x.Def))
+		b = appendVarint(b, int64(x.FeeIndex))
 	case EvFXRate:
-		b = appendVarint(b, int64(e.FeeIndex))
+		b = appendVarint(b, int64(x.FeeIndex))
 	case EvFunding:
-		b = appendVarint(b, int64(e.Participant))
-		b = appendVarint(b, int64(e.Currency))
-		b = appendVarint(b, int64(e.FeeIndex))
+		b = appendVarint(b, int64(x.Participant))
+		b = appendVarint(b, int64(x.Currency))
+		b = appendVarint(b, int64(x.FeeIndex))
 	}
 	return b
 }
@@ -434,7 +448,7 @@ func DecodeCommand(p []byte, cmd *Command) ([]byte, error) {
 func AppendEvents(b []byte, ev *Events) []byte {
 	b = appendUvarint(b, uint64(len(ev.List)))
 	for i := range ev.List {
-		b = appendEvent(b, &ev.List[i], ev)
+		b = ev.appendEvent(b, &ev.List[i])
 	}
 	return b
 }
@@ -447,11 +461,10 @@ func DecodeRecord(p []byte, seq uint64, ts int64, cmd *Command, ev *Events) erro
 		return fmt.Errorf("%w: version %d", ErrDecode, v)
 	}
 	decodeCommand(d, cmd)
-	ev.reset()
+	ev.Reset()
 	n := d.count(1 << 24)
 	for range n {
-		ev.List = append(ev.List, Event{})
-		decodeEvent(d, &ev.List[len(ev.List)-1], ev)
+		ev.decodeEvent(d)
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")
@@ -626,80 +639,96 @@ func decodeOrderView(d *decoder, o *OrderView) {
 	o.Created = o.Updated - d.varint()
 }
 
-func decodeEvent(d *decoder, e *Event, ev *Events) {
-	e.Kind = EventKind(d.byte())
-	switch e.Kind {
+// decodeEvent decodes one event and appends it.
+func (ev *Events) decodeEvent(d *decoder) {
+	k := EventKind(d.byte())
+	switch k {
 	case EvOrder:
-		decodeOrderView(d, &e.Order)
+		decodeOrderView(d, ev.addOrder())
 	case EvTrade:
-		t := &e.Trade
-		t.ID = d.varint()
-		t.Def = d.i32()
-		t.Price = d.varint()
-		t.Qty = d.varint()
-		t.BuyOrder = d.varint()
-		t.SellOrder = d.varint()
-		t.Buyer = d.i32()
-		t.Seller = d.i32()
-		flags := d.byte()
-		t.Aggressor = flags & 3
-		t.BuyerFee = d.varint()
-		t.SellerFee = d.varint()
-		t.BuyClient = d.string()
-		t.SellClient = d.string()
-		n := d.count(1 << 16)
-		t.AllocsStart = int32(len(ev.Allocs))
-		for range n {
-			ev.Allocs = append(ev.Allocs, Alloc{Receipt: d.string(), WeightMicro: d.varint()})
-		}
-		t.AllocsEnd = int32(len(ev.Allocs))
-		t.BuyerFX, t.SellerFX = FXLeg{}, FXLeg{}
-		if flags&4 != 0 {
-			t.BuyerFX = FXLeg{Rate: d.i32(), Currency: d.i32(), Amount: d.varint()}
-		}
-		if flags&8 != 0 {
-			t.SellerFX = FXLeg{Rate: d.i32(), Currency: d.i32(), Amount: d.varint()}
-		}
-		t.Listing, t.Auction = 0, 0
-		if flags&16 != 0 {
-			t.Listing = d.varint()
-		}
-		if flags&32 != 0 {
-			t.Auction = d.varint()
-		}
+		var t Trade
+		decodeTrade(d, &t, &ev.Allocs)
+		ev.addTrade(&t)
+	case EvFunds, EvPosition, EvPhase, EvInstrument, EvFeeSchedule, EvFXRate, EvFunding:
+		decodeDetail(d, k, ev.addDetail(k))
+	default:
+		ev.List = append(ev.List, Event{Kind: k})
+		d.fail(fmt.Sprintf("unknown event kind %d", k))
+	}
+}
+
+// decodeTrade decodes a trade without its kind byte, appending its
+// allocations to allocs.
+func decodeTrade(d *decoder, t *Trade, allocs *[]Alloc) {
+	t.ID = d.varint()
+	t.Def = d.i32()
+	t.Price = d.varint()
+	t.Qty = d.varint()
+	t.BuyOrder = d.varint()
+	t.SellOrder = d.varint()
+	t.Buyer = d.i32()
+	t.Seller = d.i32()
+	flags := d.byte()
+	t.Aggressor = flags & 3
+	t.BuyerFee = d.varint()
+	t.SellerFee = d.varint()
+	t.BuyClient = d.string()
+	t.SellClient = d.string()
+	n := d.count(1 << 16)
+	t.AllocsStart = int32(len(*allocs))
+	for range n {
+		*allocs = append(*allocs, Alloc{Receipt: d.string(), WeightMicro: d.varint()})
+	}
+	t.AllocsEnd = int32(len(*allocs))
+	t.BuyerFX, t.SellerFX = FXLeg{}, FXLeg{}
+	if flags&4 != 0 {
+		t.BuyerFX = FXLeg{Rate: d.i32(), Currency: d.i32(), Amount: d.varint()}
+	}
+	if flags&8 != 0 {
+		t.SellerFX = FXLeg{Rate: d.i32(), Currency: d.i32(), Amount: d.varint()}
+	}
+	t.Listing, t.Auction = 0, 0
+	if flags&16 != 0 {
+		t.Listing = d.varint()
+	}
+	if flags&32 != 0 {
+		t.Auction = d.varint()
+	}
+}
+
+func decodeDetail(d *decoder, k EventKind, x *EventDetail) {
+	switch k {
 	case EvFunds:
-		e.Participant = d.i32()
-		e.Currency = d.i32()
-		e.Amount = d.varint()
-		e.Key = d.string()
+		x.Participant = d.i32()
+		x.Currency = d.i32()
+		x.Amount = d.varint()
+		x.Key = d.string()
 	case EvPosition:
-		e.Participant = d.i32()
-		e.Receipt = d.string()
+		x.Participant = d.i32()
+		x.Receipt = d.string()
 		n := d.count(1 << 16)
 		if n > 0 {
-			e.Symbols = make([]int64, n)
-			for i := range e.Symbols {
-				e.Symbols[i] = d.varint()
+			x.Symbols = make([]int64, n)
+			for i := range x.Symbols {
+				x.Symbols[i] = d.varint()
 			}
 		}
-		e.WeightMicro = d.varint()
-		e.Key = d.string()
+		x.WeightMicro = d.varint()
+		x.Key = d.string()
 	case EvPhase:
-		e.Def = d.i32()
-		e.Phase = Phase(d.byte())
-		e.EndOfDay = d.bool()
+		x.Def = d.i32()
+		x.Phase = Phase(d.byte())
+		x.EndOfDay = d.bool()
 	case EvInstrument:
-		e.Def = d.i32()
+		x.Def = d.i32()
 	case EvFeeSchedule:
-		e.Def = d.i32()
-		e.FeeIndex = d.i32()
+		x.Def = d.i32()
+		x.FeeIndex = d.i32()
 	case EvFXRate:
-		e.FeeIndex = d.i32()
+		x.FeeIndex = d.i32()
 	case EvFunding:
-		e.Participant = d.i32()
-		e.Currency = d.i32()
-		e.FeeIndex = d.i32()
-	default:
-		d.fail(fmt.Sprintf("unknown event kind %d", e.Kind))
+		x.Participant = d.i32()
+		x.Currency = d.i32()
+		x.FeeIndex = d.i32()
 	}
 }

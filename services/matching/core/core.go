@@ -222,15 +222,15 @@ func (c *Core) LastSeq() uint64 { return c.lastSeq }
 // The events it produced are in Events until the next Apply. If
 // res.Changed is false, nothing changed and no events were produced.
 func (c *Core) Apply(seq uint64, ts int64, cmd *Command, res *Result) {
-	c.own.reset()
+	c.own.Reset()
 	c.ApplyTo(seq, ts, cmd, res, &c.own)
 }
 
 // ApplyTo is Apply with the events appended to ev, which the caller keeps:
 // the sequencer collects a batch's events in one list, so that its records
 // are encoded on another goroutine while the core goes on. A command's
-// events are ev.List from its length before the call on; a trade's
-// allocations index all of ev.Allocs.
+// events are ev.List from its length before the call on; their payloads
+// and a trade's allocations index the other lists of ev absolutely.
 func (c *Core) ApplyTo(seq uint64, ts int64, cmd *Command, res *Result, ev *Events) {
 	c.ev = ev
 	evBase := len(ev.List)
@@ -313,11 +313,9 @@ func (c *Core) touch(slot int32) {
 
 func (c *Core) flushTouched() {
 	for _, s := range c.touched {
-		// Built in place: an Event is ~400 bytes, and a literal appended
-		// is built on the stack and copied.
-		e := c.ev.add()
-		e.Kind = EvOrder
-		c.viewInto(s, &e.Order)
+		// Built in its slot: a literal appended is built on the stack and
+		// copied.
+		c.viewInto(s, c.ev.addOrder())
 	}
 	for _, s := range c.touched {
 		if (*c.orders.at(s)).open == 0 {
@@ -492,7 +490,7 @@ func (c *Core) creditFunds(cmd *Command, res *Result) {
 	f.total += cmd.Amount
 	c.credits[cur] += cmd.Amount
 	c.remember(cmd.Key, hashCmd(cmd))
-	c.ev.List = append(c.ev.List, Event{Kind: EvFunds, Participant: pi, Currency: cur, Amount: cmd.Amount, Key: cmd.Key})
+	*c.ev.addDetail(EvFunds) = EventDetail{Participant: pi, Currency: cur, Amount: cmd.Amount, Key: cmd.Key}
 	res.Changed = true
 }
 
@@ -513,7 +511,7 @@ func (c *Core) debitFunds(cmd *Command, res *Result) {
 	c.parts[pi].fundsOf(cur).total -= cmd.Amount
 	c.debits[cur] += cmd.Amount
 	c.remember(cmd.Key, hashCmd(cmd))
-	c.ev.List = append(c.ev.List, Event{Kind: EvFunds, Participant: pi, Currency: cur, Amount: -cmd.Amount, Key: cmd.Key})
+	*c.ev.addDetail(EvFunds) = EventDetail{Participant: pi, Currency: cur, Amount: -cmd.Amount, Key: cmd.Key}
 	res.Changed = true
 }
 
@@ -561,8 +559,8 @@ func (c *Core) creditPosition(cmd *Command, res *Result) {
 	c.parts[pi].pools = append(c.parts[pi].pools, slot)
 	c.weightIn += cmd.WeightMicro
 	c.remember(cmd.Key, hashCmd(cmd))
-	c.ev.List = append(c.ev.List, Event{Kind: EvPosition, Participant: pi, Receipt: cmd.Receipt, Symbols: insts,
-		WeightMicro: cmd.WeightMicro, Key: cmd.Key})
+	*c.ev.addDetail(EvPosition) = EventDetail{Participant: pi, Receipt: cmd.Receipt, Symbols: insts,
+		WeightMicro: cmd.WeightMicro, Key: cmd.Key}
 	res.Changed = true
 }
 
@@ -586,8 +584,8 @@ func (c *Core) debitPosition(cmd *Command, res *Result) {
 	delete(c.poolByRc, p.receipt)
 	pp := &c.parts[pi]
 	pp.pools = slices.DeleteFunc(pp.pools, func(s int32) bool { return s == slot })
-	c.ev.List = append(c.ev.List, Event{Kind: EvPosition, Participant: pi, Receipt: p.receipt, Symbols: p.insts,
-		WeightMicro: -w, Key: cmd.Key})
+	*c.ev.addDetail(EvPosition) = EventDetail{Participant: pi, Receipt: p.receipt, Symbols: p.insts,
+		WeightMicro: -w, Key: cmd.Key}
 	*p = pool{}
 	c.poolFree = append(c.poolFree, slot)
 	c.remember(cmd.Key, hashCmd(cmd))
@@ -653,7 +651,7 @@ func (c *Core) defineInstrument(cmd *Command, res *Result) {
 	di := int32(len(c.defs))
 	c.defs = append(c.defs, d)
 	c.defCur = append(c.defCur, cur)
-	c.ev.List = append(c.ev.List, Event{Kind: EvInstrument, Def: di})
+	*c.ev.addDetail(EvInstrument) = EventDetail{Def: di}
 	res.Changed = true
 	if !exists {
 		ii = int32(len(c.insts))
@@ -714,7 +712,7 @@ func (c *Core) setFeeSchedule(cmd *Command, res *Result) {
 	c.fees = append(c.fees, cmd.Fees)
 	in.fee = fi
 	c.remember(cmd.Key, hashCmd(cmd))
-	c.ev.List = append(c.ev.List, Event{Kind: EvFeeSchedule, Def: in.def, FeeIndex: fi})
+	*c.ev.addDetail(EvFeeSchedule) = EventDetail{Def: in.def, FeeIndex: fi}
 	res.Changed = true
 }
 
@@ -773,7 +771,7 @@ func (c *Core) enterPhase(ii int32, target Phase, endOfDay bool) {
 	}
 	prev := in.phase
 	in.phase = target
-	c.ev.List = append(c.ev.List, Event{Kind: EvPhase, Def: in.def, Phase: target, EndOfDay: endOfDay})
+	*c.ev.addDetail(EvPhase) = EventDetail{Def: in.def, Phase: target, EndOfDay: endOfDay}
 	switch target {
 	case PhasePreOpen:
 		if in.book.Phase() == orderbook.PhaseContinuous {

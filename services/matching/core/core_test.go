@@ -305,7 +305,7 @@ func TestBuyReservationAndFill(t *testing.T) {
 	var trade *Trade
 	for i := range ev.List {
 		if ev.List[i].Kind == EvTrade {
-			trade = &ev.List[i].Trade
+			trade = ev.Trade(&ev.List[i])
 		}
 	}
 	if trade == nil {

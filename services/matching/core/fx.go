@@ -295,7 +295,7 @@ func (c *Core) setFXRate(cmd *Command, res *Result) {
 	q := c.ensureCurrency(cmd.CounterCurrency, cmd.CounterExp)
 	c.addRate(fxRate{key: cmd.Key, num: cmd.Version, base: b, quote: q, coef: cmd.Amount, from: cmd.ValidFrom, until: cmd.ValidUntil})
 	c.remember(cmd.Key, hashCmd(cmd))
-	c.ev.List = append(c.ev.List, Event{Kind: EvFXRate, FeeIndex: int32(len(c.rates) - 1)})
+	*c.ev.addDetail(EvFXRate) = EventDetail{FeeIndex: int32(len(c.rates) - 1)}
 	res.Changed = true
 }
 
@@ -340,7 +340,7 @@ func (c *Core) setFunding(cmd *Command, res *Result) {
 	}
 	p.funding[at].funding, p.funding[at].version = fc, cmd.Version
 	c.remember(cmd.Key, hashCmd(cmd))
-	c.ev.List = append(c.ev.List, Event{Kind: EvFunding, Participant: pi, Currency: tc, FeeIndex: fc})
+	*c.ev.addDetail(EvFunding) = EventDetail{Participant: pi, Currency: tc, FeeIndex: fc}
 	res.Changed = true
 }
 

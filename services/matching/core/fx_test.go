@@ -73,7 +73,7 @@ func TestFXFundedBuyAndSell(t *testing.T) {
 		var tr *Trade
 		for k := range h.c.Events().List {
 			if e := &h.c.Events().List[k]; e.Kind == EvTrade {
-				tr = &e.Trade
+				tr = h.c.Events().Trade(e)
 			}
 		}
 		wantPay := []int64{12_537_285, 12_537_284}[i]

@@ -19,7 +19,7 @@ func lastTrade(h *harness) *Trade {
 	var t *Trade
 	for i := range h.c.Events().List {
 		if e := &h.c.Events().List[i]; e.Kind == EvTrade {
-			t = &e.Trade
+			t = h.c.Events().Trade(e)
 		}
 	}
 	return t

@@ -713,8 +713,7 @@ func (c *Core) fill(ii int32, e *orderbook.Event) {
 		BuyClient: bo.cloid, SellClient: so.cloid, AllocsStart: allocStart, AllocsEnd: int32(len(c.ev.Allocs)),
 		BuyerFX: buyerFX, SellerFX: sellerFX, Listing: c.listingTrade, Auction: c.auctionTrade}
 	c.nextTradeID++
-	te := c.ev.add()
-	te.Kind, te.Trade = EvTrade, t
+	c.ev.addTrade(&t)
 	in.lastPrice, in.lastQty = p, q
 	in.volume += q
 	rt := t

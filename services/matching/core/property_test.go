@@ -171,16 +171,18 @@ func TestPropertyConservation(t *testing.T) {
 						t.Fatalf("command %d %+v did not change state by its result (%+v) but the state changed", i, cmd, r)
 					}
 				}
-				for _, e := range h.c.Events().List {
-					if e.Kind == EvTrade {
+				ev := h.c.Events()
+				for k := range ev.List {
+					if e := &ev.List[k]; e.Kind == EvTrade {
 						trades++
-						if e.Trade.BuyerFX.Rate != 0 || e.Trade.SellerFX.Rate != 0 {
+						tr := ev.Trade(e)
+						if tr.BuyerFX.Rate != 0 || tr.SellerFX.Rate != 0 {
 							fxTrades++
 						}
-						if e.Trade.Listing != 0 {
+						if tr.Listing != 0 {
 							listingTrades++
 						}
-						if e.Trade.Auction != 0 {
+						if tr.Auction != 0 {
 							auctionTrades++
 						}
 					}

@@ -131,7 +131,8 @@ func (c *Core) appendSnapshotHead(b []byte) []byte {
 		b = appendUvarint(b, uint64(in.trades.len()))
 		for k := range in.trades.len() {
 			t := in.trades.at(k)
-			b = appendEvent(b, &Event{Kind: EvTrade, Trade: t}, &Events{})
+			b = append(b, byte(EvTrade))
+			b = appendTrade(b, &t, nil)
 		}
 		b = append(b, byte(in.book.Phase()))
 		b = appendUvarint(b, uint64(in.book.Len()))
@@ -431,9 +432,13 @@ func Load(p []byte, lim Limits) (*Core, error) {
 		in.lastPrice, in.lastQty, in.volume = d.varint(), d.varint(), d.varint()
 		var tmp Events
 		for range d.count(1 << 24) {
-			var e Event
-			decodeEvent(d, &e, &tmp)
-			in.trades.push(e.Trade)
+			tmp.Reset()
+			tmp.decodeEvent(d)
+			var t Trade
+			if e := &tmp.List[0]; e.Kind == EvTrade {
+				t = *tmp.Trade(e)
+			}
+			in.trades.push(t)
 		}
 		def := &c.defs[di]
 		c.instByNum[def.Number] = ii

@@ -425,49 +425,84 @@ type FXLeg struct {
 	Amount   int64
 }
 
-// Event is one thing that happened. Fields not meaningful for the Kind are
-// zero.
+// Event is one thing that happened: its kind and the index of its payload
+// in the Events list for that kind (Orders, Trades or Details). It is kept
+// small because the core appends one per order touched and the journal
+// writer reads them on another core: a union of all payloads cost a large
+// zeroing per event and cache lines dragged across cores.
 type Event struct {
-	Kind        EventKind
-	Order       OrderView // EvOrder
-	Trade       Trade     // EvTrade
-	Participant int32     // EvFunds, EvPosition
-	Currency    int32     // EvFunds: currency index
-	Amount      int64     // EvFunds: signed minor units
-	Key         string    // EvFunds, EvPosition: idempotency key
-	Receipt     string    // EvPosition
-	Symbols     []int64   // EvPosition: instrument numbers
-	WeightMicro int64     // EvPosition: signed
-	Def         int32     // EvPhase, EvInstrument, EvFeeSchedule
-	Phase       Phase     // EvPhase
-	EndOfDay    bool      // EvPhase
-	FeeIndex    int32     // EvFeeSchedule
+	Kind EventKind
+	i    int32 // absolute index into Orders (EvOrder), Trades (EvTrade) or Details (the others)
 }
 
-// Events is the output of one command: the events and the allocation
-// buffer their trades index.
-type Events struct {
-	List   []Event
-	Allocs []Alloc
+// EventDetail is the payload of the rarer kinds. Fields not meaningful for
+// the kind are zero.
+type EventDetail struct {
+	Participant int32   // EvFunds, EvPosition, EvFunding
+	Currency    int32   // EvFunds, EvFunding: currency index
+	Amount      int64   // EvFunds: signed minor units
+	Key         string  // EvFunds, EvPosition: idempotency key
+	Receipt     string  // EvPosition
+	Symbols     []int64 // EvPosition: instrument numbers
+	WeightMicro int64   // EvPosition: signed
+	Def         int32   // EvPhase, EvInstrument, EvFeeSchedule
+	Phase       Phase   // EvPhase
+	EndOfDay    bool    // EvPhase
+	FeeIndex    int32   // EvFeeSchedule, EvFXRate, EvFunding
 }
+
+// Events is the output of one or more commands: the events in order and
+// the per-kind payload lists they index. Indices are absolute, so a
+// sub-slice of List (one command's events) stays valid with the other
+// lists shared whole.
+type Events struct {
+	List    []Event
+	Orders  []OrderView
+	Trades  []Trade
+	Details []EventDetail
+	Allocs  []Alloc
+}
+
+// Order returns an EvOrder event's order state.
+func (e *Events) Order(ev *Event) *OrderView { return &e.Orders[ev.i] }
+
+// Trade returns an EvTrade event's trade.
+func (e *Events) Trade(ev *Event) *Trade { return &e.Trades[ev.i] }
+
+// Detail returns the payload of an event of another kind.
+func (e *Events) Detail(ev *Event) *EventDetail { return &e.Details[ev.i] }
 
 // TradeAllocs returns a trade's allocations.
 func (e *Events) TradeAllocs(t *Trade) []Alloc { return e.Allocs[t.AllocsStart:t.AllocsEnd] }
 
-// add appends a zero event and returns it.
-func (e *Events) add() *Event {
-	n := len(e.List)
-	if n < cap(e.List) {
-		e.List = e.List[:n+1]
-		e.List[n] = Event{}
-	} else {
-		e.List = append(e.List, Event{})
-	}
-	return &e.List[n]
+// addOrder appends an EvOrder event and returns its zero payload, to be
+// filled in place: the core emits one per order touched.
+func (e *Events) addOrder() *OrderView {
+	e.List = append(e.List, Event{Kind: EvOrder, i: int32(len(e.Orders))})
+	e.Orders = append(e.Orders, OrderView{})
+	return &e.Orders[len(e.Orders)-1]
 }
 
-func (e *Events) reset() {
+// addTrade appends an EvTrade event with a copy of t.
+func (e *Events) addTrade(t *Trade) {
+	e.List = append(e.List, Event{Kind: EvTrade, i: int32(len(e.Trades))})
+	e.Trades = append(e.Trades, *t)
+}
+
+// addDetail appends an event of one of the rarer kinds and returns its
+// zero payload.
+func (e *Events) addDetail(k EventKind) *EventDetail {
+	e.List = append(e.List, Event{Kind: k, i: int32(len(e.Details))})
+	e.Details = append(e.Details, EventDetail{})
+	return &e.Details[len(e.Details)-1]
+}
+
+// Reset empties every list, keeping their capacity.
+func (e *Events) Reset() {
 	e.List = e.List[:0]
+	e.Orders = e.Orders[:0]
+	e.Trades = e.Trades[:0]
+	e.Details = e.Details[:0]
 	e.Allocs = e.Allocs[:0]
 }
 
