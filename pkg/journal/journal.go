@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bcx-exchange/bcx/pkg/latency"
 )
 
 // Options configure a Journal. The zero value gives the defaults.
@@ -71,9 +73,9 @@ type Stats struct {
 	Fsyncs   uint64 // fdatasync/fsync calls on segments and the directory
 	Segments int    // segments currently on disk
 	Durable  uint64 // DurableSeq
-	// Syncs are the durations of each batch's fdatasync (none with
-	// NoSync).
-	Syncs SyncHistogram
+	// Syncs are the durations of each batch's final fdatasync (not the
+	// syncs of a segment roll; none with NoSync).
+	Syncs latency.Histogram
 }
 
 // Recovery describes what Open found and did.
@@ -117,8 +119,8 @@ func (b *batch) reset() {
 	b.records = 0
 }
 
-// Journal is an open journal directory. Append, AppendFunc, Sync, SyncAsync, NextSeq
-// and Close belong to one writer goroutine. DurableSeq, WaitDurable, NewReader, Stats,
+// Journal is an open journal directory. Append, AppendFunc, Sync, SyncAsync, Flushed,
+// InFlight, Abandon, NextSeq and Close belong to one writer goroutine. DurableSeq, WaitDurable, NewReader, Stats,
 // SaveSnapshot and LoadLatestSnapshot may be called from any goroutine.
 type Journal struct {
 	dir      string
@@ -152,7 +154,7 @@ type Journal struct {
 	nBytes  atomic.Uint64
 	nCommit atomic.Uint64
 	nFsync  atomic.Uint64
-	syncs   syncHist
+	syncs   latency.Recorder
 
 	mu      sync.Mutex
 	segs    []segment // ascending; readers look segments up here
@@ -230,7 +232,7 @@ func (j *Journal) Stats() Stats {
 		Fsyncs:   j.nFsync.Load(),
 		Segments: n,
 		Durable:  j.durable.Load(),
-		Syncs:    j.syncs.snapshot(),
+		Syncs:    j.syncs.Snapshot(),
 	}
 }
 
@@ -374,6 +376,20 @@ func (j *Journal) Flushed() <-chan struct{} {
 	return j.flushed
 }
 
+// Abandon fails the journal with err for a writer that stopped because of
+// err: it waits for the batch in flight and returns that batch's outcome
+// (nil: it is durable, or there was none), discards the records appended
+// since, which are never written (Close does not sync them), and makes
+// every later write return err. A writer that answered the discarded
+// records' commands as failed thus never finds them durable after a
+// restart. Writer goroutine only.
+func (j *Journal) Abandon(err error) error {
+	ierr := j.waitInflight()
+	j.cur.reset()
+	j.fail(err)
+	return ierr
+}
+
 // InFlight reports whether a batch handed to SyncAsync is still being
 // written, as far as the writer has collected. Writer goroutine only.
 func (j *Journal) InFlight() bool { return j.inflight != nil }
@@ -433,7 +449,7 @@ func (j *Journal) flushBatch(b *batch) error {
 		return err
 	}
 	if !j.opts.NoSync {
-		j.syncs.add(time.Since(t0))
+		j.syncs.Add(time.Since(t0))
 	}
 	j.nRec.Add(uint64(b.records))
 	j.nBytes.Add(uint64(len(b.buf)))

@@ -366,3 +366,34 @@ func TestFlushed(t *testing.T) {
 		t.Fatalf("Sync = %v, DurableSeq %d", err, j.DurableSeq())
 	}
 }
+
+// TestAbandon checks that a writer that stops keeps what was durable and
+// loses what was only appended, even through Close.
+func TestAbandon(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, dir, Options{})
+	j.Append(kindFor(1), tsFor(1), payloadFor(1))
+	if _, err := j.SyncAsync(); err != nil {
+		t.Fatal(err)
+	}
+	j.Append(kindFor(2), tsFor(2), payloadFor(2)) // appended, never synced
+	stop := errors.New("writer stopped")
+	if err := j.Abandon(stop); err != nil {
+		t.Fatalf("Abandon = %v, want nil: the batch in flight is durable", err)
+	}
+	if j.DurableSeq() != 1 {
+		t.Fatalf("DurableSeq = %d, want 1", j.DurableSeq())
+	}
+	if _, err := j.Append(kindFor(3), tsFor(3), payloadFor(3)); !errors.Is(err, stop) {
+		t.Fatalf("Append after Abandon = %v, want %v", err, stop)
+	}
+	if err := j.Sync(); !errors.Is(err, stop) {
+		t.Fatalf("Sync after Abandon = %v, want %v", err, stop)
+	}
+	j.Close()
+	j = openT(t, dir, Options{})
+	defer j.Close()
+	if got := j.Recovery().LastSeq; got != 1 {
+		t.Fatalf("after reopening, the journal ends at %d, want 1: an abandoned record was written", got)
+	}
+}

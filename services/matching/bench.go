@@ -174,8 +174,9 @@ func fsyncStats(before, after journal.Stats) benchFsyncs {
 // risk checks on the standard order book workload (82% replace, 9% new
 // GTC, 6% cancel, 3% IOC, about 1,000 resting orders over about 750
 // levels), exactly as the sequencer does: batches of up to --batch
-// commands, one record per command, the writer's group commit. Commands are generated before timing. Flags: --ops, --seed,
-// --batch, --dir (default a temporary directory, removed after).
+// commands, one record per command, the writer's group commit. Commands
+// are generated before timing. Flags: --ops, --seed, --batch, --dir
+// (default a temporary directory, removed after).
 func BenchMatchingMain(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("matching", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

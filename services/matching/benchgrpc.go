@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bcx-exchange/bcx/pkg/auth"
+	"github.com/bcx-exchange/bcx/pkg/latency"
 	"github.com/bcx-exchange/bcx/pkg/server"
 	tradingv1 "github.com/bcx-exchange/bcx/proto/bcx/trading/v1"
 	typev1 "github.com/bcx-exchange/bcx/proto/bcx/type/v1"
@@ -69,11 +70,19 @@ type BenchGRPCResult struct {
 	StreamOnlyP99Ms float64 `json:"stream_only_p99_ms"`
 	UnaryOnlyP50Ms  float64 `json:"unary_only_p50_ms"`
 	UnaryOnlyP99Ms  float64 `json:"unary_only_p99_ms"`
-	Conns           int     `json:"conns"`
-	Streams         int     `json:"streams"`
-	UnaryClients    int     `json:"unary_clients"`
-	DurationSec     float64 `json:"duration_sec"`
-	Fsyncs          uint64  `json:"fsyncs"`
+	// The server's share of those latencies: enqueue to durable answer
+	// (Service.AnswerLatency), in the mixed paced phase and each kind
+	// alone. The rest is the transport, the client and the scheduling of
+	// their goroutines.
+	ServerP50Ms           float64 `json:"server_p50_ms"`
+	ServerP99Ms           float64 `json:"server_p99_ms"`
+	StreamOnlyServerP99Ms float64 `json:"stream_only_server_p99_ms"`
+	UnaryOnlyServerP99Ms  float64 `json:"unary_only_server_p99_ms"`
+	Conns                 int     `json:"conns"`
+	Streams               int     `json:"streams"`
+	UnaryClients          int     `json:"unary_clients"`
+	DurationSec           float64 `json:"duration_sec"`
+	Fsyncs                uint64  `json:"fsyncs"`
 	benchFsyncs
 	Note string `json:"note"`
 }
@@ -212,7 +221,15 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	// Paced phase: both kinds at once.
 	var sLat, uLat []float64
 	var sN, uN int64
+	// phaseServer is the server's answer latency over the phase run by f.
+	phaseServer := func(f func() error) (latency.Histogram, error) {
+		before := s.AnswerLatency()
+		err := f()
+		return s.AnswerLatency().Sub(before), err
+	}
+	var pacedServer, streamServer, unaryServer latency.Histogram
 	if run["paced"] {
+		pacedServer = s.AnswerLatency()
 		var wg sync.WaitGroup
 		var sErr, uErr error
 		wg.Add(2)
@@ -235,16 +252,23 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		if uErr != nil {
 			return uErr
 		}
+		pacedServer = s.AnswerLatency().Sub(pacedServer)
 	}
 	// Each kind alone at its paced rate.
 	var soLat, uoLat []float64
 	if run["paced-stream"] && *streamRate > 0 {
-		if _, soLat, err = runStreams(clients, *streams, *window, *batch, *dur, *streamRate, &gen); err != nil {
+		if streamServer, err = phaseServer(func() (err error) {
+			_, soLat, err = runStreams(clients, *streams, *window, *batch, *dur, *streamRate, &gen)
+			return err
+		}); err != nil {
 			return err
 		}
 	}
 	if run["paced-unary"] && *unaryRate > 0 {
-		if _, uoLat, err = runUnary(clients, max(*unary, 256), *dur, *unaryRate, &gen); err != nil {
+		if unaryServer, err = phaseServer(func() (err error) {
+			_, uoLat, err = runUnary(clients, max(*unary, 256), *dur, *unaryRate, &gen)
+			return err
+		}); err != nil {
 			return err
 		}
 	}
@@ -261,10 +285,17 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		PacedAchieved:   int64(float64(sN+uN) / dur.Seconds()),
 		StreamOnlyP50Ms: pctMs(soLat, 0.50), StreamOnlyP99Ms: pctMs(soLat, 0.99),
 		UnaryOnlyP50Ms: pctMs(uoLat, 0.50), UnaryOnlyP99Ms: pctMs(uoLat, 0.99),
+		ServerP50Ms: histMs(pacedServer, 0.50), ServerP99Ms: histMs(pacedServer, 0.99),
+		StreamOnlyServerP99Ms: histMs(streamServer, 0.99), UnaryOnlyServerP99Ms: histMs(unaryServer, 0.99),
 		Conns: *conns, Streams: *streams, UnaryClients: *unary, DurationSec: dur.Seconds(),
 		Fsyncs: after.Fsyncs - before.Fsyncs, benchFsyncs: fsyncStats(before, after),
 		Note: "orders are PlaceOrder commands; client and server on the same machine; latency from scheduled send to answer",
 	})
+}
+
+// histMs is a quantile of h in milliseconds (to 12.5%, see pkg/latency).
+func histMs(h latency.Histogram, q float64) float64 {
+	return float64(h.Quantile(q).Microseconds()) / 1000
 }
 
 func pctMs(xs []float64, q float64) float64 {

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/bcx-exchange/bcx/pkg/journal"
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
 	"github.com/bcx-exchange/bcx/pkg/rpcerr"
 	"github.com/bcx-exchange/bcx/services/matching/core"
@@ -222,5 +223,77 @@ func TestWriterFailure(t *testing.T) {
 	h, seq, err := s2.StateHash(context.Background())
 	if err != nil || h != want || seq != wantSeq {
 		t.Fatalf("after restart: %x at %d (%v), want %x at %d", h, seq, err, want, wantSeq)
+	}
+}
+
+// TestWriterFailureAnswersMatchDurability hands the writer batches back to
+// back, the last holding a record the journal refuses, and checks after a
+// restart that exactly the commands answered OK are in the journal:
+// whatever the writer answers Unavailable must never become durable (it
+// did when batches appended for the next fsync were later synced on
+// Close), and what an fsync made durable is answered OK. Batches meet
+// the failure at different points of the writer's cycle across rounds.
+func TestWriterFailureAnswersMatchDurability(t *testing.T) {
+	for round := range 12 {
+		dir := t.TempDir()
+		s, err := New(Config{DataDir: dir, ScheduleTick: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := s.seq
+		q.startWriter()
+		credit := func(key string) *request {
+			r := getRequest()
+			r.cmd = core.Command{Kind: core.CmdCreditFunds, Participant: 1, ParticipantID: "M-1", Key: key,
+				Currency: "CNY", CurrencyExp: 2, Amount: 1}
+			return r
+		}
+		var reqs []*request
+		for i := range 2 + round%3 {
+			reqs = append(reqs, credit(fmt.Sprintf("ok-%d", i)))
+		}
+		reqs = append(reqs, credit(strings.Repeat("k", 17<<20))) // over the journal's record limit
+		for _, r := range reqs {
+			b, err := q.freeBatch()
+			if err != nil {
+				break // the writer stopped: r is never handed
+			}
+			b.reqs = append(b.reqs, r)
+			q.applyBatch(b)
+			if !r.res.Changed {
+				t.Fatalf("round %d: command not applied: %+v", round, r.res)
+			}
+			if err := q.hand(b); err != nil {
+				r.err = errUnavailable(err)
+				r.done <- struct{}{}
+			}
+			if round%2 == 1 {
+				time.Sleep(time.Duration(round) * 100 * time.Microsecond)
+			}
+		}
+		close(q.out)
+		<-q.wExit
+		jdir := s.j.Dir()
+		s.Close()
+
+		j, err := journal.Open(jdir, journal.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := j.Recovery().LastSeq
+		j.Close()
+		for i, r := range reqs {
+			if r.seq == 0 {
+				continue // never handed
+			}
+			<-r.done
+			if durable := r.seq <= last; durable != (r.err == nil) {
+				t.Fatalf("round %d: command %d (seq %d): answered %v, durable %v (journal ends at %d)",
+					round, i, r.seq, r.err, durable, last)
+			}
+		}
+		if r := reqs[len(reqs)-1]; r.err == nil {
+			t.Fatalf("round %d: the refused record's command was answered OK", round)
+		}
 	}
 }

@@ -47,6 +47,9 @@ type request struct {
 	// tag is the caller's, e.g. a stream's correlation id.
 	tag uint64
 	op  uint8
+	// enqueued is when the request was handed to the sequencer, for the
+	// service's answer latency (zero: not measured).
+	enqueued time.Time
 }
 
 // entryWaker wakes an order entry stream's sender (see OrderEntry).
@@ -108,6 +111,9 @@ func errUnavailable(err error) error {
 func (s *Service) enqueue(ctx context.Context, r *request) error {
 	if p := s.fatal.Load(); p != nil {
 		return errUnavailable(*p)
+	}
+	if r.query == nil {
+		r.enqueued = time.Now()
 	}
 	select {
 	case s.in <- r:
@@ -211,8 +217,10 @@ type outBatch struct {
 }
 
 // writerDepth is how many batches the sequencer may have handed to the
-// writer and not yet seen answered: one being written, one waiting for
-// its fsync, and one more so the sequencer need not wait for either.
+// writer and not yet seen answered: the writer holds the batch being
+// synced and those appended for the next fsync. When it holds them all,
+// the sequencer waits, and the requests queued meanwhile make one larger
+// batch.
 const writerDepth = 3
 
 func newSequencer(s *Service) *sequencer {
@@ -343,7 +351,20 @@ func (q *sequencer) write() {
 	// inFlight are being synced; appended have their records in the
 	// journal's buffer, for the next fsync.
 	var inFlight, appended []*outBatch
-	fail := func(err error, bs ...*outBatch) {
+	// fail stops the writer on err. What the fsync in flight made durable
+	// is answered as such (unless lost: its own sync failed); everything
+	// else is answered Unavailable, and the journal discards its records so
+	// that none of them turns up durable after a restart.
+	fail := func(err error, inFlightLost bool, bs ...*outBatch) {
+		if ierr := q.j.Abandon(err); ierr != nil {
+			inFlightLost = true
+		}
+		if !inFlightLost {
+			for _, b := range inFlight {
+				q.release(b)
+			}
+			inFlight = nil
+		}
 		for _, b := range slices.Concat(bs, inFlight, appended) {
 			answerUnavailable(b.reqs, err)
 		}
@@ -356,7 +377,8 @@ func (q *sequencer) write() {
 		}
 	}
 	// startSync collects the fsync in flight (SyncAsync waits for it),
-	// answers its batches and starts one for the appended batches.
+	// answers its batches and starts one for the appended batches. On an
+	// error the batches in flight are not durable.
 	startSync := func() error {
 		if _, err := q.j.SyncAsync(); err != nil {
 			return err
@@ -380,32 +402,32 @@ func (q *sequencer) write() {
 	for {
 		if len(inFlight) == 0 && len(appended) > 0 {
 			if err := startSync(); err != nil {
-				fail(err)
+				fail(err, true)
 				return
 			}
 		}
 		select {
 		case b, ok := <-q.out:
 			if !ok {
-				// Sync waits for the fsync in flight and syncs the rest.
-				if err := q.j.Sync(); err != nil {
-					fail(err)
-					return
-				}
-				for _, b := range slices.Concat(inFlight, appended) {
-					q.release(b)
+				// Make everything durable and answer it: the fsync in
+				// flight first, then one for the rest.
+				for len(inFlight)+len(appended) > 0 {
+					if err := startSync(); err != nil {
+						fail(err, true)
+						return
+					}
 				}
 				close(q.wDone)
 				return
 			}
 			if err := q.appendBatch(b); err != nil {
-				fail(err, b)
+				fail(err, false, b)
 				return
 			}
 			appended = append(appended, b)
 		case <-q.j.Flushed():
 			if err := startSync(); err != nil {
-				fail(err)
+				fail(err, true)
 				return
 			}
 		}
@@ -459,7 +481,11 @@ func (q *sequencer) appendRecord(r *request, ts int64, ev *core.Events) error {
 // all its answers in the batch.
 func (q *sequencer) release(b *outBatch) {
 	q.wakeGen++
+	now := time.Now()
 	for _, r := range b.reqs {
+		if !r.enqueued.IsZero() {
+			q.s.answerLatency.Add(now.Sub(r.enqueued))
+		}
 		if w := r.waker; w != nil {
 			// Once answered is set the request is the sender's: read w
 			// first.

@@ -73,6 +73,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/bcx-exchange/bcx/pkg/journal"
+	"github.com/bcx-exchange/bcx/pkg/latency"
 	"github.com/bcx-exchange/bcx/pkg/money"
 	listingv1 "github.com/bcx-exchange/bcx/proto/bcx/listing/v1"
 	marketdatav1 "github.com/bcx-exchange/bcx/proto/bcx/marketdata/v1"
@@ -216,6 +217,10 @@ type Service struct {
 	mdCh    chan *mdBatch
 	stopped chan struct{} // closed when the sequencer has stopped
 	fatal   atomic.Pointer[error]
+	// answerLatency is each command's time from enqueue to its durable
+	// answer: the server's share of an order's latency, without the
+	// transport's or the client's.
+	answerLatency latency.Recorder
 
 	// snapCh hands the snapshotter a scheduled snapshot (capacity 1): its
 	// sequence number, and its encoding if made on the sequencer; snapBusy
@@ -487,3 +492,7 @@ func (s *Service) Close() error {
 
 // Journal is the service's journal, for tools and tests that read it.
 func (s *Service) Journal() *journal.Journal { return s.j }
+
+// AnswerLatency is the distribution of commands' time from being handed to
+// the sequencer to their durable answer, since the service started.
+func (s *Service) AnswerLatency() latency.Histogram { return s.answerLatency.Snapshot() }
