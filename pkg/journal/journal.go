@@ -382,7 +382,8 @@ func (j *Journal) Flushed() <-chan struct{} {
 // since, which are never written (Close does not sync them), and makes
 // every later write return err. A writer that answered the discarded
 // records' commands as failed thus never finds them durable after a
-// restart. Writer goroutine only.
+// restart. (A batch whose own write or sync failed is another matter: part
+// of it may be on disk.) Writer goroutine only.
 func (j *Journal) Abandon(err error) error {
 	ierr := j.waitInflight()
 	j.cur.reset()

@@ -353,11 +353,17 @@ func (q *sequencer) write() {
 	var inFlight, appended []*outBatch
 	// fail stops the writer on err. What the fsync in flight made durable
 	// is answered as such (unless lost: its own sync failed); everything
-	// else is answered Unavailable, and the journal discards its records so
-	// that none of them turns up durable after a restart.
+	// else is answered Unavailable, and the journal discards the records
+	// it holds. On the writer's own errors (the size limit, the sequence
+	// check) nothing answered Unavailable is ever durable. After an I/O
+	// error, part of a failed batch may have reached the disk (the records
+	// before a segment roll, or bytes whose fdatasync failed): Unavailable
+	// then means the outcome is unknown, and a retry with the same client
+	// order id or idempotency key returns the original result if it was.
 	fail := func(err error, inFlightLost bool, bs ...*outBatch) {
 		if ierr := q.j.Abandon(err); ierr != nil {
 			inFlightLost = true
+			err = errors.Join(err, ierr)
 		}
 		if !inFlightLost {
 			for _, b := range inFlight {
