@@ -2,6 +2,8 @@ package journal
 
 import (
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"testing"
 	"time"
@@ -157,4 +159,68 @@ func BenchmarkOpen(b *testing.B) {
 		j.Close()
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkSyncBesideSnapshot times the journal's batch syncs while 70 MB
+// snapshots are saved back to back (a 0.7 s pause between them), with the
+// snapshot written back whole at its fsync or spread in chunks. Run it
+// alone: go test -run X -bench SyncBesideSnapshot -benchtime 8s ./pkg/journal/
+func BenchmarkSyncBesideSnapshot(b *testing.B) {
+	if testing.Short() {
+		b.Skip("writes hundreds of MB")
+	}
+	payload := make([]byte, 200)
+	snap := make([]byte, 70<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range snap {
+		snap[i] = byte(rng.Uint32())
+	}
+	for _, spread := range []bool{false, true} {
+		name := "whole"
+		if spread {
+			name = "spread"
+		}
+		b.Run(name, func(b *testing.B) {
+			spreadSnapshots = spread
+			defer func() { spreadSnapshots = true }()
+			j := openT(b, b.TempDir(), Options{})
+			defer j.Close()
+			stop, done := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(done)
+				for seq := uint64(1); ; seq++ {
+					select {
+					case <-stop:
+						return
+					case <-time.After(700 * time.Millisecond):
+					}
+					if err := j.SaveSnapshot(seq, func(w io.Writer) error {
+						_, err := w.Write(snap)
+						return err
+					}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+			before := j.Stats().Syncs
+			for b.Loop() {
+				for range 50 {
+					j.Append(1, 1, payload)
+				}
+				if err := j.Sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			close(stop)
+			<-done
+			h := j.Stats().Syncs.Sub(before)
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+			b.ReportMetric(ms(h.Quantile(0.5)), "p50-ms")
+			b.ReportMetric(ms(h.Quantile(0.99)), "p99-ms")
+			b.ReportMetric(ms(h.Quantile(0.999)), "p99.9-ms")
+			b.ReportMetric(ms(h.Max()), "max-ms")
+			b.ReportMetric(ms(h.TimeQuantile(0.99)), "time-p99-ms")
+		})
+	}
 }

@@ -188,3 +188,29 @@ func TestJournalSnapshotMustBeDurable(t *testing.T) {
 		t.Fatalf("snapshot %d %q", snap.Seq, b)
 	}
 }
+
+// TestSnapshotSpreadWriteback saves with syncing on, so the snapshot goes
+// through spreadWriter, in one write larger than several chunks and in
+// small writes that straddle chunk boundaries, and reads it back whole.
+func TestSnapshotSpreadWriteback(t *testing.T) {
+	s, err := OpenSnapshotStore(t.TempDir(), SnapshotOptions{Keep: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := snapPayload(1, 3*spreadChunk+12345)
+	if err := s.Save(1, func(w io.Writer) error { _, err := w.Write(big); return err }); err != nil {
+		t.Fatal(err)
+	}
+	small := snapPayload(2, 2*spreadChunk+777)
+	saveSnap(t, s, 2, small)
+	for seq, want := range map[uint64][]byte{1: big, 2: small} {
+		snap, err := s.open(seq)
+		if err != nil {
+			t.Fatalf("snapshot %d: %v", seq, err)
+		}
+		if got := readAllSnapshot(t, snap); !bytes.Equal(got, want) {
+			t.Fatalf("snapshot %d: read %d bytes, differing from the %d written", seq, len(got), len(want))
+		}
+		snap.Close()
+	}
+}
