@@ -39,9 +39,12 @@
 //
 // A new segment is started when the current one would grow beyond
 // Options.SegmentSize (a record larger than that gets a segment of its own). The old
-// segment is fdatasynced before the new file is created, the new file's header is synced
-// and the directory is fsynced, so on disk a segment that is not the last one is always
-// complete.
+// segment is cut to its last record and fdatasynced before the new file is created, the
+// new file's header is synced and the directory is fsynced, so on disk a segment that is
+// not the last one is always complete. The last segment is kept written with zeros a
+// little past its records, so that a batch's fdatasync need not change the file's size
+// (see zeroAhead); Close cuts them, and recovery cuts a run of zeros to the end of the
+// last segment without reporting it as torn.
 //
 // Snapshots live in Options.SnapshotDir (default <dir>/snapshots), named
 // 00000000000000000042.snap after the sequence number of the last record they include:

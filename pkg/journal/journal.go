@@ -141,6 +141,9 @@ type Journal struct {
 	// because Sync first waits for an in-flight SyncAsync.
 	wf     *os.File
 	wfSize int64
+	// zeroedTo is the current segment's file size: past wfSize it holds
+	// zeros (see zeroAhead).
+	zeroedTo int64
 
 	flushCh chan *batch
 	doneCh  chan error
@@ -463,18 +466,64 @@ func (j *Journal) flushBatch(b *batch) error {
 // which records are in the file but not durable.
 var testHookBeforeSync func()
 
+// zeroAhead is how far past its records the current segment is kept
+// written with zeros. An fdatasync that must also record a larger file
+// size commits the file system's journal, and then waits for whatever
+// else that commit holds (a snapshot's allocation, an unlink); syncing
+// records written over zeros is a plain data flush, and the size grows
+// once per zeroAhead instead of at every sync. Measured on the project's
+// VM: BenchmarkSyncBesideSnapshot's fsync p50 0.21-0.29 ms against
+// 0.43-0.49 ms appending; bench grpc at 30k streamed + 5k unary orders/s,
+// fsync p50 0.26-0.33 ms against 0.36-0.43 ms. Zeros are written in
+// small steps so that the sync that carries them is not much slower.
+const zeroAhead = 1 << 20
+
+var zeros [256 << 10]byte
+
 func (j *Journal) write(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
+	end := j.wfSize + int64(len(p))
 	n, err := j.wf.WriteAt(p, j.wfSize)
 	j.wfSize += int64(n)
-	return err
+	if err != nil {
+		return err
+	}
+	if end > j.zeroedTo {
+		// Not past the segment's size: its last zeros are cut when it rolls.
+		to := min(end+zeroAhead, max(j.opts.SegmentSize, end))
+		for off := end; off < to; {
+			k, err := j.wf.WriteAt(zeros[:min(int64(len(zeros)), to-off)], off)
+			if err != nil {
+				return err
+			}
+			off += int64(k)
+		}
+		j.zeroedTo = to
+	}
+	return nil
+}
+
+// cutZeros truncates the current segment to its records.
+func (j *Journal) cutZeros() error {
+	if j.zeroedTo <= j.wfSize {
+		return nil
+	}
+	if err := j.wf.Truncate(j.wfSize); err != nil {
+		return err
+	}
+	j.zeroedTo = j.wfSize
+	return nil
 }
 
 // rollTo seals the current segment (synced before the next one exists, so that only
-// the last segment can ever have a torn tail) and starts a new one.
+// the last segment can ever have a torn tail) and starts a new one. A sealed segment
+// ends with its last record: readers take its end for the start of the next.
 func (j *Journal) rollTo(first uint64) error {
+	if err := j.cutZeros(); err != nil {
+		return err
+	}
 	if err := j.syncFile(j.wf); err != nil {
 		return err
 	}
@@ -505,7 +554,7 @@ func (j *Journal) createSegment(first uint64) error {
 		f.Close()
 		return err
 	}
-	j.wf, j.wfSize = f, segHeaderSize
+	j.wf, j.wfSize, j.zeroedTo = f, segHeaderSize, segHeaderSize
 	j.mu.Lock()
 	j.segs = append(j.segs, segment{first: first, path: path})
 	j.mu.Unlock()
@@ -620,6 +669,12 @@ func (j *Journal) Close() error {
 		return ErrClosed
 	}
 	err := j.Sync()
+	if err == nil && j.wf != nil {
+		// A journal closed cleanly ends with its last record.
+		if err = j.cutZeros(); err == nil {
+			err = j.syncFile(j.wf)
+		}
+	}
 	if j.flushCh != nil {
 		close(j.flushCh)
 		j.flushCh = nil

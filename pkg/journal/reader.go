@@ -48,6 +48,7 @@ func (r *Reader) Next() (Record, error) {
 	if r.next > d {
 		return Record{}, ErrNoRecord
 	}
+	refilled := false
 	for {
 		if r.f == nil {
 			if err := r.open(r.next); err != nil {
@@ -60,6 +61,7 @@ func (r *Reader) Next() (Record, error) {
 		}
 		if len(b) == 0 {
 			// End of this segment: record r.scan, which is durable, starts the next one.
+			refilled = false
 			s, ok := r.j.segmentFor(r.scan)
 			if !ok || s.first != r.scan {
 				return Record{}, r.setErr(r.corrupt(fmt.Sprintf("durable record %d missing: segment ends here", r.scan)))
@@ -84,9 +86,19 @@ func (r *Reader) Next() (Record, error) {
 		if reason == "" && h.flags != 0 {
 			reason = fmt.Sprintf("record has unknown flags %#x", h.flags)
 		}
+		if reason != "" && !refilled {
+			// The window may hold what the file had before this record was
+			// written: the zeros kept ahead of the records (see zeroAhead),
+			// or the end of a segment before it was cut at a roll. The
+			// record is durable, so reading the file again finds it whole.
+			refilled = true
+			r.w.n = 0
+			continue
+		}
 		if reason != "" {
 			return Record{}, r.setErr(r.corrupt(reason))
 		}
+		refilled = false
 		r.off += recHeaderSize + int64(h.n)
 		r.scan++
 		if h.seq < r.next {

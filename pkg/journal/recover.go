@@ -83,6 +83,15 @@ func (j *Journal) recover() error {
 		if !last {
 			return res.bad
 		}
+		if res.zeroTail {
+			// The zeros written ahead of the records (see zeroAhead): not a
+			// torn write, nothing is lost by cutting them.
+			if err := j.truncate(s.path, res.end); err != nil {
+				return err
+			}
+			j.wfSize = res.end
+			continue
+		}
 		if res.follow != "" {
 			res.bad.Reason += "; " + res.follow
 			if !j.opts.RepairTail {
@@ -119,6 +128,7 @@ func (j *Journal) recover() error {
 	}
 	rec.LastSeq = next - 1
 	j.segLogical = j.wfSize
+	j.zeroedTo = j.wfSize
 	return nil
 }
 
@@ -144,6 +154,7 @@ type scanResult struct {
 	bad        *CorruptionError // first bad record, if any
 	follow     string           // for a bad record in the last segment: what valid data follows
 	tornHeader bool             // last segment with a torn header and nothing after it
+	zeroTail   bool             // last segment whose bad record starts a run of zeros to its end
 }
 
 // scanSegment validates one segment. Sequence errors in records with a valid checksum
@@ -215,6 +226,12 @@ func scanSegment(s segment, last bool, buf *[]byte) (scanResult, error) {
 	}
 	res.end = off
 	if res.bad != nil && last {
+		if z, err := zerosToEnd(w, off); err != nil {
+			return res, err
+		} else if z {
+			res.zeroTail = true
+			return res, nil
+		}
 		if fo, fseq, err := findValidRecord(w, off+1, seq); err != nil {
 			return res, err
 		} else if fo >= 0 {
@@ -248,4 +265,24 @@ func findValidRecord(w *fileWindow, start int64, minSeq uint64) (int64, uint64, 
 		}
 	}
 	return -1, 0, nil
+}
+
+// zerosToEnd reports whether the file holds only zero bytes from off on.
+func zerosToEnd(w *fileWindow, off int64) (bool, error) {
+	for off < w.size {
+		b, err := w.at(off, int(min(w.size-off, scanBufSize)))
+		if err != nil {
+			return false, err
+		}
+		if len(b) == 0 {
+			return false, nil
+		}
+		for _, c := range b {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		off += int64(len(b))
+	}
+	return true, nil
 }
