@@ -68,7 +68,9 @@
 //     mismatch) in the LAST segment is a torn tail if no valid record with a higher
 //     sequence number starts at any byte offset after it. The tail is truncated at the
 //     bad record, Recovery reports the bytes cut, and appending continues after the
-//     last good record.
+//     last good record. A run of zeros that ends the last segment is cut and reported
+//     apart (Recovery.ZerosCut): the journal writes zeros ahead of its records, so
+//     after a crash the records usually end where such a run begins.
 //   - A bad record with a valid record after it in the last segment, a bad record
 //     anywhere in an earlier segment, a record with a valid checksum but the wrong
 //     sequence number or unknown flags, and a gap between segments are corruption:

@@ -84,9 +84,13 @@ type Recovery struct {
 	Records        uint64 // valid records scanned
 	FirstSeq       uint64 // first retained record (NextSeq when empty)
 	LastSeq        uint64 // last good record (FirstSeq-1 when empty)
-	TruncatedBytes int64  // bytes cut from the end of the last segment
+	TruncatedBytes int64  // bytes of torn records cut from the end of the last segment
 	TruncatedPath  string // segment that was cut
 	TruncateReason string // what was wrong with the first cut record
+	// ZerosCut is the run of zeros cut from the end of the last segment: those the
+	// journal writes ahead of its records (see zeroAhead), or a write that never
+	// reached the disk.
+	ZerosCut int64
 	// RemovedSegment is a last segment whose creation was torn (header incomplete or
 	// invalid, nothing after it); it was removed and recreated.
 	RemovedSegment string
@@ -496,7 +500,13 @@ func (j *Journal) write(p []byte) error {
 		for off := end; off < to; {
 			k, err := j.wf.WriteAt(zeros[:min(int64(len(zeros)), to-off)], off)
 			if err != nil {
-				return err
+				// The zeros only save metadata commits: a disk too full
+				// for them must not fail the records. Cut what was
+				// written of them (were that to fail, recovery cuts
+				// zeros too) and try again after the next batch.
+				j.wf.Truncate(end)
+				j.zeroedTo = end
+				return nil
 			}
 			off += int64(k)
 		}

@@ -84,11 +84,13 @@ func (j *Journal) recover() error {
 			return res.bad
 		}
 		if res.zeroTail {
-			// The zeros written ahead of the records (see zeroAhead): not a
-			// torn write, nothing is lost by cutting them.
+			// The zeros written ahead of the records (see zeroAhead), or a
+			// write that never reached the disk: no record is in them.
 			if err := j.truncate(s.path, res.end); err != nil {
 				return err
 			}
+			rec.ZerosCut = res.size - res.end
+			rec.TruncatedPath = s.path
 			j.wfSize = res.end
 			continue
 		}
@@ -102,7 +104,8 @@ func (j *Journal) recover() error {
 		if err := j.truncate(s.path, res.end); err != nil {
 			return err
 		}
-		rec.TruncatedBytes = res.size - res.end
+		rec.TruncatedBytes = res.zerosFrom - res.end
+		rec.ZerosCut = res.size - res.zerosFrom
 		rec.TruncatedPath = s.path
 		rec.TruncateReason = res.bad.Reason
 		j.wfSize = res.end
@@ -155,6 +158,7 @@ type scanResult struct {
 	follow     string           // for a bad record in the last segment: what valid data follows
 	tornHeader bool             // last segment with a torn header and nothing after it
 	zeroTail   bool             // last segment whose bad record starts a run of zeros to its end
+	zerosFrom  int64            // with bad in the last segment: where the zeros that end it begin
 }
 
 // scanSegment validates one segment. Sequence errors in records with a valid checksum
@@ -226,9 +230,12 @@ func scanSegment(s segment, last bool, buf *[]byte) (scanResult, error) {
 	}
 	res.end = off
 	if res.bad != nil && last {
-		if z, err := zerosToEnd(w, off); err != nil {
+		zf, err := trailingZeros(w, off)
+		if err != nil {
 			return res, err
-		} else if z {
+		}
+		res.zerosFrom = zf
+		if zf == off {
 			res.zeroTail = true
 			return res, nil
 		}
@@ -267,22 +274,25 @@ func findValidRecord(w *fileWindow, start int64, minSeq uint64) (int64, uint64, 
 	return -1, 0, nil
 }
 
-// zerosToEnd reports whether the file holds only zero bytes from off on.
-func zerosToEnd(w *fileWindow, off int64) (bool, error) {
+// trailingZeros returns where the run of zero bytes that ends the file
+// begins, looking from off on (the file's size if it ends otherwise).
+func trailingZeros(w *fileWindow, off int64) (int64, error) {
+	from := off
 	for off < w.size {
 		b, err := w.at(off, int(min(w.size-off, scanBufSize)))
 		if err != nil {
-			return false, err
+			return 0, err
 		}
 		if len(b) == 0 {
-			return false, nil
+			break
 		}
-		for _, c := range b {
-			if c != 0 {
-				return false, nil
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != 0 {
+				from = off + int64(i) + 1
+				break
 			}
 		}
 		off += int64(len(b))
 	}
-	return true, nil
+	return from, nil
 }

@@ -54,7 +54,8 @@ func TestTornTailAtEveryOffset(t *testing.T) {
 			t.Fatalf("cut at %d: Open: %v", cut, err)
 		}
 		rec := j.Recovery()
-		if rec.LastSeq != n-1 || rec.TruncatedBytes != cut-start || (cut > start) != (rec.TruncatedPath == last) {
+		// A torn record's own trailing zeros count as zeros cut.
+		if rec.LastSeq != n-1 || rec.TruncatedBytes+rec.ZerosCut != cut-start || (cut > start) != (rec.TruncatedPath == last) {
 			t.Fatalf("cut at %d: Recovery = %+v, want LastSeq %d, %d bytes cut", cut, rec, n-1, cut-start)
 		}
 		if fileSize(t, last) != start {
@@ -168,7 +169,7 @@ func TestBitFlipInLastSegmentFollowedByValidRecordsIsCorruption(t *testing.T) {
 			}
 			defer j.Close()
 			rec := j.Recovery()
-			if rec.Repaired == nil || rec.LastSeq != uint64(len(offs)/2) || rec.TruncatedBytes != fileSize(t, src+"/"+filepath.Base(files[0]))-mid {
+			if rec.Repaired == nil || rec.LastSeq != uint64(len(offs)/2) || rec.TruncatedBytes+rec.ZerosCut != fileSize(t, src+"/"+filepath.Base(files[0]))-mid {
 				t.Fatalf("RepairTail Recovery = %+v", rec)
 			}
 			verifyRange(t, j, 1, rec.LastSeq)
@@ -182,6 +183,26 @@ func TestBitFlipInLastSegmentFollowedByValidRecordsIsCorruption(t *testing.T) {
 		j := openT(t, dir, Options{NoSync: true})
 		defer j.Close()
 		if rec := j.Recovery(); rec.LastSeq != 399 || !strings.Contains(rec.TruncateReason, "checksum") {
+			t.Fatalf("Recovery = %+v", rec)
+		}
+	})
+	// A torn record followed by zeros is reported as torn, up to the zeros.
+	t.Run("torn record then zeros", func(t *testing.T) {
+		dir := copyDir(t, src)
+		path := filepath.Join(dir, filepath.Base(files[0]))
+		lastOff := offs[len(offs)-1]
+		truncateFile(t, path, lastOff+10) // a record cut 10 bytes in
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(make([]byte, 5000))
+		f.Close()
+		j := openT(t, dir, Options{NoSync: true})
+		defer j.Close()
+		rec := j.Recovery()
+		// The 10 bytes kept of the record end with its non-zero header bytes.
+		if rec.LastSeq != 399 || rec.TruncatedBytes == 0 || rec.TruncatedBytes > 10 || rec.TruncatedBytes+rec.ZerosCut != 5010 {
 			t.Fatalf("Recovery = %+v", rec)
 		}
 	})
@@ -199,7 +220,7 @@ func TestBitFlipInLastSegmentFollowedByValidRecordsIsCorruption(t *testing.T) {
 		f.Close()
 		j := openT(t, dir, Options{NoSync: true})
 		defer j.Close()
-		if rec := j.Recovery(); rec.LastSeq != 400 || rec.TruncatedBytes != 0 {
+		if rec := j.Recovery(); rec.LastSeq != 400 || rec.TruncatedBytes != 0 || rec.ZerosCut != 10000 {
 			t.Fatalf("Recovery = %+v", rec)
 		}
 		if got := fileSize(t, path); got != offs[len(offs)-1]+recHeaderSize+int64(len(payloadFor(400))) {

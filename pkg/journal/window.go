@@ -7,9 +7,11 @@ import (
 )
 
 // fileWindow serves byte ranges of a file from one reusable buffer so that scanning
-// many small records costs one pread per buffer, not one per record. Bytes of a journal
-// file never change once readable (it is append-only and only Open truncates), so a
-// window is never stale, only possibly short; a short window is refilled.
+// many small records costs one pread per buffer, not one per record. A window may be
+// short (refilled) or, for a reader of the live segment, stale: bytes past the durable
+// records change as records are written over the zeros kept ahead of them, and a sealed
+// segment's zeros are cut at a roll. Readers read again before they report a bad record
+// (see Reader.Next).
 type fileWindow struct {
 	f    *os.File
 	size int64 // file size if known (recovery), -1 while the file may grow (readers)

@@ -261,6 +261,7 @@ type Recovery struct {
 	LastSeq        uint64
 	SkippedSnaps   int
 	TruncatedBytes int64 // torn journal tail cut
+	ZerosCut       int64 // zeros cut from the journal's end (see journal.Recovery)
 	// Where the time went.
 	OpenJournal, LoadSnapshot, Replay time.Duration
 }
@@ -286,6 +287,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	rec.OpenJournal = opened
 	rec.TruncatedBytes = j.Recovery().TruncatedBytes
+	rec.ZerosCut = j.Recovery().ZerosCut
 	s := &Service{
 		cfg:       cfg,
 		log:       cfg.Logger,
