@@ -482,6 +482,13 @@ var testHookBeforeSync func()
 // small steps so that the sync that carries them is not much slower.
 const zeroAhead = 1 << 20
 
+// zeroAheadBatch bounds the batches that write zeros ahead: every byte
+// then reaches the disk twice, which a large batch pays for in its sync
+// (bench matching's 600 KB batches: fsync p50 4.2 ms against 2.6 ms,
+// throughput down by a tenth), while the one size commit it saves is
+// small beside its data.
+const zeroAheadBatch = 64 << 10
+
 var zeros [256 << 10]byte
 
 func (j *Journal) write(p []byte) error {
@@ -494,7 +501,7 @@ func (j *Journal) write(p []byte) error {
 	if err != nil {
 		return err
 	}
-	if end > j.zeroedTo {
+	if end > j.zeroedTo && len(p) < zeroAheadBatch {
 		// Not past the segment's size: its last zeros are cut when it rolls.
 		to := min(end+zeroAhead, max(j.opts.SegmentSize, end))
 		for off := end; off < to; {
