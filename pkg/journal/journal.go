@@ -438,7 +438,7 @@ func (j *Journal) flushBatch(b *batch) error {
 	sumRecords(b.buf)
 	start := 0
 	for _, r := range b.rolls {
-		if err := j.write(b.buf[start:r.off]); err != nil {
+		if err := j.write(b.buf[start:r.off], false); err != nil {
 			return err
 		}
 		if err := j.rollTo(r.first); err != nil {
@@ -446,7 +446,7 @@ func (j *Journal) flushBatch(b *batch) error {
 		}
 		start = r.off
 	}
-	if err := j.write(b.buf[start:]); err != nil {
+	if err := j.write(b.buf[start:], true); err != nil {
 		return err
 	}
 	if testHookBeforeSync != nil {
@@ -491,7 +491,10 @@ const zeroAheadBatch = 64 << 10
 
 var zeros [256 << 10]byte
 
-func (j *Journal) write(p []byte) error {
+// write writes p after the current segment's records, and then, if ahead
+// (the segment stays current), zeros past them: not before a roll, which
+// would cut them at once.
+func (j *Journal) write(p []byte, ahead bool) error {
 	if len(p) == 0 {
 		return nil
 	}
@@ -501,7 +504,7 @@ func (j *Journal) write(p []byte) error {
 	if err != nil {
 		return err
 	}
-	if end > j.zeroedTo && len(p) < zeroAheadBatch {
+	if ahead && end > j.zeroedTo && len(p) < zeroAheadBatch {
 		// Not past the segment's size: its last zeros are cut when it rolls.
 		to := min(end+zeroAhead, max(j.opts.SegmentSize, end))
 		for off := end; off < to; {

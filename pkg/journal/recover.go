@@ -83,7 +83,7 @@ func (j *Journal) recover() error {
 		if !last {
 			return res.bad
 		}
-		if res.zeroTail {
+		if res.zerosFrom == res.end {
 			// The zeros written ahead of the records (see zeroAhead), or a
 			// write that never reached the disk: no record is in them.
 			if err := j.truncate(s.path, res.end); err != nil {
@@ -157,8 +157,7 @@ type scanResult struct {
 	bad        *CorruptionError // first bad record, if any
 	follow     string           // for a bad record in the last segment: what valid data follows
 	tornHeader bool             // last segment with a torn header and nothing after it
-	zeroTail   bool             // last segment whose bad record starts a run of zeros to its end
-	zerosFrom  int64            // with bad in the last segment: where the zeros that end it begin
+	zerosFrom  int64            // with bad in the last segment: where the zeros that end it begin (end: only zeros follow)
 }
 
 // scanSegment validates one segment. Sequence errors in records with a valid checksum
@@ -236,8 +235,7 @@ func scanSegment(s segment, last bool, buf *[]byte) (scanResult, error) {
 		}
 		res.zerosFrom = zf
 		if zf == off {
-			res.zeroTail = true
-			return res, nil
+			return res, nil // only zeros after the last good record
 		}
 		if fo, fseq, err := findValidRecord(w, off+1, seq); err != nil {
 			return res, err

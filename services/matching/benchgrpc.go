@@ -229,30 +229,27 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	}
 	var pacedServer, streamServer, unaryServer latency.Histogram
 	if run["paced"] {
-		pacedServer = s.AnswerLatency()
-		var wg sync.WaitGroup
-		var sErr, uErr error
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			if *streamRate > 0 {
-				sN, sLat, sErr = runStreams(clients, *streams, *window, *batch, *dur, *streamRate, &gen)
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			if *unaryRate > 0 {
-				uN, uLat, uErr = runUnary(clients, max(*unary, 256), *dur, *unaryRate, &gen)
-			}
-		}()
-		wg.Wait()
-		if sErr != nil {
-			return sErr
+		if pacedServer, err = phaseServer(func() error {
+			var wg sync.WaitGroup
+			var sErr, uErr error
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				if *streamRate > 0 {
+					sN, sLat, sErr = runStreams(clients, *streams, *window, *batch, *dur, *streamRate, &gen)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if *unaryRate > 0 {
+					uN, uLat, uErr = runUnary(clients, max(*unary, 256), *dur, *unaryRate, &gen)
+				}
+			}()
+			wg.Wait()
+			return errors.Join(sErr, uErr)
+		}); err != nil {
+			return err
 		}
-		if uErr != nil {
-			return uErr
-		}
-		pacedServer = s.AnswerLatency().Sub(pacedServer)
 	}
 	// Each kind alone at its paced rate.
 	var soLat, uoLat []float64
