@@ -434,7 +434,8 @@ func (s *Service) runBench(cmds []benchCmd, batchMax int) (*benchRun, error) {
 func drainMD(s *Service) {
 	for {
 		select {
-		case <-s.mdCh:
+		case b := <-s.mdCh:
+			s.recycleMD(b)
 		default:
 			return
 		}

@@ -36,6 +36,7 @@ type execHistory struct {
 	maxPerKey int // fills kept per participant and instrument; the oldest go first
 
 	in     chan []histItem // from the sequencer, in batch order
+	free   chan []histItem // applied batches' lists, for the sequencer to reuse
 	handed atomic.Uint64   // batches sent on in
 	stop   chan struct{}   // closed to stop run
 
@@ -73,7 +74,7 @@ func newExecHistory(maxPerKey int) *execHistory {
 	if maxPerKey <= 0 {
 		maxPerKey = defaultHistoryPerKey
 	}
-	return &execHistory{maxPerKey: maxPerKey, in: make(chan []histItem, 1024), stop: make(chan struct{}), fills: map[histKey]*fillList{},
+	return &execHistory{maxPerKey: maxPerKey, in: make(chan []histItem, 1024), free: make(chan []histItem, 4), stop: make(chan struct{}), fills: map[histKey]*fillList{},
 		insts: map[string][]int64{}, moved: make(chan struct{}), ready: make(chan struct{})}
 }
 
@@ -101,6 +102,9 @@ func appendHistItems(items []histItem, seq uint64, ts int64, ev *core.Events) []
 // slice. It blocks only if the history is 1,024 batches behind.
 func (h *execHistory) hand(items []histItem) {
 	if len(items) == 0 {
+		if cap(items) > 0 {
+			h.recycle(items)
+		}
 		return
 	}
 	select {
@@ -108,6 +112,24 @@ func (h *execHistory) hand(items []histItem) {
 		h.handed.Add(1)
 	case <-h.stop:
 		// Closed: the service is shutting down, nobody will ask.
+	}
+}
+
+// spare returns an empty list for a batch's items, reusing one the
+// history is done with if there is one (see newMDBatch).
+func (h *execHistory) spare() []histItem {
+	select {
+	case items := <-h.free:
+		return items
+	default:
+		return nil
+	}
+}
+
+func (h *execHistory) recycle(items []histItem) {
+	select {
+	case h.free <- items[:0]:
+	default:
 	}
 }
 
@@ -129,6 +151,7 @@ func (h *execHistory) run(reg func() *registry) {
 			h.backlog = append(h.backlog, items)
 		default:
 			h.apply(reg, items)
+			h.recycle(items)
 		}
 		h.applied++
 		close(h.moved)

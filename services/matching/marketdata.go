@@ -51,8 +51,36 @@ func (b *mdBatch) of(number int64) *mdUpdate {
 			return &b.ups[i]
 		}
 	}
-	b.ups = append(b.ups, mdUpdate{number: number})
-	return &b.ups[len(b.ups)-1]
+	if len(b.ups) == cap(b.ups) {
+		b.ups = append(b.ups, mdUpdate{number: number})
+		return &b.ups[len(b.ups)-1]
+	}
+	// A recycled batch: keep the update's lists, not what they held.
+	b.ups = b.ups[:len(b.ups)+1]
+	u := &b.ups[len(b.ups)-1]
+	*u = mdUpdate{number: number, market: core.Market{Bids: u.market.Bids[:0], Asks: u.market.Asks[:0]}, trades: u.trades[:0]}
+	return u
+}
+
+// newMDBatch returns an empty batch, reusing one the publisher is done
+// with if there is one: a batch's lists would otherwise be new memory
+// every time, for the sequencer to zero and fault in.
+func (s *Service) newMDBatch() *mdBatch {
+	select {
+	case b := <-s.mdFree:
+		return b
+	default:
+		return &mdBatch{}
+	}
+}
+
+// recycleMD gives back a batch nothing refers to any longer.
+func (s *Service) recycleMD(b *mdBatch) {
+	b.ups, b.hist = b.ups[:0], nil
+	select {
+	case s.mdFree <- b:
+	default:
+	}
 }
 
 // collect notes the instruments an applied command touched.
@@ -75,9 +103,9 @@ func (q *sequencer) collect(ev *core.Events, ts int64, seq uint64, md *mdBatch) 
 		}
 		u := md.of(q.defNums[def])
 		if e.Kind == core.EvTrade {
-			if u.trades == nil {
+			if cap(u.trades) == 0 {
 				// Size for the last batch's trades, so the list seldom
-				// grows (it is handed to the publisher: not reused).
+				// grows.
 				u.trades = make([]mdTrade, 0, max(16, q.lastTrades))
 			}
 			u.trades = append(u.trades, mdTrade{t: *ev.Trade(e), ts: ts, seq: seq})
@@ -119,6 +147,7 @@ func (s *Service) publishLoop(ctx context.Context) {
 		select {
 		case b := <-s.mdCh:
 			s.publish(ctx, insts, b)
+			s.recycleMD(b)
 		case <-ctx.Done():
 			return
 		}

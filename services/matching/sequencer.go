@@ -517,7 +517,10 @@ func (q *sequencer) release(b *outBatch) {
 			// are lost to the stream, never the book) and resend every
 			// instrument's book next time.
 			q.forceMD.Store(true)
+			q.s.recycleMD(md)
 		}
+	} else if md != nil {
+		q.s.recycleMD(md)
 	}
 	if b.released != nil {
 		b.released()
@@ -535,7 +538,8 @@ func (q *sequencer) release(b *outBatch) {
 // them.
 func (q *sequencer) applyBatch(b *outBatch) {
 	b.ts = q.clock().UnixNano()
-	md := &mdBatch{}
+	md := q.s.newMDBatch()
+	md.hist = q.s.hist.spare()
 	b.md = md
 	for _, r := range b.reqs {
 		if r.query != nil {

@@ -215,6 +215,7 @@ type Service struct {
 	in      chan *request
 	reg     atomic.Pointer[registry]
 	mdCh    chan *mdBatch
+	mdFree  chan *mdBatch // published batches, for the sequencer to reuse
 	stopped chan struct{} // closed when the sequencer has stopped
 	fatal   atomic.Pointer[error]
 	// answerLatency is each command's time from enqueue to its durable
@@ -295,6 +296,7 @@ func New(cfg Config) (*Service, error) {
 		core:      c,
 		in:        make(chan *request, cfg.QueueSize),
 		mdCh:      make(chan *mdBatch, 1024),
+		mdFree:    make(chan *mdBatch, 4),
 		snapCh:    make(chan snapJob, 1),
 		stopped:   make(chan struct{}),
 		parts:     map[string]int64{},

@@ -145,6 +145,9 @@ type hashSlots struct {
 	old slotTable // being moved into cur; ent is nil when not growing
 	mig int       // old's slots before mig have been moved
 	n   int       // hashes held, in both tables
+	// next is cur's successor, asked for once cur is a quarter full (it
+	// grows at half).
+	next spare[hashEnt]
 }
 
 // migrateStep is old's slots moved per insert: growth starts a quarter
@@ -221,6 +224,8 @@ func (t *hashSlots) get(h uint64) (int32, bool) {
 func (t *hashSlots) insert(h uint64, v int32) bool {
 	if 2*(t.n+1) > len(t.cur.ent) {
 		t.grow()
+	} else if 4*(t.n+1) > len(t.cur.ent) {
+		t.next.prepare(2 * len(t.cur.ent))
 	}
 	if t.old.ent != nil {
 		if t.old.find(h) >= 0 {
@@ -250,7 +255,7 @@ func (t *hashSlots) grow() {
 		t.migrate(len(t.old.ent))
 	}
 	t.old = t.cur
-	t.cur = newSlotTable(2 * len(t.old.ent))
+	t.cur = slotTable{ent: t.next.take(2 * len(t.old.ent)), shift: t.old.shift - 1}
 	t.mig = 0
 	if t.n == 0 {
 		t.old = slotTable{}

@@ -75,6 +75,7 @@ func newFIFO(limit int) fifo { return newRing[int32](limit) }
 type paged[T any] struct {
 	pages [][]T
 	n     int
+	next  spare[T] // the next page, asked for once a page is half used
 }
 
 const pageBits = 12
@@ -85,8 +86,11 @@ func (p *paged[T]) len() int { return p.n }
 
 // add appends a zero element and returns its index.
 func (p *paged[T]) add() int32 {
-	if p.n == len(p.pages)<<pageBits {
-		p.pages = append(p.pages, make([]T, 1<<pageBits))
+	switch p.n - (len(p.pages)-1)<<pageBits {
+	case 1 << pageBits: // the last page is full (or there is none)
+		p.pages = append(p.pages, p.next.take(1<<pageBits))
+	case 1 << (pageBits - 1):
+		p.next.prepare(1 << pageBits)
 	}
 	p.n++
 	return int32(p.n - 1)
