@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"syscall"
 	_ "time/tzdata" // the exchange's time zone must resolve on machines without tzdata
+
+	"github.com/bcx-exchange/bcx/pkg/server"
 )
 
 func main() {
@@ -44,6 +46,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("no command")
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	switch args[0] {
+	case "dev", "serve", "bench":
+		// A server process, or a benchmark of one: the collector as in
+		// production (see server.TuneGC).
+		percent, limit := server.TuneGC()
+		if args[0] != "bench" {
+			logger.Info("garbage collector", "gc_percent", percent, "memory_limit_bytes", limit, "note", "-1: set by GOGC or GOMEMLIMIT")
+		}
+	}
 	switch args[0] {
 	case "dev":
 		return runDev(ctx, args[1:], stdout, logger)
