@@ -164,10 +164,29 @@ type order struct {
 	w0             wres         // sell reservations: first pool inline, the rest in wn
 	wn             []wres
 	cloid          string
-	created        int64
-	updated        int64
-	seq            uint64
-	touched        uint64
+	// cloidIn holds cloid's bytes when cloidN (its length + 1) is set, so
+	// that a snapshot encodes a resting order's client order id from the
+	// order itself. The string's bytes are elsewhere on the heap, and the
+	// book's priority order reaches them at random: for 400k resting
+	// orders that cache and TLB miss was most of the snapshot head's
+	// 110 ms, all of it with the sequencer stopped. Set with setCloid.
+	cloidIn [20]byte
+	cloidN  uint8
+	created int64
+	updated int64
+	seq     uint64
+	touched uint64
+}
+
+// setCloid sets the order's client order id, keeping the inline copy of
+// its bytes (see cloidIn).
+func (o *order) setCloid(s string) {
+	o.cloid = s
+	o.cloidN = 0
+	if len(s) <= len(o.cloidIn) {
+		copy(o.cloidIn[:], s)
+		o.cloidN = uint8(len(s) + 1)
+	}
 }
 
 type cloidKey struct {

@@ -23,7 +23,8 @@ import (
 //     its open lots' weight;
 //   - weight is conserved: the pools' totals equal deposits minus
 //     withdrawals minus weight sold;
-//   - orders: original = filled + open + cancelled; every open order rests
+//   - orders: a client order id's inline copy is its bytes;
+//     original = filled + open + cancelled; every open order rests
 //     in its instrument's book with the same open quantity and price, and
 //     the books' own invariants hold.
 func (c *Core) CheckInvariants() error {
@@ -35,6 +36,9 @@ func (c *Core) CheckInvariants() error {
 		o := c.orders.at(slot)
 		if !o.live {
 			continue
+		}
+		if n := int(o.cloidN) - 1; n >= 0 && (n != len(o.cloid) || n > len(o.cloidIn) || string(o.cloidIn[:n]) != o.cloid) {
+			return fmt.Errorf("order %d: client order id %q, inline copy %q (length+1 %d)", o.id, o.cloid, o.cloidIn, o.cloidN)
 		}
 		if o.qty != o.filled+o.open+o.cancelled || o.filled < 0 || o.open < 0 || o.cancelled < 0 {
 			return fmt.Errorf("order %d: qty %d != filled %d + open %d + cancelled %d", o.id, o.qty, o.filled, o.open, o.cancelled)

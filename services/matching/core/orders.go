@@ -269,7 +269,8 @@ func (c *Core) place(cmd *Command, res *Result) {
 	o := c.orders.at(slot)
 	*o = order{id: c.nextOrderID, partNum: cmd.Participant, inst: ii, part: pi, def: in.def, side: cmd.Side, typ: cmd.Type, tif: cmd.TIF,
 		stp: cmd.STP, postOnly: cmd.PostOnly, price: cmd.Price, qty: cmd.Qty, display: cmd.DisplayQty,
-		minQty: cmd.MinQty, fee: in.fee, cloid: cmd.ClientOrderID, created: c.ts, w0: wres{pool: -1}, fx: fx, fxCur: fxCur}
+		minQty: cmd.MinQty, fee: in.fee, created: c.ts, w0: wres{pool: -1}, fx: fx, fxCur: fxCur}
+	o.setCloid(cmd.ClientOrderID)
 	c.pending = slot
 	c.incoming = slot
 	r := in.book.Submit(orderbook.Order{ID: o.id, Participant: cmd.Participant, User: uint64(slot), Side: cmd.Side,
@@ -444,7 +445,7 @@ func (c *Core) replace(cmd *Command, res *Result) {
 	if cmd.ClientOrderID != "" {
 		key := cloidKey{cmd.Participant, cmd.ClientOrderID}
 		c.cloids.add(cloidEntry{key: key, orderID: o.id, hash: hash, inst: o.inst})
-		o.cloid = cmd.ClientOrderID
+		o.setCloid(cmd.ClientOrderID)
 		c.touch(slot)
 	}
 	res.Changed = true

@@ -301,7 +301,12 @@ func (c *Core) appendOrder(b []byte, slot int32) []byte {
 		b = appendString(b, c.pools[r.pool].receipt)
 		b = appendVarint(b, r.weight)
 	}
-	b = appendString(b, o.cloid)
+	if n := int(o.cloidN) - 1; n >= 0 {
+		b = appendUvarint(b, uint64(n))
+		b = append(b, o.cloidIn[:n]...)
+	} else {
+		b = appendString(b, o.cloid)
+	}
 	b = appendVarint(b, o.created)
 	b = appendVarint(b, o.updated)
 	return appendUvarint(b, o.seq)
@@ -579,7 +584,7 @@ func (c *Core) decodeOrder(d *decoder) (int32, error) {
 		}
 		c.addWres(o, ps, w)
 	}
-	o.cloid = d.string()
+	o.setCloid(d.string())
 	o.created, o.updated, o.seq = d.varint(), d.varint(), d.uvarint()
 	if d.err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrSnapshot, d.err)
