@@ -622,7 +622,17 @@ type snapJob struct {
 // encoding (the core must not change under it), so it is done in two
 // parts on two cores.
 func (q *sequencer) snapshot(hash bool) snapJob {
-	head, tail := q.c.SnapshotParts(make([]byte, 0, q.snapHead+q.snapHead/4), make([]byte, 0, q.snapTail+q.snapTail/4))
+	// The last snapshot's buffers if they are back: new ones are written
+	// page by page for the first time, and those page faults were 40% of
+	// the encoding (BenchmarkSnapshot: parts 60 -> 36 ms).
+	var head, tail []byte
+	select {
+	case bufs := <-q.s.snapBufs:
+		head, tail = bufs[0][:0], bufs[1][:0]
+	default:
+		head, tail = make([]byte, 0, q.snapHead+q.snapHead/4), make([]byte, 0, q.snapTail+q.snapTail/4)
+	}
+	head, tail = q.c.SnapshotParts(head, tail)
 	q.snapHead, q.snapTail = len(head), len(tail)
 	job := snapJob{seq: q.c.LastSeq(), head: head, tail: tail}
 	if hash {
@@ -650,6 +660,18 @@ func (s *Service) writeSnapshot(ctx context.Context, job snapJob) error {
 	})
 }
 
+// recycleSnapshot gives a written snapshot's buffers back for the next
+// one (see snapshot).
+func (s *Service) recycleSnapshot(job snapJob) {
+	if job.head == nil {
+		return
+	}
+	select {
+	case s.snapBufs <- [2][]byte{job.head, job.tail}:
+	default: // another snapshot's are waiting
+	}
+}
+
 // TakeSnapshot writes a snapshot of the core now and returns its sequence
 // number and state hash.
 func (s *Service) TakeSnapshot(ctx context.Context) (uint64, uint64, error) {
@@ -657,7 +679,9 @@ func (s *Service) TakeSnapshot(ctx context.Context) (uint64, uint64, error) {
 	if err := s.query(ctx, func(*core.Core) { job = s.seq.snapshot(true) }); err != nil {
 		return 0, 0, err
 	}
-	return job.seq, job.hash, s.writeSnapshot(ctx, job)
+	err := s.writeSnapshot(ctx, job)
+	s.recycleSnapshot(job)
+	return job.seq, job.hash, err
 }
 
 // StateHash returns the core's state hash and sequence number, consistent

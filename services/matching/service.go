@@ -228,6 +228,7 @@ type Service struct {
 	// is set from then until it is done with it; snapWritten is the last
 	// one it wrote (for tests and benches).
 	snapCh      chan snapJob
+	snapBufs    chan [2][]byte // a written snapshot's buffers, for the next
 	snapBusy    atomic.Bool
 	snapWritten atomic.Uint64
 
@@ -298,6 +299,7 @@ func New(cfg Config) (*Service, error) {
 		mdCh:      make(chan *mdBatch, 1024),
 		mdFree:    make(chan *mdBatch, 4),
 		snapCh:    make(chan snapJob, 1),
+		snapBufs:  make(chan [2][]byte, 1),
 		stopped:   make(chan struct{}),
 		parts:     map[string]int64{},
 		schedules: map[int64]*instSchedule{}, commodityOf: map[string]string{},

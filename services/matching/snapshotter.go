@@ -54,6 +54,7 @@ func (s *Service) snapshotLoop(ctx context.Context) {
 				if err = s.writeSnapshot(ctx, job); err == nil {
 					s.snapWritten.Store(job.seq)
 				}
+				s.recycleSnapshot(job)
 			} else {
 				err = sn.snapshot(ctx, job.seq)
 			}

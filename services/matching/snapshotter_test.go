@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/bcx-exchange/bcx/services/matching/core"
 )
@@ -72,6 +73,9 @@ func testScheduledSnapshots(t *testing.T, mode SnapshotMode) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var trades, written int
 	var last uint64
+	// Sequencer mode: snapshots whose head buffer was the one before's.
+	var lastHead *byte
+	var reused int
 	for i := range 600 {
 		trades += len(mustCommand(t, s, randomOrderCommand(rng, 5, int64(i))).Fills)
 		capture()
@@ -106,9 +110,27 @@ func testScheduledSnapshots(t *testing.T, mode SnapshotMode) {
 		}
 		last = seq
 		written++
+		if mode == SnapshotsOnSequencer {
+			// The written snapshot's buffers are back for the next one.
+			select {
+			case bufs := <-s.snapBufs:
+				if p := unsafe.SliceData(bufs[0]); p == lastHead {
+					reused++
+				} else {
+					lastHead = p
+				}
+				s.snapBufs <- bufs
+			default:
+				t.Fatalf("snapshot %d's buffers were not given back", seq)
+			}
+		}
 	}
 	if trades == 0 || written < 5 {
 		t.Fatalf("%d trades, %d scheduled snapshots: a weak test", trades, written)
+	}
+	if mode == SnapshotsOnSequencer && reused < 2 {
+		// The state grows, so a buffer is now and then outgrown.
+		t.Fatalf("%d snapshots, %d encoded into the one before's buffer: not reused", written, reused)
 	}
 	wantHash, wantSeq, err := s.StateHash(ctx)
 	if err != nil {
