@@ -9,9 +9,12 @@ import (
 
 // snapshotBenchCore is a core the size of the one `bcx bench grpc` leaves:
 // 400k resting orders and 2M client order ids of the day.
-func snapshotBenchCore(tb testing.TB) *core.Core {
+func snapshotBenchCore(tb testing.TB) *core.Core { return snapshotCore(tb, 2_000_000) }
+
+// snapshotCore places n orders, a fifth of which stay resting.
+func snapshotCore(tb testing.TB, n int) *core.Core {
 	c, apply, res := benchCore(core.Limits{MaxOrdersPerBook: 1 << 20})
-	for i := range 2_000_000 {
+	for i := range n {
 		side, price := core.Side(0), int64(1<<16-1-i%500)
 		if i%2 == 1 {
 			side, price = 1, int64(1<<16+1+i%500)
@@ -29,6 +32,18 @@ func snapshotBenchCore(tb testing.TB) *core.Core {
 		}
 	}
 	return c
+}
+
+// TestSnapshotSizeHint: the hint the sequencer sizes snapshot buffers by
+// is above what the encoding takes, and not far above.
+func TestSnapshotSizeHint(t *testing.T) {
+	c := snapshotCore(t, 100_000)
+	head, tail := c.SnapshotParts(nil, nil)
+	hh, ht := c.SnapshotSizeHint()
+	t.Logf("head %d (hint %d), tail %d (hint %d)", len(head), hh, len(tail), ht)
+	if len(head) > hh || len(tail) > ht || hh > 3*len(head) || ht > 3*len(tail) {
+		t.Fatalf("snapshot head %d, tail %d bytes; hinted %d and %d: want above, within 3 times", len(head), len(tail), hh, ht)
+	}
 }
 
 // BenchmarkSnapshot measures encoding a snapshot of a large core: "serial"

@@ -1,5 +1,7 @@
 package core
 
+import "github.com/bcx-exchange/bcx/pkg/prefault"
+
 // Indexes on the hot path. Neither is part of the canonical state: both
 // are rebuilt from the orders and the client order id log on Load, and
 // nothing iterates them.
@@ -147,7 +149,7 @@ type hashSlots struct {
 	n   int       // hashes held, in both tables
 	// next is cur's successor, asked for once cur is a quarter full (it
 	// grows at half).
-	next spare[hashEnt]
+	next prefault.Spare[hashEnt]
 }
 
 // migrateStep is old's slots moved per insert: growth starts a quarter
@@ -225,7 +227,7 @@ func (t *hashSlots) insert(h uint64, v int32) bool {
 	if 2*(t.n+1) > len(t.cur.ent) {
 		t.grow()
 	} else if 4*(t.n+1) > len(t.cur.ent) {
-		t.next.prepare(2 * len(t.cur.ent))
+		t.next.Prepare(2 * len(t.cur.ent))
 	}
 	if t.old.ent != nil {
 		if t.old.find(h) >= 0 {
@@ -255,7 +257,7 @@ func (t *hashSlots) grow() {
 		t.migrate(len(t.old.ent))
 	}
 	t.old = t.cur
-	t.cur = slotTable{ent: t.next.take(2 * len(t.old.ent)), shift: t.old.shift - 1}
+	t.cur = slotTable{ent: t.next.Take(2 * len(t.old.ent)), shift: t.old.shift - 1}
 	t.mig = 0
 	if t.n == 0 {
 		t.old = slotTable{}

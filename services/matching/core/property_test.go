@@ -139,6 +139,15 @@ func randomCommand(rng *rand.Rand, h *harness) Command {
 	}
 }
 
+// checkSizeHint checks that SnapshotSizeHint is from above.
+func checkSizeHint(t *testing.T, c *Core) {
+	t.Helper()
+	head, tail := c.SnapshotParts(nil, nil)
+	if hh, ht := c.SnapshotSizeHint(); len(head) > hh || len(tail) > ht {
+		t.Fatalf("snapshot head %d, tail %d bytes; hinted %d and %d: the hint must be from above", len(head), len(tail), hh, ht)
+	}
+}
+
 // TestPropertyConservation applies random command streams and checks after
 // every command that the invariants hold (funds and weight conserved, no
 // balance negative, reservations exact: see CheckInvariants, which do
@@ -191,6 +200,7 @@ func TestPropertyConservation(t *testing.T) {
 					mid, midLog = h.c.AppendSnapshot(nil), len(h.log)
 				}
 			}
+			checkSizeHint(t, h.c)
 			if trades < 20 || fxTrades < 3 || listingTrades < 1 || refused == 0 {
 				t.Fatalf("weak stream: %d trades (%d FX-funded, %d listing takes), %d refused", trades, fxTrades, listingTrades, refused)
 			}

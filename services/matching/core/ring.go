@@ -1,5 +1,7 @@
 package core
 
+import "github.com/bcx-exchange/bcx/pkg/prefault"
+
 // ring is a bounded history: pushing onto a full ring drops the oldest.
 type ring[T any] struct {
 	buf   []T
@@ -75,7 +77,7 @@ func newFIFO(limit int) fifo { return newRing[int32](limit) }
 type paged[T any] struct {
 	pages [][]T
 	n     int
-	next  spare[T] // the next page, asked for once a page is half used
+	next  prefault.Spare[T] // the next page, asked for once a page is half used
 }
 
 const pageBits = 12
@@ -88,9 +90,9 @@ func (p *paged[T]) len() int { return p.n }
 func (p *paged[T]) add() int32 {
 	switch p.n - (len(p.pages)-1)<<pageBits {
 	case 1 << pageBits: // the last page is full (or there is none)
-		p.pages = append(p.pages, p.next.take(1<<pageBits))
+		p.pages = append(p.pages, p.next.Take(1<<pageBits))
 	case 1 << (pageBits - 1):
-		p.next.prepare(1 << pageBits)
+		p.next.Prepare(1 << pageBits)
 	}
 	p.n++
 	return int32(p.n - 1)

@@ -1,6 +1,6 @@
 //go:build !race
 
-package core
+package prefault
 
 import (
 	"syscall"
@@ -19,7 +19,7 @@ func TestTouchPagesFaultsAhead(t *testing.T) {
 		}
 		return ru.Minflt
 	}
-	write := func(x []hashEnt) int64 {
+	write := func(x []entry) int64 {
 		f0 := faults()
 		for i := range x {
 			x[i].v = 1
@@ -27,9 +27,9 @@ func TestTouchPagesFaultsAhead(t *testing.T) {
 		return faults() - f0
 	}
 	pages := int64(size / pageSize)
-	untouched := write(make([]hashEnt, size/16))
-	x := make([]hashEnt, size/16)
-	touchPages(x)
+	untouched := write(make([]entry, size/16))
+	x := make([]entry, size/16)
+	TouchPages(x)
 	touched := write(x)
 	t.Logf("writing %d MiB: %d page faults fresh, %d after touchPages", size>>20, untouched, touched)
 	if untouched < pages/64 {

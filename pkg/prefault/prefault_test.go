@@ -1,4 +1,4 @@
-package core
+package prefault
 
 import (
 	"testing"
@@ -6,9 +6,9 @@ import (
 )
 
 func TestSpare(t *testing.T) {
-	var s spare[hashEnt]
-	s.prepare(1 << 16)
-	s.prepare(1 << 10) // already asked for: ignored
+	var s Spare[entry]
+	s.Prepare(1 << 16)
+	s.Prepare(1 << 10) // already asked for: ignored
 	deadline := time.Now().Add(10 * time.Second)
 	for len(s.ch) == 0 {
 		if time.Now().After(deadline) {
@@ -17,12 +17,12 @@ func TestSpare(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	prepared := s.ch
-	x := s.take(1 << 16)
+	x := s.Take(1 << 16)
 	if len(x) != 1<<16 {
 		t.Fatalf("took %d entries, want %d", len(x), 1<<16)
 	}
 	for i, e := range x {
-		if e != (hashEnt{}) {
+		if e != (entry{}) {
 			t.Fatalf("entry %d of a spare is %+v, want zero", i, e)
 		}
 	}
@@ -31,19 +31,25 @@ func TestSpare(t *testing.T) {
 	}
 
 	// Nothing asked for, or asked for at another length: a new slice.
-	if y := s.take(8); len(y) != 8 {
+	if y := s.Take(8); len(y) != 8 {
 		t.Fatalf("took %d entries, want 8", len(y))
 	}
-	s.prepare(16)
-	if y := s.take(32); len(y) != 32 || s.ch != nil {
+	s.Prepare(16)
+	if y := s.Take(32); len(y) != 32 || s.ch != nil {
 		t.Fatalf("took %d entries (spare %v), want 32 and the spare dropped", len(y), s.ch)
 	}
 }
 
 func TestTouchPagesSizes(t *testing.T) {
 	type big struct{ b [5000]byte } // larger than a page: every element
-	touchPages(make([]big, 3))
-	touchPages([]struct{}{{}, {}})
-	touchPages([]int64(nil))
-	touchPages(make([]byte, 1))
+	TouchPages(make([]big, 3))
+	TouchPages([]struct{}{{}, {}})
+	TouchPages([]int64(nil))
+	TouchPages(make([]byte, 1))
+}
+
+// entry is the shape of a hash table's entry.
+type entry struct {
+	h uint64
+	v int32
 }
