@@ -133,14 +133,14 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	}
 	defer cleanup()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	// About a fifth of the orders rest (GTC): a fast run leaves several
-	// hundred thousand in the book, past the default bound (a refusal ends
-	// the run).
+	// About a fifth of the orders rest (GTC): a fast run leaves over a
+	// million in the book (a refusal ends the run), and the paced phases
+	// run on that book.
 	mode, err := ParseSnapshotMode(*snapMode)
 	if err != nil {
 		return err
 	}
-	cfg := Config{DataDir: d, Logger: logger, ScheduleTick: -1, Limits: core.Limits{MaxOrdersPerBook: 1 << 20},
+	cfg := Config{DataDir: d, Logger: logger, ScheduleTick: -1, Limits: core.Limits{MaxOrdersPerBook: 1 << 22},
 		QueueSize: 1 << 17, NoSync: *noSync, Snapshots: mode}
 	if *noSnap {
 		cfg.SnapshotEvery = 1 << 62

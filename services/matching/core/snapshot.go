@@ -56,7 +56,7 @@ func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
 // and 32 a client order id, plus the reference data (the property test
 // checks it is above on its streams; below, the buffers grow).
 func (c *Core) SnapshotSizeHint() (head, tail int) {
-	head = 64<<10 + 128*(len(c.parts)+len(c.pools)+len(c.defs)+len(c.rates))
+	head = 4<<10 + 128*(len(c.parts)+len(c.pools)+len(c.defs)+len(c.rates))
 	for i := range c.insts {
 		head += 64 * (c.insts[i].book.Len() + c.insts[i].trades.len())
 	}
