@@ -42,6 +42,9 @@ type Core struct {
 	finished  fifo    // slots of finished orders still queryable, oldest first
 
 	cloids cloidIndex // the day's client order ids
+	// snapSink keeps the snapshot head's read-ahead loads from being
+	// optimized away (written by the head's encoder only).
+	snapSink int64
 
 	// Open listings' and one-sided auctions' order slots, in posting order.
 	listings, auctions []int32

@@ -163,7 +163,7 @@ func (c *Core) appendSnapshotHead(b []byte) []byte {
 				// reads (fields at most 64 bytes apart).
 				sink += o.id + o.price + o.notional + o.fxDone + int64(o.w0.pool) + int64(len(o.cloid)) + int64(o.cloidN) + int64(o.seq)
 			}
-			snapSink += sink
+			c.snapSink += sink
 			for k := range n {
 				st := &blk[k]
 				b = appendVarint(b, st.Visible)
@@ -188,9 +188,6 @@ func (c *Core) appendSnapshotHead(b []byte) []byte {
 
 // snapBlock is how many of a book's orders the snapshot head reads ahead.
 const snapBlock = 32
-
-// snapSink keeps the read-ahead loads from being optimized away.
-var snapSink int64
 
 func (c *Core) appendSnapshotTail(b []byte) []byte {
 	b = appendUvarint(b, uint64(c.finished.len()))
