@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// production (see server.TuneGC).
 		percent, limit := server.TuneGC()
 		if args[0] != "bench" {
-			logger.Info("garbage collector", "gc_percent", percent, "memory_limit_bytes", limit, "note", "-1: set by GOGC or GOMEMLIMIT")
+			logger.Info("garbage collector", "gc_percent", percent, "memory_limit_bytes", limit, "note", "-1: left to GOGC or GOMEMLIMIT, or memory size unknown")
 		}
 	}
 	switch args[0] {

@@ -33,6 +33,9 @@ func (s *Spare[T]) Prepare(n int) {
 	}(s.ch)
 }
 
+// Pending reports whether a slice is asked for and not yet taken.
+func (s *Spare[T]) Pending() bool { return s.ch != nil }
+
 // Take returns a zeroed slice of length n: the prepared one if it is
 // ready and that long, else a new one. Either way nothing is prepared
 // after it.

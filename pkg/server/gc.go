@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"path"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -29,16 +31,19 @@ const memoryShare = 0.75
 // memory limit of three quarters of the memory available, so that the
 // larger target never runs the process out of memory (near the limit the
 // collector works harder instead). The GOGC and GOMEMLIMIT environment
-// variables, when set, are the operator's choice and are left alone. It
-// returns what it set, for the log (-1: left alone).
+// variables, when set, are the operator's choice and are left alone;
+// GOGC=off leaves the limit alone too (no collection was asked for). It
+// returns what it set, for the log (-1: left alone, or for the limit, the
+// memory available unknown).
 func TuneGC() (percent int, limit int64) {
 	percent, limit = -1, -1
-	if os.Getenv("GOGC") == "" {
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
 		debug.SetGCPercent(GCPercent)
 		percent = GCPercent
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		if avail := availableMemory(); avail > 0 {
+	if os.Getenv("GOMEMLIMIT") == "" && gogc != "off" {
+		if avail := availableMemory(os.ReadFile); avail > 0 {
 			limit = int64(float64(avail) * memoryShare)
 			debug.SetMemoryLimit(limit)
 		}
@@ -46,19 +51,52 @@ func TuneGC() (percent int, limit int64) {
 	return percent, limit
 }
 
-// availableMemory is the container's memory limit (cgroup v2), else the
-// machine's memory, else 0 (unknown: not Linux).
-func availableMemory() int64 {
-	total := int64(0)
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		total = memTotal(b)
+// availableMemory is the least of the machine's memory and the memory
+// limits of the process's cgroup (v2, or v1's memory controller), else 0
+// (unknown: not Linux). read reads a file (os.ReadFile but in tests).
+func availableMemory(read func(string) ([]byte, error)) int64 {
+	avail := int64(0)
+	if b, err := read("/proc/meminfo"); err == nil {
+		avail = memTotal(b)
 	}
-	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
-		if n, ok := cgroupMax(b); ok && (total == 0 || n < total) {
-			return n
+	if b, err := read("/proc/self/cgroup"); err == nil {
+		for _, f := range cgroupLimitFiles(b) {
+			if b, err := read(f); err == nil {
+				if n, ok := cgroupMax(b); ok && (avail == 0 || n < avail) {
+					avail = n
+				}
+			}
 		}
 	}
-	return total
+	return avail
+}
+
+// cgroupLimitFiles lists the memory limit files that apply to a process
+// whose /proc/self/cgroup is b: for cgroup v2 its cgroup's memory.max and
+// its ancestors' (a limit set on a parent, such as a systemd slice, binds
+// too), for v1 the memory controller's memory.limit_in_bytes.
+func cgroupLimitFiles(b []byte) []string {
+	var files []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		// hierarchy-ID:controllers:path
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 || !strings.HasPrefix(parts[2], "/") {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			for p := path.Clean(parts[2]); ; p = path.Dir(p) {
+				files = append(files, path.Join("/sys/fs/cgroup", p, "memory.max"))
+				if p == "/" {
+					break
+				}
+			}
+		case slices.Contains(strings.Split(parts[1], ","), "memory"):
+			files = append(files, path.Join("/sys/fs/cgroup/memory", parts[2], "memory.limit_in_bytes"))
+		}
+	}
+	return files
 }
 
 // memTotal parses MemTotal from /proc/meminfo, in bytes (0 if absent).
@@ -75,8 +113,9 @@ func memTotal(meminfo []byte) int64 {
 	return 0
 }
 
-// cgroupMax parses a cgroup v2 memory.max: a byte count, or "max" for
-// none.
+// cgroupMax parses a cgroup memory limit: a byte count, or "max" (v2)
+// for none. v1 writes a huge count for none, which the machine's memory
+// then undercuts.
 func cgroupMax(b []byte) (int64, bool) {
 	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	return n, err == nil && n > 0

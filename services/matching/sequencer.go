@@ -633,13 +633,13 @@ type snapJob struct {
 // scheduled one with SnapshotsOnSequencer. The sequencer waits for the
 // encoding (the core must not change under it), so it is done in two
 // parts on two cores.
-func (q *sequencer) snapshot(hash bool) snapJob {
-	head, tail := q.snapshotBuffers()
+func (q *sequencer) snapshot(operator bool) snapJob {
+	head, tail := q.snapshotBuffers(operator)
 	head, tail = q.c.SnapshotParts(head, tail)
 	q.snapLast = [2]int{len(head), len(tail)}
 	q.lastHint[0], q.lastHint[1] = q.c.SnapshotSizeHint()
 	job := snapJob{seq: q.c.LastSeq(), head: head, tail: tail}
-	if hash {
+	if operator {
 		h := fnv.New64a()
 		h.Write(head)
 		h.Write(tail)
@@ -700,8 +700,12 @@ func (q *sequencer) readySnapshotBuffers() {
 // snapshotBuffers returns the buffers to encode a snapshot's head and tail
 // into: those made ready (readySnapshotBuffers; a spare not yet ready is
 // replaced by a new slice), else the last snapshot's if they are back,
-// else new ones sized by the last snapshot.
-func (q *sequencer) snapshotBuffers() (head, tail []byte) {
+// else new ones sized by the last snapshot. An operator's snapshot taken
+// once buffers are ready leaves them to the scheduled one.
+func (q *sequencer) snapshotBuffers(operator bool) (head, tail []byte) {
+	if operator && q.snapReady {
+		return make([]byte, 0, q.snapLast[0]+q.snapLast[0]/4), make([]byte, 0, q.snapLast[1]+q.snapLast[1]/4)
+	}
 	if !q.snapReady {
 		select {
 		case q.snapBufs = <-q.s.snapBufs:

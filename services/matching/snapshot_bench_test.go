@@ -1,6 +1,7 @@
 package matching
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 
@@ -9,19 +10,36 @@ import (
 
 // snapshotBenchCore is a core the size of the one `bcx bench grpc` leaves:
 // 400k resting orders and 2M client order ids of the day.
-func snapshotBenchCore(tb testing.TB) *core.Core { return snapshotCore(tb, 2_000_000) }
+func snapshotBenchCore(tb testing.TB) *core.Core { return snapshotCore(tb, 2_000_000, false) }
 
-// snapshotCore places n orders, a fifth of which stay resting.
-func snapshotCore(tb testing.TB, n int) *core.Core {
+// snapshotCore places n orders, a fifth of which stay resting. realistic
+// stamps them with nanosecond times of 2026 and gives them 36-character
+// client order ids (UUIDs), the longest encodings the core sees in use;
+// else the times are sequence numbers and the ids short.
+func snapshotCore(tb testing.TB, n int, realistic bool) *core.Core {
 	c, apply, res := benchCore(core.Limits{MaxOrdersPerBook: 1 << 20})
+	if realistic {
+		seq := c.LastSeq()
+		apply = func(cmd *core.Command) {
+			seq++
+			c.Apply(seq, 1_790_000_000_000_000_000+int64(seq)*1000, cmd, res)
+			if !res.Changed {
+				seq--
+			}
+		}
+	}
 	for i := range n {
 		side, price := core.Side(0), int64(1<<16-1-i%500)
 		if i%2 == 1 {
 			side, price = 1, int64(1<<16+1+i%500)
 		}
 		part := int64(1 + i%benchParticipants)
+		cloid := "s" + strconv.Itoa(i)
+		if realistic {
+			cloid = fmt.Sprintf("%08x-%04x-4%03x-a%03x-%012x", i*2654435761%(1<<32), i%65536, i%4096, i%4093, i*40503)
+		}
 		cmd := core.Command{Kind: core.CmdPlace, Participant: part, Instrument: 1,
-			ClientOrderID: "s" + strconv.Itoa(i), Side: side, Price: price, Qty: 1}
+			ClientOrderID: cloid, Side: side, Price: price, Qty: 1}
 		apply(&cmd)
 		if res.Status != core.StatusOK {
 			tb.Fatalf("order %d refused: %+v", i, res)
@@ -35,14 +53,18 @@ func snapshotCore(tb testing.TB, n int) *core.Core {
 }
 
 // TestSnapshotSizeHint: the hint the sequencer sizes snapshot buffers by
-// is above what the encoding takes, and not far above.
+// is above what the encoding takes, and within 4 times it, for short ids and
+// small times as for UUIDs and nanosecond times.
 func TestSnapshotSizeHint(t *testing.T) {
-	c := snapshotCore(t, 100_000)
-	head, tail := c.SnapshotParts(nil, nil)
-	hh, ht := c.SnapshotSizeHint()
-	t.Logf("head %d (hint %d), tail %d (hint %d)", len(head), hh, len(tail), ht)
-	if len(head) > hh || len(tail) > ht || hh > 3*len(head) || ht > 3*len(tail) {
-		t.Fatalf("snapshot head %d, tail %d bytes; hinted %d and %d: want above, within 3 times", len(head), len(tail), hh, ht)
+	for _, realistic := range []bool{false, true} {
+		c := snapshotCore(t, 100_000, realistic)
+		head, tail := c.SnapshotParts(nil, nil)
+		hh, ht := c.SnapshotSizeHint()
+		t.Logf("realistic %v: head %d (hint %d), tail %d (hint %d)", realistic, len(head), hh, len(tail), ht)
+		if len(head) > hh || len(tail) > ht || hh > 4*len(head) || ht > 4*len(tail) {
+			t.Fatalf("realistic %v: snapshot head %d, tail %d bytes; hinted %d and %d: want above, within 4 times",
+				realistic, len(head), len(tail), hh, ht)
+		}
 	}
 }
 

@@ -66,6 +66,7 @@ type cloidIndex struct {
 	byHash hashSlots
 	over   map[cloidKey]int32
 	live   int
+	bytes  int // the ids' length over the log, dead ones too (for SnapshotSizeHint)
 }
 
 func newCloidIndex() cloidIndex {
@@ -102,6 +103,7 @@ func (x *cloidIndex) get(k cloidKey) (*cloidEntry, bool) {
 func (x *cloidIndex) add(e cloidEntry) {
 	i := x.log.add()
 	*x.log.at(i) = e
+	x.bytes += len(e.key.cloid)
 	if !x.byHash.insert(cloidHash(e.key), i) {
 		x.over[e.key] = i
 	}
@@ -147,8 +149,9 @@ type hashSlots struct {
 	old slotTable // being moved into cur; ent is nil when not growing
 	mig int       // old's slots before mig have been moved
 	n   int       // hashes held, in both tables
-	// next is cur's successor, asked for once cur is a quarter full (it
-	// grows at half).
+	// next is cur's successor, asked for once cur is 3/8 full: it grows
+	// at half, and is a quarter full just after growing (asking then would
+	// hold a table twice cur's size for all of cur's life).
 	next prefault.Spare[hashEnt]
 }
 
@@ -226,7 +229,7 @@ func (t *hashSlots) get(h uint64) (int32, bool) {
 func (t *hashSlots) insert(h uint64, v int32) bool {
 	if 2*(t.n+1) > len(t.cur.ent) {
 		t.grow()
-	} else if 4*(t.n+1) > len(t.cur.ent) {
+	} else if 8*(t.n+1) > 3*len(t.cur.ent) {
 		t.next.Prepare(2 * len(t.cur.ent))
 	}
 	if t.old.ent != nil {

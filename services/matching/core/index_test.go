@@ -127,3 +127,24 @@ func TestHashSlots(t *testing.T) {
 		})
 	}
 }
+
+// TestHashSlotsSpareTiming: the next table is asked for between a quarter
+// and half full, not right after a grow (when the table is a quarter full
+// already), so no twice-larger table is held for a table's whole life.
+func TestHashSlotsSpareTiming(t *testing.T) {
+	h := newHashSlots(1 << 4)
+	size := len(h.cur.ent)
+	for i := range 1 << 16 {
+		h.insert(uint64(i)*0x9E3779B97F4A7C15+1, int32(i))
+		if len(h.cur.ent) != size {
+			// Just grown: nothing asked for yet.
+			size = len(h.cur.ent)
+			if h.next.Pending() {
+				t.Fatalf("after growing to %d slots (%d held), the next table is already asked for", size, h.n)
+			}
+		}
+		if asked, want := h.next.Pending(), 8*h.n > 3*size; asked != want {
+			t.Fatalf("%d of %d slots held: next table asked for %v, want %v", h.n, size, asked, want)
+		}
+	}
+}
