@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bcx-exchange/bcx/pkg/journal"
+	"github.com/bcx-exchange/bcx/pkg/latency"
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
 	"github.com/bcx-exchange/bcx/pkg/orderbook/obbench"
 	"github.com/bcx-exchange/bcx/services/matching/core"
@@ -148,6 +149,7 @@ type BenchMatchingResult struct {
 	Latency     string  `json:"latency"`
 	AllocsPerOp float64 `json:"allocs_per_op"`
 	benchFsyncs
+	benchSnapshots
 }
 
 // benchFsyncs is the distribution of the journal's batch fdatasyncs during
@@ -161,6 +163,18 @@ type benchFsyncs struct {
 	FsyncP999Us    float64 `json:"fsync_p999_us"`
 	FsyncMaxUs     float64 `json:"fsync_max_us"`
 	FsyncTimeP99Us float64 `json:"fsync_time_p99_us"`
+}
+
+// benchSnapshots are the sequencer's stops to encode snapshots during a
+// run (Service.SnapshotStalls).
+type benchSnapshots struct {
+	SnapshotStalls     uint64  `json:"snapshot_stalls"`
+	SnapshotStallMaxMs float64 `json:"snapshot_stall_max_ms"`
+}
+
+func snapshotStats(before, after latency.Histogram) benchSnapshots {
+	h := after.Sub(before)
+	return benchSnapshots{SnapshotStalls: h.Count(), SnapshotStallMaxMs: float64(h.Max().Microseconds()) / 1000}
 }
 
 func fsyncStats(before, after journal.Stats) benchFsyncs {
@@ -231,7 +245,7 @@ func BenchMatchingMain(args []string, stdout io.Writer) error {
 		return fmt.Errorf("bench: %d prefill commands refused", res.refused)
 	}
 	runtime.GC()
-	before := s.j.Stats()
+	before, snapsBefore := s.j.Stats(), s.SnapshotStalls()
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	stopProfile, err := startCPUProfile(*cpuProfile)
@@ -249,7 +263,8 @@ func BenchMatchingMain(args []string, stdout io.Writer) error {
 		P50Us: res.pct(0.50), P99Us: res.pct(0.99), Fsyncs: after.Fsyncs - before.Fsyncs, Batches: res.batches,
 		BatchMax: *batch, Trades: res.trades, Refused: res.refused, JournalMB: float64(after.Bytes-before.Bytes) / (1 << 20),
 		Snapshots: !*noSnap, Latency: "per command: start of its batch's apply to the batch durable (fsync done)",
-		AllocsPerOp: float64(ms1.Mallocs-ms0.Mallocs) / float64(*ops), benchFsyncs: fsyncStats(before, after)}
+		AllocsPerOp: float64(ms1.Mallocs-ms0.Mallocs) / float64(*ops), benchFsyncs: fsyncStats(before, after),
+		benchSnapshots: snapshotStats(snapsBefore, s.SnapshotStalls())}
 	return json.NewEncoder(stdout).Encode(out)
 }
 

@@ -84,6 +84,7 @@ type BenchGRPCResult struct {
 	DurationSec           float64 `json:"duration_sec"`
 	Fsyncs                uint64  `json:"fsyncs"`
 	benchFsyncs
+	benchSnapshots
 	Note string `json:"note"`
 }
 
@@ -190,7 +191,7 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		clients[i] = cc
 	}
 	var gen orderGen
-	before := s.j.Stats()
+	before, snapsBefore := s.j.Stats(), s.SnapshotStalls()
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
 		return err
@@ -286,7 +287,8 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		StreamOnlyServerP99Ms: histMs(streamServer, 0.99), UnaryOnlyServerP99Ms: histMs(unaryServer, 0.99),
 		Conns: *conns, Streams: *streams, UnaryClients: *unary, DurationSec: dur.Seconds(),
 		Fsyncs: after.Fsyncs - before.Fsyncs, benchFsyncs: fsyncStats(before, after),
-		Note: "orders are PlaceOrder commands; client and server on the same machine; latency from scheduled send to answer",
+		benchSnapshots: snapshotStats(snapsBefore, s.SnapshotStalls()),
+		Note:           "orders are PlaceOrder commands; client and server on the same machine; latency from scheduled send to answer",
 	})
 }
 

@@ -634,6 +634,8 @@ type snapJob struct {
 // encoding (the core must not change under it), so it is done in two
 // parts on two cores.
 func (q *sequencer) snapshot(operator bool) snapJob {
+	start := time.Now()
+	defer func() { q.s.snapStalls.Add(time.Since(start)) }()
 	head, tail := q.snapshotBuffers(operator)
 	head, tail = q.c.SnapshotParts(head, tail)
 	q.snapLast = [2]int{len(head), len(tail)}

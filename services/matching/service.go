@@ -222,6 +222,9 @@ type Service struct {
 	// answer: the server's share of an order's latency, without the
 	// transport's or the client's.
 	answerLatency latency.Recorder
+	// snapStalls is each snapshot encoded on the sequencer (scheduled with
+	// SnapshotsOnSequencer, or an operator's): how long it stopped.
+	snapStalls latency.Recorder
 
 	// snapCh hands the snapshotter a scheduled snapshot (capacity 1): its
 	// sequence number, and its encoding if made on the sequencer; snapBusy
@@ -502,3 +505,7 @@ func (s *Service) Journal() *journal.Journal { return s.j }
 // AnswerLatency is the distribution of commands' time from being handed to
 // the sequencer to their durable answer, since the service started.
 func (s *Service) AnswerLatency() latency.Histogram { return s.answerLatency.Snapshot() }
+
+// SnapshotStalls is the distribution of the times the sequencer stopped to
+// encode a snapshot, since the service started.
+func (s *Service) SnapshotStalls() latency.Histogram { return s.snapStalls.Snapshot() }

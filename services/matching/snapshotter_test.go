@@ -128,6 +128,15 @@ func testScheduledSnapshots(t *testing.T, mode SnapshotMode) {
 	if trades == 0 || written < 5 {
 		t.Fatalf("%d trades, %d scheduled snapshots: a weak test", trades, written)
 	}
+	// The sequencer stopped for each snapshot it encoded: the scheduled
+	// ones in sequencer mode, and the operator's.
+	wantStalls := uint64(1)
+	if mode == SnapshotsOnSequencer {
+		wantStalls += uint64(written)
+	}
+	if st := s.SnapshotStalls(); st.Count() != wantStalls || st.Max() <= 0 {
+		t.Fatalf("%d sequencer stalls for snapshots (longest %v), want %d", st.Count(), st.Max(), wantStalls)
+	}
 	if mode == SnapshotsOnSequencer && reused < 2 {
 		// The state grows, so a buffer is now and then outgrown.
 		t.Fatalf("%d snapshots, %d encoded into the one before's buffer: not reused", written, reused)
