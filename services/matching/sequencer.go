@@ -579,6 +579,9 @@ func (q *sequencer) applyBatch(b *outBatch) {
 		case q.s.snapCh <- job:
 			q.sinceSnap = 0
 		default: // not reached: the snapshotter empties the channel before it is free
+			if job.logs != nil {
+				job.logs.Release()
+			}
 			q.s.snapBusy.Store(false)
 		}
 	}
@@ -626,7 +629,10 @@ func (q *sequencer) publishRegistry(force bool) {
 type snapJob struct {
 	seq        uint64
 	head, tail []byte // the snapshot is head then tail (core.SnapshotParts)
-	hash       uint64 // if hashed
+	// logs, if set, are the end of the tail, still to be appended to it
+	// (core.SnapshotPartsDeferred): the snapshotter does, first thing.
+	logs *core.SnapshotLogs
+	hash uint64 // if hashed
 }
 
 // snapshot encodes the core now, for an operator's snapshot (hashed) or a
@@ -637,10 +643,17 @@ func (q *sequencer) snapshot(operator bool) snapJob {
 	start := time.Now()
 	defer func() { q.s.snapStalls.Add(time.Since(start)) }()
 	head, tail := q.snapshotBuffers(operator)
-	head, tail = q.c.SnapshotParts(head, tail)
+	var logs *core.SnapshotLogs
+	if operator {
+		head, tail = q.c.SnapshotParts(head, tail)
+	} else {
+		// The day's logs, most of a day's snapshot, are encoded by the
+		// snapshotter after the sequencer has moved on.
+		head, tail, logs = q.c.SnapshotPartsDeferred(head, tail)
+	}
 	q.snapLast = [2]int{len(head), len(tail)}
 	q.lastHint[0], q.lastHint[1] = q.c.SnapshotSizeHint()
-	job := snapJob{seq: q.c.LastSeq(), head: head, tail: tail}
+	job := snapJob{seq: q.c.LastSeq(), head: head, tail: tail, logs: logs}
 	if operator {
 		h := fnv.New64a()
 		h.Write(head)
@@ -676,6 +689,12 @@ func (s *Service) writeSnapshot(ctx context.Context, job snapJob) error {
 // last snapshot's.
 func (q *sequencer) readySnapshotBuffers() {
 	q.snapReady = true
+	select {
+	case q.snapBufs = <-q.s.snapBufs:
+		// They hold the whole snapshot, logs included.
+		q.snapLast = [2]int{len(q.snapBufs[0]), len(q.snapBufs[1])}
+	default:
+	}
 	var now [2]int
 	now[0], now[1] = q.c.SnapshotSizeHint()
 	for i := range now {
@@ -686,10 +705,6 @@ func (q *sequencer) readySnapshotBuffers() {
 		if q.snapLast[i] > 0 && q.lastHint[i] > 0 {
 			q.snapHint[i] = int(float64(q.snapLast[i]) * float64(now[i]) / float64(q.lastHint[i]) * 1.1)
 		}
-	}
-	select {
-	case q.snapBufs = <-q.s.snapBufs:
-	default:
 	}
 	for i := range q.snapBufs {
 		if cap(q.snapBufs[i]) < q.snapHint[i] {

@@ -50,7 +50,12 @@ func (s *Service) snapshotLoop(ctx context.Context) {
 		case job := <-s.snapCh:
 			var err error
 			if job.head != nil {
-				// Encoded on the sequencer (SnapshotsOnSequencer).
+				// Encoded on the sequencer (SnapshotsOnSequencer), but for
+				// the day's logs: appended first, as the sequencer's next
+				// end of a day waits for them.
+				if job.logs != nil {
+					job.tail = job.logs.Append(job.tail)
+				}
 				if err = s.writeSnapshot(ctx, job); err == nil {
 					s.snapWritten.Store(job.seq)
 				}

@@ -42,6 +42,10 @@ type Core struct {
 	finished  fifo    // slots of finished orders still queryable, oldest first
 
 	cloids cloidIndex // the day's client order ids
+	// logReaders are the snapshots whose client order id and key logs
+	// are still to be encoded, by other goroutines (see
+	// SnapshotPartsDeferred): closed when done.
+	logReaders []chan struct{}
 	// snapSink keeps the snapshot head's read-ahead loads from being
 	// optimized away (written by the head's encoder only).
 	snapSink int64
@@ -824,6 +828,7 @@ func (c *Core) enterPhase(ii int32, target Phase, endOfDay bool) {
 // finished orders are forgotten (resting GTC orders keep theirs) and so are
 // its finished orders. This bounds the id index to about one day of orders.
 func (c *Core) pruneDay(ii int32) {
+	c.waitLogReaders()
 	for i := range int32(c.cloids.log.len()) {
 		e := c.cloids.log.at(i)
 		if e.dead || e.inst != ii {

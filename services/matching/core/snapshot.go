@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"slices"
+	"sync"
 
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
 )
@@ -32,7 +34,15 @@ const snapVersionCurrent = 6
 
 // AppendSnapshot appends the core's canonical encoding to b.
 func (c *Core) AppendSnapshot(b []byte) []byte {
-	return c.appendSnapshotTail(c.appendSnapshotHead(b))
+	b = c.appendSnapshotTail(c.appendSnapshotHead(b))
+	return c.appendLogs(b)
+}
+
+// appendLogs appends the client order id and key logs, the tail's end.
+func (c *Core) appendLogs(b []byte) []byte {
+	x := &c.cloids
+	l := SnapshotLogs{pages: x.log.pages, n: x.log.len(), live: x.live, keys: c.keyLog}
+	return l.Append(b)
 }
 
 // SnapshotParts encodes what AppendSnapshot does, head followed by tail,
@@ -41,6 +51,18 @@ func (c *Core) AppendSnapshot(b []byte) []byte {
 // orders, listings, auctions, client order ids, keys) on another
 // goroutine. The core must not change meanwhile: the sequencer waits.
 func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
+	head, tail, logs := c.SnapshotPartsDeferred(head, tail)
+	return head, logs.Append(tail)
+}
+
+// SnapshotPartsDeferred is SnapshotParts leaving the end of the tail, the
+// day's client order id and idempotency key logs, to logs.Append: most of
+// a day's snapshot, and it can be encoded on any goroutine after the core
+// has moved on. Within a trading day both logs only grow, and their
+// entries up to now are never written again; the next end of a day, which
+// forgets client order ids, waits for logs.Append or logs.Release. The
+// caller must call one of them (Append releases).
+func (c *Core) SnapshotPartsDeferred(head, tail []byte) ([]byte, []byte, *SnapshotLogs) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -48,7 +70,64 @@ func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
 	}()
 	head = c.appendSnapshotHead(head)
 	<-done
-	return head, tail
+	x := &c.cloids
+	logs := &SnapshotLogs{pages: slices.Clone(x.log.pages), n: x.log.len(), live: x.live,
+		keys: c.keyLog[:len(c.keyLog):len(c.keyLog)], done: make(chan struct{})}
+	c.logReaders = append(c.logReaders, logs.done)
+	return head, tail, logs
+}
+
+// SnapshotLogs are a snapshot's client order id and key logs as they were
+// when it was taken (see SnapshotPartsDeferred).
+type SnapshotLogs struct {
+	pages [][]cloidEntry
+	n     int
+	live  int
+	keys  []keyEntry
+	once  sync.Once
+	done  chan struct{} // closed on release; nil: not the core's to wait for
+}
+
+// Append appends the logs' encoding to b, and releases them.
+func (l *SnapshotLogs) Append(b []byte) []byte {
+	defer l.Release()
+	b = appendUvarint(b, uint64(l.live))
+	for i := range l.n {
+		e := &l.pages[i>>pageBits][i&(1<<pageBits-1)]
+		if e.dead {
+			continue
+		}
+		b = appendVarint(b, e.key.part)
+		b = appendString(b, e.key.cloid)
+		b = appendVarint(b, e.orderID)
+		b = appendUvarint(b, e.hash)
+		b = appendVarint(b, int64(e.inst))
+	}
+	b = appendUvarint(b, uint64(len(l.keys)))
+	for i := range l.keys {
+		e := &l.keys[i]
+		b = appendString(b, e.key)
+		b = appendUvarint(b, e.hash)
+		b = appendUvarint(b, e.seq)
+	}
+	return b
+}
+
+// Release lets the core change the logs again, without encoding them.
+func (l *SnapshotLogs) Release() {
+	if l.done != nil {
+		l.once.Do(func() { close(l.done) })
+	}
+}
+
+// waitLogReaders waits until every snapshot's logs taken so far are
+// encoded or released: the client order id log is about to be written.
+func (c *Core) waitLogReaders() {
+	for _, d := range c.logReaders {
+		<-d
+	}
+	clear(c.logReaders)
+	c.logReaders = c.logReaders[:0]
 }
 
 // SnapshotSizeHint is about the sizes of SnapshotParts' head and tail,
@@ -218,25 +297,6 @@ func (c *Core) appendSnapshotTail(b []byte) []byte {
 		for _, bs := range bids {
 			b = c.appendOrder(b, bs)
 		}
-	}
-	b = appendUvarint(b, uint64(c.cloids.live))
-	for i := range int32(c.cloids.log.len()) {
-		e := c.cloids.log.at(i)
-		if e.dead {
-			continue
-		}
-		b = appendVarint(b, e.key.part)
-		b = appendString(b, e.key.cloid)
-		b = appendVarint(b, e.orderID)
-		b = appendUvarint(b, e.hash)
-		b = appendVarint(b, int64(e.inst))
-	}
-	b = appendUvarint(b, uint64(len(c.keyLog)))
-	for i := range c.keyLog {
-		e := &c.keyLog[i]
-		b = appendString(b, e.key)
-		b = appendUvarint(b, e.hash)
-		b = appendUvarint(b, e.seq)
 	}
 	return b
 }
