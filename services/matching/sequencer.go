@@ -649,7 +649,7 @@ func (q *sequencer) snapshot(operator bool) snapJob {
 	} else {
 		// The day's logs, most of a day's snapshot, are encoded by the
 		// snapshotter after the sequencer has moved on.
-		head, tail, logs = q.c.SnapshotPartsDeferred(head, tail)
+		head, tail, logs = q.c.SnapshotPartsDeferred(head, tail, q.s.snapExit)
 	}
 	q.snapLast = [2]int{len(head), len(tail)}
 	q.lastHint[0], q.lastHint[1] = q.c.SnapshotSizeHint()

@@ -232,6 +232,7 @@ type Service struct {
 	// one it wrote (for tests and benches).
 	snapCh      chan snapJob
 	snapBufs    chan [2][]byte // a written snapshot's buffers, for the next
+	snapExit    chan struct{}  // closed when the snapshotter has stopped
 	snapBusy    atomic.Bool
 	snapWritten atomic.Uint64
 
@@ -303,6 +304,7 @@ func New(cfg Config) (*Service, error) {
 		mdFree:    make(chan *mdBatch, 4),
 		snapCh:    make(chan snapJob, 1),
 		snapBufs:  make(chan [2][]byte, 1),
+		snapExit:  make(chan struct{}),
 		stopped:   make(chan struct{}),
 		parts:     map[string]int64{},
 		schedules: map[int64]*instSchedule{}, commodityOf: map[string]string{},

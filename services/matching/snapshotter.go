@@ -44,6 +44,9 @@ type snapshotter struct {
 // snapshotLoop runs the snapshotter until ctx is done. The replica lives
 // on this goroutine only.
 func (s *Service) snapshotLoop(ctx context.Context) {
+	// Logs of jobs still queued are then nobody's to encode: an end of day
+	// the sequencer applies before it stops must not wait for them.
+	defer close(s.snapExit)
 	sn := &snapshotter{s: s}
 	for {
 		select {

@@ -45,7 +45,7 @@ type Core struct {
 	// logReaders are the snapshots whose client order id and key logs
 	// are still to be encoded, by other goroutines (see
 	// SnapshotPartsDeferred): closed when done.
-	logReaders []chan struct{}
+	logReaders []*SnapshotLogs
 	// snapSink keeps the snapshot head's read-ahead loads from being
 	// optimized away (written by the head's encoder only).
 	snapSink int64

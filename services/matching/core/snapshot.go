@@ -51,7 +51,7 @@ func (c *Core) appendLogs(b []byte) []byte {
 // orders, listings, auctions, client order ids, keys) on another
 // goroutine. The core must not change meanwhile: the sequencer waits.
 func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
-	head, tail, logs := c.SnapshotPartsDeferred(head, tail)
+	head, tail, logs := c.SnapshotPartsDeferred(head, tail, nil)
 	return head, logs.Append(tail)
 }
 
@@ -60,9 +60,10 @@ func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
 // a day's snapshot, and it can be encoded on any goroutine after the core
 // has moved on. Within a trading day both logs only grow, and their
 // entries up to now are never written again; the next end of a day, which
-// forgets client order ids, waits for logs.Append or logs.Release. The
-// caller must call one of them (Append releases).
-func (c *Core) SnapshotPartsDeferred(head, tail []byte) ([]byte, []byte, *SnapshotLogs) {
+// forgets client order ids, waits for logs.Append or logs.Release, or for
+// abandon to be closed (nobody will encode them: the caller's encoder has
+// stopped, and will not read them again).
+func (c *Core) SnapshotPartsDeferred(head, tail []byte, abandon <-chan struct{}) ([]byte, []byte, *SnapshotLogs) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -72,20 +73,21 @@ func (c *Core) SnapshotPartsDeferred(head, tail []byte) ([]byte, []byte, *Snapsh
 	<-done
 	x := &c.cloids
 	logs := &SnapshotLogs{pages: slices.Clone(x.log.pages), n: x.log.len(), live: x.live,
-		keys: c.keyLog[:len(c.keyLog):len(c.keyLog)], done: make(chan struct{})}
-	c.logReaders = append(c.logReaders, logs.done)
+		keys: c.keyLog[:len(c.keyLog):len(c.keyLog)], done: make(chan struct{}), abandon: abandon}
+	c.logReaders = append(c.logReaders, logs)
 	return head, tail, logs
 }
 
 // SnapshotLogs are a snapshot's client order id and key logs as they were
 // when it was taken (see SnapshotPartsDeferred).
 type SnapshotLogs struct {
-	pages [][]cloidEntry
-	n     int
-	live  int
-	keys  []keyEntry
-	once  sync.Once
-	done  chan struct{} // closed on release; nil: not the core's to wait for
+	pages   [][]cloidEntry
+	n       int
+	live    int
+	keys    []keyEntry
+	once    sync.Once
+	done    chan struct{}   // closed on release; nil: not the core's to wait for
+	abandon <-chan struct{} // closed when nobody will encode them
 }
 
 // Append appends the logs' encoding to b, and releases them.
@@ -123,8 +125,11 @@ func (l *SnapshotLogs) Release() {
 // waitLogReaders waits until every snapshot's logs taken so far are
 // encoded or released: the client order id log is about to be written.
 func (c *Core) waitLogReaders() {
-	for _, d := range c.logReaders {
-		<-d
+	for _, l := range c.logReaders {
+		select {
+		case <-l.done:
+		case <-l.abandon:
+		}
 	}
 	clear(c.logReaders)
 	c.logReaders = c.logReaders[:0]

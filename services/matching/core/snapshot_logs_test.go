@@ -22,7 +22,7 @@ func TestSnapshotPartsDeferred(t *testing.T) {
 			h.do(randomCommand(rng, h))
 		}
 		want := h.c.AppendSnapshot(nil)
-		head, tail, logs := h.c.SnapshotPartsDeferred(nil, nil)
+		head, tail, logs := h.c.SnapshotPartsDeferred(nil, nil, nil)
 		got := make(chan []byte, 1)
 		go func() {
 			time.Sleep(time.Millisecond) // let the core move on first
@@ -54,7 +54,7 @@ func TestDayEndWaitsForSnapshotLogs(t *testing.T) {
 	h.credit(alpha, "CNY", 1e12)
 	h.ok(limit(alpha, "gone", orderbook.Buy, 3000, 1))
 	h.ok(Command{Kind: CmdCancel, Participant: alpha, OrigClientOrderID: "gone"})
-	_, _, logs := h.c.SnapshotPartsDeferred(nil, nil)
+	_, _, logs := h.c.SnapshotPartsDeferred(nil, nil, nil)
 
 	done := make(chan Result)
 	go func() {
@@ -80,4 +80,24 @@ func TestDayEndWaitsForSnapshotLogs(t *testing.T) {
 		t.Fatal("the finished order's id outlived the day")
 	}
 	logs.Release() // idempotent
+
+	// Logs whose encoder has stopped (abandon closed) hold nothing up.
+	h.seq++
+	h.ok(Command{Kind: CmdSetPhase, Instrument: cotton, Phase: PhaseContinuous})
+	h.ok(limit(alpha, "gone2", orderbook.Buy, 3000, 1))
+	h.ok(Command{Kind: CmdCancel, Participant: alpha, OrigClientOrderID: "gone2"})
+	abandon := make(chan struct{})
+	h.c.SnapshotPartsDeferred(nil, nil, abandon)
+	close(abandon)
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		var res Result
+		h.c.Apply(h.seq+1, int64(h.seq+1)*1000, &Command{Kind: CmdSetPhase, Instrument: cotton, Phase: PhaseClosed, EndOfDay: true}, &res)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the day waited for abandoned logs")
+	}
 }
