@@ -651,7 +651,9 @@ func (q *sequencer) snapshot(operator bool) snapJob {
 		// snapshotter after the sequencer has moved on.
 		head, tail, logs = q.c.SnapshotPartsDeferred(head, tail, q.s.snapExit)
 	}
-	q.snapLast = [2]int{len(head), len(tail)}
+	// A deferred tail is short of its logs: keep the last whole size known
+	// (readySnapshotBuffers learns it from the buffers given back).
+	q.snapLast = [2]int{len(head), max(len(tail), q.snapLast[1])}
 	q.lastHint[0], q.lastHint[1] = q.c.SnapshotSizeHint()
 	job := snapJob{seq: q.c.LastSeq(), head: head, tail: tail, logs: logs}
 	if operator {

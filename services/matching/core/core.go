@@ -43,8 +43,8 @@ type Core struct {
 
 	cloids cloidIndex // the day's client order ids
 	// logReaders are the snapshots whose client order id and key logs
-	// are still to be encoded, by other goroutines (see
-	// SnapshotPartsDeferred): closed when done.
+	// may still be being encoded by other goroutines (see
+	// SnapshotPartsDeferred): the next end of day waits for them.
 	logReaders []*SnapshotLogs
 	// snapSink keeps the snapshot head's read-ahead loads from being
 	// optimized away (written by the head's encoder only).

@@ -51,7 +51,7 @@ func (c *Core) appendLogs(b []byte) []byte {
 // orders, listings, auctions, client order ids, keys) on another
 // goroutine. The core must not change meanwhile: the sequencer waits.
 func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
-	head, tail, logs := c.SnapshotPartsDeferred(head, tail, nil)
+	head, tail, logs := c.snapshotParts(head, tail, nil, false)
 	return head, logs.Append(tail)
 }
 
@@ -64,6 +64,12 @@ func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
 // abandon to be closed (nobody will encode them: the caller's encoder has
 // stopped, and will not read them again).
 func (c *Core) SnapshotPartsDeferred(head, tail []byte, abandon <-chan struct{}) ([]byte, []byte, *SnapshotLogs) {
+	return c.snapshotParts(head, tail, abandon, true)
+}
+
+// snapshotParts encodes the head and the tail but for the logs, which it
+// returns; deferred registers them for the next end of day to wait for.
+func (c *Core) snapshotParts(head, tail []byte, abandon <-chan struct{}, deferred bool) ([]byte, []byte, *SnapshotLogs) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -72,9 +78,12 @@ func (c *Core) SnapshotPartsDeferred(head, tail []byte, abandon <-chan struct{})
 	head = c.appendSnapshotHead(head)
 	<-done
 	x := &c.cloids
-	logs := &SnapshotLogs{pages: slices.Clone(x.log.pages), n: x.log.len(), live: x.live,
-		keys: c.keyLog[:len(c.keyLog):len(c.keyLog)], done: make(chan struct{}), abandon: abandon}
-	c.logReaders = append(c.logReaders, logs)
+	logs := &SnapshotLogs{pages: x.log.pages, n: x.log.len(), live: x.live, keys: c.keyLog}
+	if deferred {
+		logs.pages, logs.keys = slices.Clone(x.log.pages), c.keyLog[:len(c.keyLog):len(c.keyLog)]
+		logs.done, logs.abandon = make(chan struct{}), abandon
+		c.logReaders = append(c.logReaders, logs)
+	}
 	return head, tail, logs
 }
 
@@ -122,8 +131,9 @@ func (l *SnapshotLogs) Release() {
 	}
 }
 
-// waitLogReaders waits until every snapshot's logs taken so far are
-// encoded or released: the client order id log is about to be written.
+// waitLogReaders waits until every snapshot's deferred logs taken so far
+// are encoded, released or abandoned: the client order id log is about to
+// be written.
 func (c *Core) waitLogReaders() {
 	for _, l := range c.logReaders {
 		select {

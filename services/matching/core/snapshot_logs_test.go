@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -99,5 +100,43 @@ func TestDayEndWaitsForSnapshotLogs(t *testing.T) {
 	case <-ended:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the day waited for abandoned logs")
+	}
+}
+
+// TestSnapshotLogsAcrossPages: the id log grows past its last page (and
+// the key log past its capacity) while a snapshot's logs are encoded.
+func TestSnapshotLogsAcrossPages(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.credit(alpha, "CNY", 1e12)
+	order := func(i int) {
+		id := fmt.Sprint("p", i)
+		h.ok(limit(alpha, id, orderbook.Buy, 3000, 1))
+		h.ok(Command{Kind: CmdCancel, Participant: alpha, OrigClientOrderID: id})
+	}
+	for i := range 1<<pageBits - 1 {
+		order(i)
+	}
+	if n := h.c.cloids.log.len(); n != 1<<pageBits-1 {
+		t.Fatalf("%d ids in the log, want %d", n, 1<<pageBits-1)
+	}
+	want := h.c.AppendSnapshot(nil)
+	head, tail, logs := h.c.SnapshotPartsDeferred(nil, nil, nil)
+	got := make(chan []byte, 1)
+	go func() {
+		time.Sleep(time.Millisecond)
+		got <- logs.Append(tail)
+	}()
+	for i := range 9000 {
+		order(1<<pageBits + i)
+		if i%10 == 0 {
+			h.credit(alpha, "CNY", 100)
+		}
+	}
+	if full := append(head, <-got...); !bytes.Equal(full, want) {
+		t.Fatalf("deferred snapshot (%d bytes) differs from the encoding when taken (%d bytes)", len(full), len(want))
+	}
+	if len(h.c.cloids.log.pages) < 3 {
+		t.Fatalf("the log has %d pages: it did not grow past the snapshot's", len(h.c.cloids.log.pages))
 	}
 }
