@@ -51,8 +51,14 @@ func (c *Core) appendLogs(b []byte) []byte {
 // orders, listings, auctions, client order ids, keys) on another
 // goroutine. The core must not change meanwhile: the sequencer waits.
 func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
-	head, tail, logs := c.snapshotParts(head, tail, nil, false)
-	return head, logs.Append(tail)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tail = c.appendLogs(c.appendSnapshotTail(tail))
+	}()
+	head = c.appendSnapshotHead(head)
+	<-done
+	return head, tail
 }
 
 // SnapshotPartsDeferred is SnapshotParts leaving the end of the tail, the
@@ -64,12 +70,6 @@ func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
 // abandon to be closed (nobody will encode them: the caller's encoder has
 // stopped, and will not read them again).
 func (c *Core) SnapshotPartsDeferred(head, tail []byte, abandon <-chan struct{}) ([]byte, []byte, *SnapshotLogs) {
-	return c.snapshotParts(head, tail, abandon, true)
-}
-
-// snapshotParts encodes the head and the tail but for the logs, which it
-// returns; deferred registers them for the next end of day to wait for.
-func (c *Core) snapshotParts(head, tail []byte, abandon <-chan struct{}, deferred bool) ([]byte, []byte, *SnapshotLogs) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -78,12 +78,9 @@ func (c *Core) snapshotParts(head, tail []byte, abandon <-chan struct{}, deferre
 	head = c.appendSnapshotHead(head)
 	<-done
 	x := &c.cloids
-	logs := &SnapshotLogs{pages: x.log.pages, n: x.log.len(), live: x.live, keys: c.keyLog}
-	if deferred {
-		logs.pages, logs.keys = slices.Clone(x.log.pages), c.keyLog[:len(c.keyLog):len(c.keyLog)]
-		logs.done, logs.abandon = make(chan struct{}), abandon
-		c.logReaders = append(c.logReaders, logs)
-	}
+	logs := &SnapshotLogs{pages: slices.Clone(x.log.pages), n: x.log.len(), live: x.live,
+		keys: c.keyLog[:len(c.keyLog):len(c.keyLog)], done: make(chan struct{}), abandon: abandon}
+	c.logReaders = append(c.logReaders, logs)
 	return head, tail, logs
 }
 
