@@ -35,10 +35,10 @@ import (
 type execHistory struct {
 	maxPerKey int // fills kept per participant and instrument; the oldest go first
 
-	in     chan []histItem // from the sequencer, in batch order
-	free   chan []histItem // applied batches' lists, for the sequencer to reuse
-	handed atomic.Uint64   // batches sent on in
-	stop   chan struct{}   // closed to stop run
+	in     chan []histItem      // from the sequencer, in batch order
+	free   freeList[[]histItem] // applied batches' lists, for the sequencer to reuse
+	handed atomic.Uint64        // batches sent on in
+	stop   chan struct{}        // closed to stop run
 
 	mu      sync.RWMutex
 	fills   map[histKey]*fillList // in fill order (fillOrder)
@@ -74,7 +74,7 @@ func newExecHistory(maxPerKey int) *execHistory {
 	if maxPerKey <= 0 {
 		maxPerKey = defaultHistoryPerKey
 	}
-	return &execHistory{maxPerKey: maxPerKey, in: make(chan []histItem, 1024), free: make(chan []histItem, 4), stop: make(chan struct{}), fills: map[histKey]*fillList{},
+	return &execHistory{maxPerKey: maxPerKey, in: make(chan []histItem, 1024), free: newFreeList[[]histItem](4), stop: make(chan struct{}), fills: map[histKey]*fillList{},
 		insts: map[string][]int64{}, moved: make(chan struct{}), ready: make(chan struct{})}
 }
 
@@ -118,20 +118,11 @@ func (h *execHistory) hand(items []histItem) {
 // spare returns an empty list for a batch's items, reusing one the
 // history is done with if there is one (see newMDBatch).
 func (h *execHistory) spare() []histItem {
-	select {
-	case items := <-h.free:
-		return items
-	default:
-		return nil
-	}
+	items, _ := h.free.get()
+	return items
 }
 
-func (h *execHistory) recycle(items []histItem) {
-	select {
-	case h.free <- items[:0]:
-	default:
-	}
-}
+func (h *execHistory) recycle(items []histItem) { h.free.put(items[:0]) }
 
 // run applies the batches handed over until stop is closed. reg is the
 // service's registry, published before a batch is handed over.

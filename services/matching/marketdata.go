@@ -66,21 +66,16 @@ func (b *mdBatch) of(number int64) *mdUpdate {
 // with if there is one: a batch's lists would otherwise be new memory
 // every time, for the sequencer to zero and fault in.
 func (s *Service) newMDBatch() *mdBatch {
-	select {
-	case b := <-s.mdFree:
+	if b, ok := s.mdFree.get(); ok {
 		return b
-	default:
-		return &mdBatch{}
 	}
+	return &mdBatch{}
 }
 
 // recycleMD gives back a batch nothing refers to any longer.
 func (s *Service) recycleMD(b *mdBatch) {
 	b.ups, b.hist = b.ups[:0], nil
-	select {
-	case s.mdFree <- b:
-	default:
-	}
+	s.mdFree.put(b)
 }
 
 // collect notes the instruments an applied command touched.

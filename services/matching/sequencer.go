@@ -691,11 +691,9 @@ func (s *Service) writeSnapshot(ctx context.Context, job snapJob) error {
 // last snapshot's.
 func (q *sequencer) readySnapshotBuffers() {
 	q.snapReady = true
-	select {
-	case q.snapBufs = <-q.s.snapBufs:
+	if bufs, ok := q.s.snapBufs.get(); ok {
 		// They hold the whole snapshot, logs included.
-		q.snapLast = [2]int{len(q.snapBufs[0]), len(q.snapBufs[1])}
-	default:
+		q.snapBufs, q.snapLast = bufs, [2]int{len(bufs[0]), len(bufs[1])}
 	}
 	var now [2]int
 	now[0], now[1] = q.c.SnapshotSizeHint()
@@ -722,14 +720,13 @@ func (q *sequencer) readySnapshotBuffers() {
 // else new ones sized by the last snapshot. An operator's snapshot taken
 // once buffers are ready leaves them to the scheduled one.
 func (q *sequencer) snapshotBuffers(operator bool) (head, tail []byte) {
+	// Sized by the last snapshot, a quarter to spare.
+	sized := func(i int) []byte { return make([]byte, 0, q.snapLast[i]+q.snapLast[i]/4) }
 	if operator && q.snapReady {
-		return make([]byte, 0, q.snapLast[0]+q.snapLast[0]/4), make([]byte, 0, q.snapLast[1]+q.snapLast[1]/4)
+		return sized(0), sized(1)
 	}
 	if !q.snapReady {
-		select {
-		case q.snapBufs = <-q.s.snapBufs:
-		default:
-		}
+		q.snapBufs, _ = q.s.snapBufs.get()
 	}
 	var b [2][]byte
 	for i := range b {
@@ -739,7 +736,7 @@ func (q *sequencer) snapshotBuffers(operator bool) (head, tail []byte) {
 		case q.snapReady:
 			b[i] = q.snapSpares[i].Take(q.snapHint[i])[:0]
 		default:
-			b[i] = make([]byte, 0, q.snapLast[i]+q.snapLast[i]/4)
+			b[i] = sized(i)
 		}
 	}
 	q.snapBufs, q.snapReady = [2][]byte{}, false
@@ -749,12 +746,8 @@ func (q *sequencer) snapshotBuffers(operator bool) (head, tail []byte) {
 // recycleSnapshot gives a written snapshot's buffers back for the next
 // one (see snapshot).
 func (s *Service) recycleSnapshot(job snapJob) {
-	if job.head == nil {
-		return
-	}
-	select {
-	case s.snapBufs <- [2][]byte{job.head, job.tail}:
-	default: // another snapshot's are waiting
+	if job.head != nil {
+		s.snapBufs.put([2][]byte{job.head, job.tail}) // dropped if another snapshot's wait
 	}
 }
 

@@ -215,8 +215,8 @@ type Service struct {
 	in      chan *request
 	reg     atomic.Pointer[registry]
 	mdCh    chan *mdBatch
-	mdFree  chan *mdBatch // published batches, for the sequencer to reuse
-	stopped chan struct{} // closed when the sequencer has stopped
+	mdFree  freeList[*mdBatch] // published batches, for the sequencer to reuse
+	stopped chan struct{}      // closed when the sequencer has stopped
 	fatal   atomic.Pointer[error]
 	// answerLatency is each command's time from enqueue to its durable
 	// answer: the server's share of an order's latency, without the
@@ -231,8 +231,8 @@ type Service struct {
 	// is set from then until it is done with it; snapWritten is the last
 	// one it wrote (for tests and benches).
 	snapCh      chan snapJob
-	snapBufs    chan [2][]byte // a written snapshot's buffers, for the next
-	snapExit    chan struct{}  // closed when the snapshotter has stopped
+	snapBufs    freeList[[2][]byte] // a written snapshot's buffers, for the next
+	snapExit    chan struct{}       // closed when the snapshotter has stopped
 	snapBusy    atomic.Bool
 	snapWritten atomic.Uint64
 
@@ -301,9 +301,9 @@ func New(cfg Config) (*Service, error) {
 		core:      c,
 		in:        make(chan *request, cfg.QueueSize),
 		mdCh:      make(chan *mdBatch, 1024),
-		mdFree:    make(chan *mdBatch, 4),
+		mdFree:    newFreeList[*mdBatch](4),
 		snapCh:    make(chan snapJob, 1),
-		snapBufs:  make(chan [2][]byte, 1),
+		snapBufs:  newFreeList[[2][]byte](1),
 		snapExit:  make(chan struct{}),
 		stopped:   make(chan struct{}),
 		parts:     map[string]int64{},

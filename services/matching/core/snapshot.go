@@ -51,10 +51,19 @@ func (c *Core) appendLogs(b []byte) []byte {
 // orders, listings, auctions, client order ids, keys) on another
 // goroutine. The core must not change meanwhile: the sequencer waits.
 func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
+	return c.snapshotHalves(head, tail, true)
+}
+
+// snapshotHalves encodes the head here and the tail, with the logs or
+// without, on another goroutine.
+func (c *Core) snapshotHalves(head, tail []byte, logs bool) ([]byte, []byte) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tail = c.appendLogs(c.appendSnapshotTail(tail))
+		tail = c.appendSnapshotTail(tail)
+		if logs {
+			tail = c.appendLogs(tail)
+		}
 	}()
 	head = c.appendSnapshotHead(head)
 	<-done
@@ -70,13 +79,7 @@ func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
 // abandon to be closed (nobody will encode them: the caller's encoder has
 // stopped, and will not read them again).
 func (c *Core) SnapshotPartsDeferred(head, tail []byte, abandon <-chan struct{}) ([]byte, []byte, *SnapshotLogs) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tail = c.appendSnapshotTail(tail)
-	}()
-	head = c.appendSnapshotHead(head)
-	<-done
+	head, tail = c.snapshotHalves(head, tail, false)
 	x := &c.cloids
 	logs := &SnapshotLogs{pages: slices.Clone(x.log.pages), n: x.log.len(), live: x.live,
 		keys: c.keyLog[:len(c.keyLog):len(c.keyLog)], done: make(chan struct{}), abandon: abandon}
