@@ -192,6 +192,7 @@ type sequencer struct {
 	// expected, the buffers ready and those being prepared (see
 	// readySnapshotBuffers).
 	snapLast, lastHint, snapHint [2]int
+	snapPre                      [2]int // the last deferred snapshot's pre and tailPre sizes
 	snapReady                    bool
 	snapBufs                     [2][]byte
 	snapSpares                   [2]prefault.Spare[byte]
@@ -579,8 +580,8 @@ func (q *sequencer) applyBatch(b *outBatch) {
 		case q.s.snapCh <- job:
 			q.sinceSnap = 0
 		default: // not reached: the snapshotter empties the channel before it is free
-			if job.logs != nil {
-				job.logs.Release()
+			if job.rest != nil {
+				job.rest.Release()
 			}
 			q.s.snapBusy.Store(false)
 		}
@@ -629,10 +630,12 @@ func (q *sequencer) publishRegistry(force bool) {
 type snapJob struct {
 	seq        uint64
 	head, tail []byte // the snapshot is head then tail (core.SnapshotParts)
-	// logs, if set, are the end of the tail, still to be appended to it
-	// (core.SnapshotPartsDeferred): the snapshotter does, first thing.
-	logs *core.SnapshotLogs
-	hash uint64 // if hashed
+	// rest, if set, is the snapshot's bulk still to be encoded
+	// (core.SnapshotPartsDeferred): the snapshotter makes head and tail
+	// from pre and tailPre, first thing.
+	rest         *core.SnapshotRest
+	pre, tailPre []byte
+	hash         uint64 // if hashed
 }
 
 // snapshot encodes the core now, for an operator's snapshot (hashed) or a
@@ -643,19 +646,23 @@ func (q *sequencer) snapshot(operator bool) snapJob {
 	start := time.Now()
 	defer func() { q.s.snapStalls.Add(time.Since(start)) }()
 	head, tail := q.snapshotBuffers(operator)
-	var logs *core.SnapshotLogs
+	var rest *core.SnapshotRest
+	var pre, tailPre []byte
 	if operator {
 		head, tail = q.c.SnapshotParts(head, tail)
 	} else {
-		// The day's logs, most of a day's snapshot, are encoded by the
-		// snapshotter after the sequencer has moved on.
-		head, tail, logs = q.c.SnapshotPartsDeferred(head, tail, q.s.snapExit)
+		// The books' orders, the finished orders and the day's logs, most
+		// of a snapshot, are encoded by the snapshotter after the
+		// sequencer has moved on; here only the rest, pre and tailPre.
+		pre, tailPre, rest = q.c.SnapshotPartsDeferred(make([]byte, 0, q.snapPre[0]+q.snapPre[0]/4),
+			make([]byte, 0, q.snapPre[1]+q.snapPre[1]/4), q.s.snapExit)
+		q.snapPre = [2]int{len(pre), len(tailPre)}
 	}
-	// A deferred tail is short of its logs: keep the last whole size known
-	// (readySnapshotBuffers learns it from the buffers given back).
-	q.snapLast = [2]int{len(head), max(len(tail), q.snapLast[1])}
+	// A deferred snapshot is short of its bulk: keep the last whole sizes
+	// known (readySnapshotBuffers learns them from the buffers given back).
+	q.snapLast = [2]int{max(len(head), q.snapLast[0]), max(len(tail), q.snapLast[1])}
 	q.lastHint[0], q.lastHint[1] = q.c.SnapshotSizeHint()
-	job := snapJob{seq: q.c.LastSeq(), head: head, tail: tail, logs: logs}
+	job := snapJob{seq: q.c.LastSeq(), head: head, tail: tail, rest: rest, pre: pre, tailPre: tailPre}
 	if operator {
 		h := fnv.New64a()
 		h.Write(head)

@@ -52,12 +52,12 @@ func (s *Service) snapshotLoop(ctx context.Context) {
 		select {
 		case job := <-s.snapCh:
 			var err error
-			if job.head != nil {
+			if job.head != nil || job.rest != nil {
 				// Encoded on the sequencer (SnapshotsOnSequencer), but for
-				// the day's logs: appended first, as the sequencer's next
-				// end of a day waits for them.
-				if job.logs != nil {
-					job.tail = job.logs.Append(job.tail)
+				// its bulk, encoded first: the sequencer's next end of a
+				// day waits for the logs.
+				if job.rest != nil {
+					job.head, job.tail = job.rest.Encode(job.head, job.tail, job.pre, job.tailPre)
 				}
 				if err = s.writeSnapshot(ctx, job); err == nil {
 					s.snapWritten.Store(job.seq)

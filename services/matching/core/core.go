@@ -36,7 +36,7 @@ type Core struct {
 	poolFree []int32
 	poolByRc map[string]int32
 
-	orders    paged[order]
+	orders    orderStore
 	orderFree []int32
 	ids       idIndex // order id -> slot, for open and kept finished orders
 	finished  fifo    // slots of finished orders still queryable, oldest first
@@ -45,7 +45,10 @@ type Core struct {
 	// logReaders are the snapshots whose client order id and key logs
 	// may still be being encoded by other goroutines (see
 	// SnapshotPartsDeferred): the next end of day waits for them.
-	logReaders []*SnapshotLogs
+	logReaders []*SnapshotRest
+	// lastRest is the last deferred snapshot's rest: its entries are
+	// reused once its encoder is done.
+	lastRest *SnapshotRest
 	// snapSink keeps the snapshot head's read-ahead loads from being
 	// optimized away (written by the head's encoder only).
 	snapSink int64

@@ -33,7 +33,7 @@ func (c *Core) CheckInvariants() error {
 	poolRes := make([]int64, len(c.pools))
 	open, openListings, openAuction := 0, 0, 0
 	for slot := range int32(c.orders.len()) {
-		o := c.orders.at(slot)
+		o := c.orders.peek(slot)
 		if !o.live {
 			continue
 		}

@@ -782,7 +782,7 @@ func (c *Core) view(slot int32) OrderView {
 }
 
 func (c *Core) viewInto(slot int32, v *OrderView) {
-	o := c.orders.at(slot)
+	o := c.orders.peek(slot) // read only: a query does not thaw a frozen page
 	*v = OrderView{ID: o.id, Participant: o.part, Def: o.def, Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp,
 		PostOnly: o.postOnly, Status: o.status(), Price: o.price, Qty: o.qty, Filled: o.filled, Open: o.open,
 		Cancelled: o.cancelled, DisplayQty: o.display, MinQty: o.minQty, NotionalTicks: o.notional, ClientID: o.cloid,

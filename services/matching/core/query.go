@@ -36,7 +36,7 @@ func (c *Core) Orders(participant, instrument int64, openOnly bool, afterID int6
 	}
 	var out []OrderView
 	for s := range int32(c.orders.len()) {
-		o := c.orders.at(s)
+		o := c.orders.peek(s)
 		if !o.live || o.part != pi || o.id <= afterID || (openOnly && o.open == 0) ||
 			(instrument != 0 && c.defs[o.def].Number != instrument) {
 			continue

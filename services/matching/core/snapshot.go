@@ -41,8 +41,8 @@ func (c *Core) AppendSnapshot(b []byte) []byte {
 // appendLogs appends the client order id and key logs, the tail's end.
 func (c *Core) appendLogs(b []byte) []byte {
 	x := &c.cloids
-	l := SnapshotLogs{pages: x.log.pages, n: x.log.len(), live: x.live, keys: c.keyLog}
-	return l.Append(b)
+	l := SnapshotRest{logPages: x.log.pages, logN: x.log.len(), live: x.live, keys: c.keyLog}
+	return l.appendLogs(b)
 }
 
 // SnapshotParts encodes what AppendSnapshot does, head followed by tail,
@@ -51,60 +51,117 @@ func (c *Core) appendLogs(b []byte) []byte {
 // orders, listings, auctions, client order ids, keys) on another
 // goroutine. The core must not change meanwhile: the sequencer waits.
 func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
-	return c.snapshotHalves(head, tail, true)
-}
-
-// snapshotHalves encodes the head here and the tail, with the logs or
-// without, on another goroutine.
-func (c *Core) snapshotHalves(head, tail []byte, logs bool) ([]byte, []byte) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tail = c.appendSnapshotTail(tail)
-		if logs {
-			tail = c.appendLogs(tail)
-		}
+		tail = c.appendLogs(c.appendSnapshotTail(tail))
 	}()
 	head = c.appendSnapshotHead(head)
 	<-done
 	return head, tail
 }
 
-// SnapshotPartsDeferred is SnapshotParts leaving the end of the tail, the
-// day's client order id and idempotency key logs, to logs.Append: most of
-// a day's snapshot, and it can be encoded on any goroutine after the core
-// has moved on. Within a trading day both logs only grow, and their
-// entries up to now are never written again; the next end of a day, which
-// forgets client order ids, waits for logs.Append or logs.Release, or for
-// abandon to be closed (nobody will encode them: the caller's encoder has
-// stopped, and will not read them again).
-func (c *Core) SnapshotPartsDeferred(head, tail []byte, abandon <-chan struct{}) ([]byte, []byte, *SnapshotLogs) {
-	head, tail = c.snapshotHalves(head, tail, false)
+// SnapshotPartsDeferred is SnapshotParts leaving the bulk of the snapshot
+// to rest.Encode, on any goroutine, after the core has moved on. Here (on
+// the caller's goroutine, which the core must wait for) it encodes only
+// pre, the head but for the books' orders, and tailPre, the open listings
+// and auctions; rest keeps the rest as it was:
+//
+//   - The books' resting orders and the finished orders still kept. Only
+//     their slots are taken now, and from the books their places (a walk
+//     of the books); the orders themselves are read later from a frozen
+//     view of the order store (see orderStore).
+//   - The day's client order id and idempotency key logs. Within a trading
+//     day both only grow, and their entries up to now are never written
+//     again; the next end of a day, which forgets client order ids, waits
+//     for rest.Encode to be past them, or rest.Release, or for abandon to
+//     be closed (nobody will encode them: the caller's encoder has
+//     stopped, and will not read them again).
+func (c *Core) SnapshotPartsDeferred(pre, tailPre []byte, abandon <-chan struct{}) ([]byte, []byte, *SnapshotRest) {
+	r := &SnapshotRest{done: make(chan struct{}), abandon: abandon}
+	if l := c.lastRest; l != nil && l.orders.store.Load() == nil {
+		// That snapshot's encoder is done with them.
+		r.entries, r.finished = l.entries[:0], l.finished[:0]
+	}
+	c.lastRest = r
+	pre = c.appendHeadWith(pre, func(b []byte, in *instrument) []byte {
+		r.cuts = append(r.cuts, len(b))
+		r.entries = slices.Grow(r.entries, in.book.Len())
+		in.book.Walk(func(st orderbook.OrderState) bool {
+			r.entries = append(r.entries, entryOf(&st))
+			return true
+		})
+		r.ends = append(r.ends, len(r.entries))
+		return b
+	})
+	r.finished = slices.Grow(r.finished, c.finished.len())
+	for k := range c.finished.len() {
+		r.finished = append(r.finished, c.finished.at(k))
+	}
+	tailPre = c.appendOpenListings(tailPre)
+	r.orders = c.orders.freeze()
+	r.pools = slices.Clone(c.pools)
 	x := &c.cloids
-	logs := &SnapshotLogs{pages: slices.Clone(x.log.pages), n: x.log.len(), live: x.live,
-		keys: c.keyLog[:len(c.keyLog):len(c.keyLog)], done: make(chan struct{}), abandon: abandon}
-	c.logReaders = append(c.logReaders, logs)
-	return head, tail, logs
+	r.logPages, r.logN, r.live = slices.Clone(x.log.pages), x.log.len(), x.live
+	r.keys = c.keyLog[:len(c.keyLog):len(c.keyLog)]
+	c.logReaders = append(c.logReaders, r)
+	return pre, tailPre, r
 }
 
-// SnapshotLogs are a snapshot's client order id and key logs as they were
-// when it was taken (see SnapshotPartsDeferred).
-type SnapshotLogs struct {
-	pages   [][]cloidEntry
-	n       int
-	live    int
-	keys    []keyEntry
-	once    sync.Once
-	done    chan struct{}   // closed on release; nil: not the core's to wait for
-	abandon <-chan struct{} // closed when nobody will encode them
+// SnapshotRest is what SnapshotPartsDeferred leaves to encode, as it was
+// when that was called.
+type SnapshotRest struct {
+	// The books' orders: entries[ends[k-1]:ends[k]] go at pre[cuts[k]].
+	// They and the finished orders are read from orders (frozen), their
+	// sell reservations' receipts from pools (a copy).
+	cuts, ends []int
+	entries    []bookEntry
+	finished   []int32
+	orders     *frozenOrders
+	pools      []pool
+
+	logPages [][]cloidEntry
+	logN     int
+	live     int
+	keys     []keyEntry
+	once     sync.Once
+	done     chan struct{}   // closed once the logs are released; nil: not the core's to wait for
+	abandon  <-chan struct{} // closed when nobody will encode them
 }
 
-// Append appends the logs' encoding to b, and releases them.
-func (l *SnapshotLogs) Append(b []byte) []byte {
-	defer l.Release()
-	b = appendUvarint(b, uint64(l.live))
-	for i := range l.n {
-		e := &l.pages[i>>pageBits][i&(1<<pageBits-1)]
+// Encode appends the snapshot's head to head and its tail to tail, from
+// pre and tailPre as SnapshotPartsDeferred returned them, and releases
+// what it read: the logs once the tail is encoded (an end of day may be
+// waiting), the frozen orders once both are.
+func (r *SnapshotRest) Encode(head, tail, pre, tailPre []byte) ([]byte, []byte) {
+	defer r.Release()
+	var sink int64
+	tail = appendUvarint(tail, uint64(len(r.finished)))
+	for _, s := range r.finished {
+		tail = appendOrderOf(tail, r.orders.at(s), r.pools)
+	}
+	tail = append(tail, tailPre...)
+	tail = r.appendLogs(tail)
+	r.releaseLogs()
+
+	from, e := 0, 0
+	for k, cut := range r.cuts {
+		head = append(head, pre[from:cut]...)
+		for es := r.entries[e:r.ends[k]]; len(es) > 0; {
+			n := min(len(es), snapBlock)
+			head = appendBookEntries(head, es[:n], r.orders.at, r.pools, &sink)
+			es = es[n:]
+		}
+		from, e = cut, r.ends[k]
+	}
+	r.pools = nil
+	return append(head, pre[from:]...), tail
+}
+
+func (r *SnapshotRest) appendLogs(b []byte) []byte {
+	b = appendUvarint(b, uint64(r.live))
+	for i := range r.logN {
+		e := &r.logPages[i>>pageBits][i&(1<<pageBits-1)]
 		if e.dead {
 			continue
 		}
@@ -114,9 +171,9 @@ func (l *SnapshotLogs) Append(b []byte) []byte {
 		b = appendUvarint(b, e.hash)
 		b = appendVarint(b, int64(e.inst))
 	}
-	b = appendUvarint(b, uint64(len(l.keys)))
-	for i := range l.keys {
-		e := &l.keys[i]
+	b = appendUvarint(b, uint64(len(r.keys)))
+	for i := range r.keys {
+		e := &r.keys[i]
 		b = appendString(b, e.key)
 		b = appendUvarint(b, e.hash)
 		b = appendUvarint(b, e.seq)
@@ -124,10 +181,16 @@ func (l *SnapshotLogs) Append(b []byte) []byte {
 	return b
 }
 
-// Release lets the core change the logs again, without encoding them.
-func (l *SnapshotLogs) Release() {
-	if l.done != nil {
-		l.once.Do(func() { close(l.done) })
+// Release lets the core change what the rest would have read, without
+// encoding it.
+func (r *SnapshotRest) Release() {
+	r.orders.release()
+	r.releaseLogs()
+}
+
+func (r *SnapshotRest) releaseLogs() {
+	if r.done != nil {
+		r.once.Do(func() { close(r.done) })
 	}
 }
 
@@ -164,13 +227,36 @@ func (c *Core) SnapshotSizeHint() (head, tail int) {
 	}
 	tail = 4<<10 + order*c.finished.len() + (order+256)*len(c.listings) + 32*x.log.len() + x.bytes + 96*len(c.keyLog)
 	for _, s := range c.auctions {
-		a := c.orders.at(s).auc
+		a := c.orders.peek(s).auc
 		tail += order + 256 + order*len(a.bids) + (96+avg)*len(a.results)
 	}
 	return head, tail
 }
 
 func (c *Core) appendSnapshotHead(b []byte) []byte {
+	return c.appendHeadWith(b, func(b []byte, in *instrument) []byte {
+		// The book's orders are encoded a block at a time (see
+		// appendBookEntries).
+		var blk [snapBlock]bookEntry
+		var sink int64
+		n := 0
+		in.book.Walk(func(st orderbook.OrderState) bool {
+			blk[n] = entryOf(&st)
+			if n++; n == snapBlock {
+				b = appendBookEntries(b, blk[:n], c.orders.peek, c.pools, &sink)
+				n = 0
+			}
+			return true
+		})
+		b = appendBookEntries(b, blk[:n], c.orders.peek, c.pools, &sink)
+		c.snapSink += sink
+		return b
+	})
+}
+
+// appendHeadWith appends the head, each book's orders appended by orders
+// after the book's phase and length.
+func (c *Core) appendHeadWith(b []byte, orders func([]byte, *instrument) []byte) []byte {
 	b = append(b, snapMagic...)
 	b = appendUvarint(b, c.lastSeq)
 	b = appendVarint(b, c.lastTime)
@@ -255,39 +341,42 @@ func (c *Core) appendSnapshotHead(b []byte) []byte {
 		}
 		b = append(b, byte(in.book.Phase()))
 		b = appendUvarint(b, uint64(in.book.Len()))
-		// The book's orders are encoded a block at a time: their core
-		// orders are read first in a loop of independent loads, which the
-		// processor overlaps, rather than one cache miss after another as
-		// each is encoded (the walk's order is not the slots').
-		var blk [snapBlock]orderbook.OrderState
-		n := 0
-		flush := func() {
-			var sink int64
-			for k := range n {
-				o := c.orders.at(int32(blk[k].User))
-				// A field in each of its cache lines that appendOrder
-				// reads (fields at most 64 bytes apart).
-				sink += o.id + o.price + o.notional + o.fxDone + int64(o.w0.pool) + int64(len(o.cloid)) + int64(o.cloidN) + int64(o.seq)
-			}
-			c.snapSink += sink
-			for k := range n {
-				st := &blk[k]
-				b = appendVarint(b, st.Visible)
-				b = appendVarint(b, st.OrigQty)
-				b = appendVarint(b, st.FilledQty)
-				b = appendVarint(b, st.CancelledQty)
-				b = c.appendOrder(b, int32(st.User))
-			}
-			n = 0
-		}
-		in.book.Walk(func(st orderbook.OrderState) bool {
-			blk[n] = st
-			if n++; n == snapBlock {
-				flush()
-			}
-			return true
-		})
-		flush()
+		b = orders(b, in)
+	}
+	return b
+}
+
+// bookEntry is what a snapshot encodes of a resting order from its book,
+// and the slot of the rest.
+type bookEntry struct {
+	visible, orig, filled, cancelled int64
+	slot                             int32
+}
+
+func entryOf(st *orderbook.OrderState) bookEntry {
+	return bookEntry{visible: st.Visible, orig: st.OrigQty, filled: st.FilledQty, cancelled: st.CancelledQty, slot: int32(st.User)}
+}
+
+// appendBookEntries appends a block of a book's orders, their orders read
+// by at. Their orders are read first in a loop of independent loads, which
+// the processor overlaps, rather than one cache miss after another as each
+// is encoded (the books' order is not the slots'); sink keeps those loads.
+func appendBookEntries(b []byte, es []bookEntry, at func(int32) *order, pools []pool, sink *int64) []byte {
+	var s int64
+	for k := range es {
+		o := at(es[k].slot)
+		// A field in each of its cache lines that appendOrderOf reads
+		// (fields at most 64 bytes apart).
+		s += o.id + o.price + o.notional + o.fxDone + int64(o.w0.pool) + int64(len(o.cloid)) + int64(o.cloidN) + int64(o.seq)
+	}
+	*sink += s
+	for k := range es {
+		e := &es[k]
+		b = appendVarint(b, e.visible)
+		b = appendVarint(b, e.orig)
+		b = appendVarint(b, e.filled)
+		b = appendVarint(b, e.cancelled)
+		b = appendOrderOf(b, at(e.slot), pools)
 	}
 	return b
 }
@@ -300,6 +389,12 @@ func (c *Core) appendSnapshotTail(b []byte) []byte {
 	for k := range c.finished.len() {
 		b = c.appendOrder(b, c.finished.at(k))
 	}
+	return c.appendOpenListings(b)
+}
+
+// appendOpenListings appends the open listings and auctions (the tail but
+// for the finished orders).
+func (c *Core) appendOpenListings(b []byte) []byte {
 	b = appendUvarint(b, uint64(len(c.listings)))
 	for _, s := range c.listings {
 		b = c.appendOrder(b, s)
@@ -307,7 +402,7 @@ func (c *Core) appendSnapshotTail(b []byte) []byte {
 	b = appendUvarint(b, uint64(len(c.auctions)))
 	for _, s := range c.auctions {
 		b = c.appendOrder(b, s)
-		bids := c.orders.at(s).auc.bids
+		bids := c.orders.peek(s).auc.bids
 		b = appendUvarint(b, uint64(len(bids)))
 		for _, bs := range bids {
 			b = c.appendOrder(b, bs)
@@ -349,7 +444,12 @@ func decodeFill(d *decoder, version int) Fill {
 }
 
 func (c *Core) appendOrder(b []byte, slot int32) []byte {
-	o := c.orders.at(slot)
+	return appendOrderOf(b, c.orders.peek(slot), c.pools)
+}
+
+// appendOrderOf appends order o, its sell reservations' receipts read from
+// pools.
+func appendOrderOf(b []byte, o *order, pools []pool) []byte {
 	b = appendVarint(b, o.id)
 	b = appendVarint(b, int64(o.inst))
 	b = appendVarint(b, int64(o.part))
@@ -426,7 +526,7 @@ func (c *Core) appendOrder(b []byte, slot int32) []byte {
 	b = appendUvarint(b, uint64(n))
 	for i := range n {
 		r := o.wresAt(i)
-		b = appendString(b, c.pools[r.pool].receipt)
+		b = appendString(b, pools[r.pool].receipt)
 		b = appendVarint(b, r.weight)
 	}
 	if n := int(o.cloidN) - 1; n >= 0 {

@@ -10,10 +10,12 @@ import (
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
 )
 
-// TestSnapshotPartsDeferred: a snapshot's logs, encoded on another
-// goroutine while the core goes on (ends of days included, which wait for
-// them), are what they were when the snapshot was taken. Under -race it
-// also checks that the encoding reads nothing the core writes meanwhile.
+// TestSnapshotPartsDeferred: a snapshot's books and logs, encoded on
+// another goroutine while the core goes on (ends of days included, which
+// wait for the logs), are what they were when the snapshot was taken.
+// Under -race it also checks that the encoding reads nothing the core
+// writes meanwhile: the order pages it reads are copied before the core
+// writes them.
 func TestSnapshotPartsDeferred(t *testing.T) {
 	for seed := range 4 {
 		rng := rand.New(rand.NewPCG(uint64(seed), 7))
@@ -23,11 +25,13 @@ func TestSnapshotPartsDeferred(t *testing.T) {
 			h.do(randomCommand(rng, h))
 		}
 		want := h.c.AppendSnapshot(nil)
-		head, tail, logs := h.c.SnapshotPartsDeferred(nil, nil, nil)
+		copies := h.c.orders.copies
+		pre, tail, rest := h.c.SnapshotPartsDeferred(nil, nil, nil)
 		got := make(chan []byte, 1)
 		go func() {
 			time.Sleep(time.Millisecond) // let the core move on first
-			got <- logs.Append(tail)
+			head, tail := rest.Encode(nil, nil, pre, tail)
+			got <- append(head, tail...)
 		}()
 		days := 0
 		for range 1500 {
@@ -36,13 +40,16 @@ func TestSnapshotPartsDeferred(t *testing.T) {
 				days++
 			}
 		}
-		if full := append(head, <-got...); !bytes.Equal(full, want) {
+		if full := <-got; !bytes.Equal(full, want) {
 			t.Fatalf("seed %d: deferred snapshot (%d bytes) differs from the core's encoding when taken (%d bytes)", seed, len(full), len(want))
+		}
+		if h.c.orders.copies == copies {
+			t.Fatalf("seed %d: no order page was copied on write while the snapshot was encoded: a weak test", seed)
 		}
 		if bytes.Equal(want, h.c.AppendSnapshot(nil)) {
 			t.Fatalf("seed %d: the core did not change after the snapshot: a weak test", seed)
 		}
-		t.Logf("seed %d: %d ends of day while the logs were pending or after", seed, days)
+		t.Logf("seed %d: %d ends of day while the logs were pending or after; %d order pages copied", seed, days, h.c.orders.copies-copies)
 	}
 }
 
@@ -121,11 +128,12 @@ func TestSnapshotLogsAcrossPages(t *testing.T) {
 		t.Fatalf("%d ids in the log, want %d", n, 1<<pageBits-1)
 	}
 	want := h.c.AppendSnapshot(nil)
-	head, tail, logs := h.c.SnapshotPartsDeferred(nil, nil, nil)
+	pre, tail, rest := h.c.SnapshotPartsDeferred(nil, nil, nil)
 	got := make(chan []byte, 1)
 	go func() {
 		time.Sleep(time.Millisecond)
-		got <- logs.Append(tail)
+		head, tail := rest.Encode(nil, nil, pre, tail)
+		got <- append(head, tail...)
 	}()
 	for i := range 9000 {
 		order(1<<pageBits + i)
@@ -133,10 +141,84 @@ func TestSnapshotLogsAcrossPages(t *testing.T) {
 			h.credit(alpha, "CNY", 100)
 		}
 	}
-	if full := append(head, <-got...); !bytes.Equal(full, want) {
+	if full := <-got; !bytes.Equal(full, want) {
 		t.Fatalf("deferred snapshot (%d bytes) differs from the encoding when taken (%d bytes)", len(full), len(want))
 	}
 	if len(h.c.cloids.log.pages) < 3 {
 		t.Fatalf("the log has %d pages: it did not grow past the snapshot's", len(h.c.cloids.log.pages))
+	}
+}
+
+// TestDeferredBooksCopyOnWrite: a snapshot's books, encoded while and after
+// the core fills, cancels and replaces most of the orders they held, reuses
+// their slots and changes sell reservations spread over several receipts,
+// are what they were when the snapshot was taken; once it is encoded the
+// core writes its pages in place again.
+func TestDeferredBooksCopyOnWrite(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.credit(alpha, "CNY", 1e12)
+	h.credit(gamma, "CNY", 1e12)
+	for i := range 80 {
+		h.deposit(beta, fmt.Sprint("R", i), 5_000_000, cotton) // a lot each
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 400 {
+		h.ok(limit(alpha, fmt.Sprint("a", i), orderbook.Buy, 2900+rng.Int64N(90), 1+rng.Int64N(3)))
+		h.ok(limit(gamma, fmt.Sprint("g", i), orderbook.Buy, 2900+rng.Int64N(90), 1+rng.Int64N(3)))
+	}
+	for i := range 10 {
+		// Three lots from three receipts: reservations beyond the first
+		// (order.wn), changed in place by fills.
+		h.ok(limit(beta, fmt.Sprint("s", i), orderbook.Sell, 3050+int64(i), 3))
+	}
+	if pages := len(h.c.orders.pages); pages < 10 {
+		t.Fatalf("%d order pages: too few for the test", pages)
+	}
+	want := h.c.AppendSnapshot(nil)
+	copies := h.c.orders.copies
+	pre, tail, rest := h.c.SnapshotPartsDeferred(nil, nil, nil)
+
+	mutate := func(n int) {
+		for range n {
+			i := rng.IntN(400)
+			switch k := rng.IntN(4); k {
+			case 0: // cancel, and a new order in the slot
+				if r := h.do(Command{Kind: CmdCancel, Participant: alpha, OrigClientOrderID: fmt.Sprint("a", i)}); r.Status == StatusOK {
+					h.ok(limit(alpha, fmt.Sprint("a", i, "x", h.seq), orderbook.Buy, 2900+rng.Int64N(90), 1))
+				}
+			case 1:
+				h.do(Command{Kind: CmdReplace, Participant: gamma, OrigClientOrderID: fmt.Sprint("g", i), Price: 2900 + rng.Int64N(90), Qty: 4})
+			case 2: // a resting sell partly filled
+				h.do(Command{Kind: CmdPlace, Participant: alpha, Instrument: cotton, ClientOrderID: fmt.Sprint("t", h.seq),
+					Side: orderbook.Buy, TIF: orderbook.IOC, Price: 3059, Qty: 1})
+			default: // a bid filled
+				h.do(Command{Kind: CmdPlace, Participant: beta, Instrument: cotton, ClientOrderID: fmt.Sprint("h", h.seq),
+					Side: orderbook.Sell, TIF: orderbook.IOC, Price: 2900, Qty: 1})
+			}
+		}
+	}
+	mutate(300)
+	got := make(chan []byte, 1)
+	go func() {
+		head, tail := rest.Encode(nil, nil, pre, tail)
+		got <- append(head, tail...)
+	}()
+	mutate(300) // under -race: nothing the encoder reads is written
+	if full := <-got; !bytes.Equal(full, want) {
+		t.Fatalf("deferred snapshot (%d bytes) differs from the encoding when taken (%d bytes)", len(full), len(want))
+	}
+	copied := h.c.orders.copies - copies
+	t.Logf("%d of %d order pages copied on write", copied, len(h.c.orders.pages))
+	if copied < 5 {
+		t.Fatalf("%d order pages copied on write: a weak test", copied)
+	}
+	if h.c.orders.readers.Load() != 0 {
+		t.Fatalf("%d readers left after the encoding", h.c.orders.readers.Load())
+	}
+	copies = h.c.orders.copies
+	mutate(300)
+	if h.c.orders.copies != copies {
+		t.Fatalf("%d pages copied with no snapshot reading them", h.c.orders.copies-copies)
 	}
 }
