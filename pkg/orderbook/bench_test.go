@@ -1,8 +1,10 @@
 package orderbook_test
 
 import (
+	"math/rand/v2"
 	"testing"
 
+	"github.com/bcx-exchange/bcx/pkg/orderbook"
 	"github.com/bcx-exchange/bcx/pkg/orderbook/obbench"
 )
 
@@ -13,3 +15,45 @@ func BenchmarkStandard(b *testing.B) { obbench.Benchmark(b, "standard") }
 
 // BenchmarkAdds adds and cancels orders in a book of 50,000.
 func BenchmarkAdds(b *testing.B) { obbench.Benchmark(b, "adds") }
+
+// BenchmarkResting reads every resting order of a book of a million, their
+// pool slots scattered by cancels, with Walk and with AppendResting (what
+// a snapshot does with the sequencer stopped).
+func BenchmarkResting(b *testing.B) {
+	if testing.Short() {
+		b.Skip("builds a book of a million orders")
+	}
+	book, err := orderbook.New(orderbook.Config{MinPrice: 1, MaxPrice: 10_000, MaxOrders: 1 << 21}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	id := int64(0)
+	for book.Len() < 1_000_000 {
+		id++
+		side, price := orderbook.Buy, 1000+rng.Int64N(2000)
+		if id%2 == 0 {
+			side, price = orderbook.Sell, 3001+rng.Int64N(2000)
+		}
+		book.Submit(orderbook.Order{ID: id, Participant: 1 + id%16, User: uint64(id), Side: side, TIF: orderbook.GTC, Price: price, Qty: 1 + rng.Int64N(9)})
+		if rng.IntN(3) == 0 {
+			book.Cancel(1 + rng.Int64N(id))
+		}
+	}
+	b.Run("walk", func(b *testing.B) {
+		var dst []orderbook.Resting
+		for b.Loop() {
+			dst = dst[:0]
+			book.Walk(func(st orderbook.OrderState) bool {
+				dst = append(dst, orderbook.Resting{User: st.User, Visible: st.Visible, OrigQty: st.OrigQty, FilledQty: st.FilledQty, CancelledQty: st.CancelledQty})
+				return true
+			})
+		}
+	})
+	b.Run("append", func(b *testing.B) {
+		var dst []orderbook.Resting
+		for b.Loop() {
+			dst = book.AppendResting(dst[:0])
+		}
+	})
+}

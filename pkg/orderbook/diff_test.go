@@ -169,6 +169,15 @@ func (h *harness) check() {
 	if !slices.Equal(want, got) {
 		h.fail("books differ (-ref +book):\n%s", cmp.Diff(want, got))
 	}
+	rs := h.book.AppendResting([]Resting{{User: 42}})
+	if len(rs) != 1+len(want) || rs[0] != (Resting{User: 42}) {
+		h.fail("AppendResting: %d orders after the one given (%+v), want %d", len(rs)-1, rs[0], len(want))
+	}
+	for k, st := range want {
+		if r := (Resting{User: st.User, Visible: st.Visible, OrigQty: st.OrigQty, FilledQty: st.FilledQty, CancelledQty: st.CancelledQty}); rs[1+k] != r {
+			h.fail("AppendResting: order %d is %+v, Walk's %+v", k, rs[1+k], r)
+		}
+	}
 	if h.book.Len() != len(want) || len(h.ledger.open) != len(want) {
 		h.fail("Len %d, ref %d, ledger %d", h.book.Len(), len(want), len(h.ledger.open))
 	}

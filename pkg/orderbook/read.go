@@ -3,6 +3,7 @@ package orderbook
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // BestBid returns the best bid price and its shown quantity.
@@ -80,6 +81,71 @@ func (b *Book) Walk(fn func(OrderState) bool) {
 			}
 		}
 	}
+}
+
+// Resting is what a snapshot keeps of a resting order: its user value and
+// quantities (see AppendResting).
+type Resting struct {
+	User                                      uint64
+	Visible, OrigQty, FilledQty, CancelledQty int64
+}
+
+// restingLanes is how many price levels AppendResting follows at once.
+const restingLanes = 8
+
+// AppendResting appends the resting orders to dst in Walk order, and
+// returns it. On a large book it is several times faster than Walk: a
+// level's orders are a linked list in the pool, one cache miss after
+// another, so it follows several levels at once, each order written to its
+// place from the levels' counts, and their misses overlap.
+func (b *Book) AppendResting(dst []Resting) []Resting {
+	pos := len(dst)
+	dst = slices.Grow(dst, b.resting)[:pos+b.resting]
+	s, off := Buy, b.sides[Buy].best
+	// nextLevel starts a lane on the next level in Walk order.
+	nextLevel := func(l *restingLane) bool {
+		for off < 0 {
+			if s == Sell {
+				return false
+			}
+			s, off = Sell, b.sides[Sell].best
+		}
+		lv := &b.levels[b.sides[s].slot[off]]
+		l.i, l.at = lv.head, pos
+		pos += int(lv.count)
+		off = b.nextOff(s, off)
+		return true
+	}
+	var lanes [restingLanes]restingLane
+	n := 0
+	for n < len(lanes) && nextLevel(&lanes[n]) {
+		n++
+	}
+	for n > 0 {
+		for k := 0; k < n; {
+			l := &lanes[k]
+			i := l.i
+			o := &b.orders[i]
+			r := Resting{User: o.user, Visible: o.visible, OrigQty: o.orig}
+			if o.flags&flagCold != 0 {
+				r.FilledQty, r.CancelledQty = b.colds[i].filled, b.colds[i].cancelled
+			}
+			dst[l.at] = r
+			l.at++
+			if l.i = b.links[i].next; l.i == 0 && !nextLevel(l) {
+				n--
+				lanes[k] = lanes[n]
+				continue
+			}
+			k++
+		}
+	}
+	return dst
+}
+
+type restingLane struct {
+	i  int32 // the next order
+	at int   // its place in dst
 }
 
 const (

@@ -86,11 +86,7 @@ func (c *Core) SnapshotPartsDeferred(pre, tailPre []byte, abandon <-chan struct{
 	c.lastRest = r
 	pre = c.appendHeadWith(pre, func(b []byte, in *instrument) []byte {
 		r.cuts = append(r.cuts, len(b))
-		r.entries = slices.Grow(r.entries, in.book.Len())
-		in.book.Walk(func(st orderbook.OrderState) bool {
-			r.entries = append(r.entries, entryOf(&st))
-			return true
-		})
+		r.entries = in.book.AppendResting(r.entries)
 		r.ends = append(r.ends, len(r.entries))
 		return b
 	})
@@ -346,15 +342,12 @@ func (c *Core) appendHeadWith(b []byte, orders func([]byte, *instrument) []byte)
 	return b
 }
 
-// bookEntry is what a snapshot encodes of a resting order from its book,
-// and the slot of the rest.
-type bookEntry struct {
-	visible, orig, filled, cancelled int64
-	slot                             int32
-}
+// bookEntry is what a snapshot encodes of a resting order from its book;
+// its user value is the slot of the rest.
+type bookEntry = orderbook.Resting
 
 func entryOf(st *orderbook.OrderState) bookEntry {
-	return bookEntry{visible: st.Visible, orig: st.OrigQty, filled: st.FilledQty, cancelled: st.CancelledQty, slot: int32(st.User)}
+	return bookEntry{User: st.User, Visible: st.Visible, OrigQty: st.OrigQty, FilledQty: st.FilledQty, CancelledQty: st.CancelledQty}
 }
 
 // appendBookEntries appends a block of a book's orders, their orders read
@@ -364,7 +357,7 @@ func entryOf(st *orderbook.OrderState) bookEntry {
 func appendBookEntries(b []byte, es []bookEntry, at func(int32) *order, pools []pool, sink *int64) []byte {
 	var s int64
 	for k := range es {
-		o := at(es[k].slot)
+		o := at(int32(es[k].User))
 		// A field in each of its cache lines that appendOrderOf reads
 		// (fields at most 64 bytes apart).
 		s += o.id + o.price + o.notional + o.fxDone + int64(o.w0.pool) + int64(len(o.cloid)) + int64(o.cloidN) + int64(o.seq)
@@ -372,11 +365,11 @@ func appendBookEntries(b []byte, es []bookEntry, at func(int32) *order, pools []
 	*sink += s
 	for k := range es {
 		e := &es[k]
-		b = appendVarint(b, e.visible)
-		b = appendVarint(b, e.orig)
-		b = appendVarint(b, e.filled)
-		b = appendVarint(b, e.cancelled)
-		b = appendOrderOf(b, at(e.slot), pools)
+		b = appendVarint(b, e.Visible)
+		b = appendVarint(b, e.OrigQty)
+		b = appendVarint(b, e.FilledQty)
+		b = appendVarint(b, e.CancelledQty)
+		b = appendOrderOf(b, at(int32(e.User)), pools)
 	}
 	return b
 }
