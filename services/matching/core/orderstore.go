@@ -32,7 +32,13 @@ type orderStore struct {
 	// readers counts the frozen views still being read (freeze and
 	// release); with none, a touch after a freeze copies nothing.
 	readers atomic.Int32
-	copies  int64   // pages copied on write (a statistic)
+	copies  int64 // pages copied on write (a statistic)
+	// retired are the pages copied away from since the last freeze that
+	// found no reader; spare those retired before it, which no reader
+	// holds any more: a copy is made into one of them, memory already
+	// faulted in. Fresh heap memory took page faults on the sequencer,
+	// and a copy cost 17 µs on average rather than 3.
+	retired, spare [][]order
 	chunk   []order // what is left of the current chunk
 	next    prefault.Spare[order]
 }
@@ -69,7 +75,13 @@ func (s *orderStore) thaw(p int32) {
 	if s.readers.Load() == 0 {
 		return
 	}
-	cp := make([]order, orderPageSize)
+	var cp []order
+	if n := len(s.spare); n > 0 {
+		cp, s.spare = s.spare[n-1], s.spare[:n-1]
+	} else {
+		cp = make([]order, orderPageSize)
+	}
+	s.retired = append(s.retired, s.pages[p])
 	copy(cp, s.pages[p])
 	for k := range cp {
 		if cp[k].wn != nil {
@@ -106,6 +118,11 @@ type frozenOrders struct {
 // freeze returns a view of the orders as they are now, which stays so
 // (and may be read on any goroutine) until it is released.
 func (s *orderStore) freeze() *frozenOrders {
+	if s.readers.Load() == 0 {
+		s.spare = append(s.spare, s.retired...)
+		clear(s.retired)
+		s.retired = s.retired[:0]
+	}
 	s.cur++
 	s.readers.Add(1)
 	f := &frozenOrders{pages: slices.Clone(s.pages)}

@@ -221,4 +221,25 @@ func TestDeferredBooksCopyOnWrite(t *testing.T) {
 	if h.c.orders.copies != copies {
 		t.Fatalf("%d pages copied with no snapshot reading them", h.c.orders.copies-copies)
 	}
+
+	// The next snapshot's copies are made into the pages the first one
+	// read, and they are what it reads now.
+	want = h.c.AppendSnapshot(nil)
+	pre, tail, rest = h.c.SnapshotPartsDeferred(nil, nil, nil)
+	if len(h.c.orders.spare) == 0 {
+		t.Fatal("no spare pages after the first snapshot's copies")
+	}
+	spare := len(h.c.orders.spare)
+	mutate(300)
+	if len(h.c.orders.spare) >= spare {
+		t.Fatalf("%d spare pages before, %d after copies: none reused", spare, len(h.c.orders.spare))
+	}
+	go func() {
+		head, tail := rest.Encode(nil, nil, pre, tail)
+		got <- append(head, tail...)
+	}()
+	mutate(300)
+	if full := <-got; !bytes.Equal(full, want) {
+		t.Fatalf("second deferred snapshot (%d bytes) differs from the encoding when taken (%d bytes)", len(full), len(want))
+	}
 }
