@@ -127,19 +127,15 @@ type SnapshotRest struct {
 
 // Encode appends the snapshot's head to head and its tail to tail, from
 // pre and tailPre as SnapshotPartsDeferred returned them, and releases
-// what it read: the logs once the tail is encoded (an end of day may be
-// waiting), the frozen orders once both are.
+// what it read as soon as it is done with it: the frozen orders first, as
+// the sequencer copies each page it touches meanwhile, then the logs.
 func (r *SnapshotRest) Encode(head, tail, pre, tailPre []byte) ([]byte, []byte) {
 	defer r.Release()
-	var sink int64
 	tail = appendUvarint(tail, uint64(len(r.finished)))
 	for _, s := range r.finished {
 		tail = appendOrderOf(tail, r.orders.at(s), r.pools)
 	}
-	tail = append(tail, tailPre...)
-	tail = r.appendLogs(tail)
-	r.releaseLogs()
-
+	var sink int64
 	from, e := 0, 0
 	for k, cut := range r.cuts {
 		head = append(head, pre[from:cut]...)
@@ -150,8 +146,12 @@ func (r *SnapshotRest) Encode(head, tail, pre, tailPre []byte) ([]byte, []byte) 
 		}
 		from, e = cut, r.ends[k]
 	}
+	head = append(head, pre[from:]...)
 	r.pools = nil
-	return append(head, pre[from:]...), tail
+	r.orders.release()
+
+	tail = append(tail, tailPre...)
+	return head, r.appendLogs(tail)
 }
 
 func (r *SnapshotRest) appendLogs(b []byte) []byte {
