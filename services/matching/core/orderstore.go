@@ -39,8 +39,8 @@ type orderStore struct {
 	// faulted in. Fresh heap memory took page faults on the sequencer,
 	// and a copy cost 17 µs on average rather than 3.
 	retired, spare [][]order
-	chunk   []order // what is left of the current chunk
-	next    prefault.Spare[order]
+	chunk          []order // what is left of the current chunk
+	next           prefault.Spare[order]
 }
 
 const (
