@@ -33,6 +33,9 @@ func (s *Spare[T]) Prepare(n int) {
 	}(s.ch)
 }
 
+// Ready reports whether the slice asked for is ready to take.
+func (s *Spare[T]) Ready() bool { return len(s.ch) > 0 }
+
 // Pending reports whether a slice is asked for and not yet taken.
 func (s *Spare[T]) Pending() bool { return s.ch != nil }
 
@@ -50,6 +53,19 @@ func (s *Spare[T]) Take(n int) []T {
 		}
 	}
 	return make([]T, n)
+}
+
+// TryTake returns the prepared slice if it is ready, whatever its length,
+// and nothing is prepared after it; else false, and what is asked for
+// stays asked for.
+func (s *Spare[T]) TryTake() ([]T, bool) {
+	select {
+	case x := <-s.ch: // a nil channel is never ready
+		s.ch = nil
+		return x, true
+	default:
+		return nil, false
+	}
 }
 
 // TouchPages writes every memory page of x (with the zero it holds), so

@@ -40,6 +40,26 @@ func TestSpare(t *testing.T) {
 	}
 }
 
+func TestSpareTryTake(t *testing.T) {
+	var s Spare[entry]
+	if _, ok := s.TryTake(); ok || s.Ready() {
+		t.Fatal("took a spare never asked for")
+	}
+	s.Prepare(1 << 10)
+	for deadline := time.Now().Add(10 * time.Second); !s.Ready(); time.Sleep(time.Millisecond) {
+		if !s.Pending() {
+			t.Fatal("a spare not ready was dropped")
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the spare was never prepared")
+		}
+	}
+	x, ok := s.TryTake()
+	if !ok || len(x) != 1<<10 || s.Pending() || s.Ready() {
+		t.Fatalf("took %d entries (ok %v, pending %v), want %d and nothing pending", len(x), ok, s.Pending(), 1<<10)
+	}
+}
+
 func TestTouchPagesSizes(t *testing.T) {
 	type big struct{ b [5000]byte } // larger than a page: every element
 	TouchPages(make([]big, 3))

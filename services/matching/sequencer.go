@@ -688,16 +688,18 @@ func (s *Service) writeSnapshot(ctx context.Context, job snapJob) error {
 	})
 }
 
-// readySnapshotBuffers gets buffers ready for the next snapshot made on
-// the sequencer: the last snapshot's, given back once written, if they
-// are large enough for Core.SnapshotSizeHint, else new ones prepared and
-// faulted in on another goroutine. Buffers written for the first time were
-// 40% of the encoding, all of it with the sequencer stopped
-// (BenchmarkSnapshot: head and tail 66 and 59 ms into new buffers, 36 and
-// 35 ms into used ones), and a state growing through the day outgrows the
-// last snapshot's.
+// readySnapshotBuffers gets ready, halfway to the next snapshot made on
+// the sequencer, what it will write into: buffers for its head and tail,
+// the last snapshot's, given back once written, if they are large enough
+// for Core.SnapshotSizeHint, else new ones prepared and faulted in on
+// another goroutine; and pages for the order store's copies on write
+// while the snapshotter encodes (Core.PrepareDeferredSnapshot). Buffers
+// written for the first time were 40% of an encoding (BenchmarkSnapshot:
+// head and tail 66 and 59 ms into new buffers, 36 and 35 ms into used
+// ones), and a state growing through the day outgrows the last snapshot's.
 func (q *sequencer) readySnapshotBuffers() {
 	q.snapReady = true
+	q.c.PrepareDeferredSnapshot()
 	if bufs, ok := q.s.snapBufs.get(); ok {
 		// They hold the whole snapshot, logs included.
 		q.snapBufs, q.snapLast = bufs, [2]int{len(bufs[0]), len(bufs[1])}

@@ -39,8 +39,11 @@ type orderStore struct {
 	// faulted in. Fresh heap memory took page faults on the sequencer,
 	// and a copy cost 17 µs on average rather than 3.
 	retired, spare [][]order
-	chunk          []order // what is left of the current chunk
-	next           prefault.Spare[order]
+	// spares is a chunk of pages for copies being prepared off the
+	// sequencer (prepareCopies), before any page has been retired.
+	spares prefault.Spare[order]
+	chunk  []order // what is left of the current chunk
+	next   prefault.Spare[order]
 }
 
 const (
@@ -109,6 +112,16 @@ func (s *orderStore) add() int32 {
 	return int32(s.n - 1)
 }
 
+// prepareCopies has pages for the next freeze's copies prepared off the
+// sequencer, as many as the store has less those it already has for
+// them. The first snapshot's copies were otherwise all fresh heap memory,
+// page faults and the collector's assists taken on the sequencer.
+func (s *orderStore) prepareCopies() {
+	if n := len(s.pages) - len(s.spare) - len(s.retired); n > len(s.pages)/8 && !s.spares.Pending() {
+		s.spares.Prepare(n * orderPageSize)
+	}
+}
+
 // frozenOrders is a read-only view of the store as it was at a freeze.
 type frozenOrders struct {
 	pages [][]order
@@ -122,6 +135,12 @@ func (s *orderStore) freeze() *frozenOrders {
 		s.spare = append(s.spare, s.retired...)
 		clear(s.retired)
 		s.retired = s.retired[:0]
+	}
+	if chunk, ok := s.spares.TryTake(); ok {
+		for len(chunk) >= orderPageSize {
+			s.spare = append(s.spare, chunk[:orderPageSize:orderPageSize])
+			chunk = chunk[orderPageSize:]
+		}
 	}
 	s.cur++
 	s.readers.Add(1)

@@ -204,6 +204,11 @@ func (c *Core) waitLogReaders() {
 	c.logReaders = c.logReaders[:0]
 }
 
+// PrepareDeferredSnapshot gets ready, off the caller's goroutine, what
+// the next SnapshotPartsDeferred will need while its rest is encoded: pages
+// for the order store's copies on write.
+func (c *Core) PrepareDeferredSnapshot() { c.orders.prepareCopies() }
+
 // SnapshotSizeHint is about the sizes of SnapshotParts' head and tail,
 // from above, for a caller to have buffers ready. An order is taken at 128
 // bytes (some 25 varints, two nanosecond times, a reservation) plus the

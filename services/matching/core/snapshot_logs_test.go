@@ -175,9 +175,20 @@ func TestDeferredBooksCopyOnWrite(t *testing.T) {
 	if pages := len(h.c.orders.pages); pages < 10 {
 		t.Fatalf("%d order pages: too few for the test", pages)
 	}
+	// The first snapshot's copies are made into pages prepared ahead.
+	h.c.PrepareDeferredSnapshot()
+	for deadline := time.Now().Add(10 * time.Second); !h.c.orders.spares.Ready(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pages for copies were never prepared")
+		}
+	}
 	want := h.c.AppendSnapshot(nil)
 	copies := h.c.orders.copies
 	pre, tail, rest := h.c.SnapshotPartsDeferred(nil, nil, nil)
+	prepared := len(h.c.orders.spare)
+	if prepared < len(h.c.orders.pages) {
+		t.Fatalf("%d pages prepared for copies, want %d", prepared, len(h.c.orders.pages))
+	}
 
 	mutate := func(n int) {
 		for range n {
@@ -210,6 +221,9 @@ func TestDeferredBooksCopyOnWrite(t *testing.T) {
 	}
 	copied := h.c.orders.copies - copies
 	t.Logf("%d of %d order pages copied on write", copied, len(h.c.orders.pages))
+	if used := prepared - len(h.c.orders.spare); int64(used) != copied {
+		t.Fatalf("%d prepared pages used for %d copies", used, copied)
+	}
 	if copied < 5 {
 		t.Fatalf("%d order pages copied on write: a weak test", copied)
 	}
