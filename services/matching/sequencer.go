@@ -638,10 +638,12 @@ type snapJob struct {
 	hash         uint64 // if hashed
 }
 
-// snapshot encodes the core now, for an operator's snapshot (hashed) or a
-// scheduled one with SnapshotsOnSequencer. The sequencer waits for the
-// encoding (the core must not change under it), so it is done in two
-// parts on two cores.
+// snapshot encodes the core now, for an operator's snapshot (hashed), or
+// starts a scheduled one with SnapshotsOnSequencer. The sequencer waits
+// for the encoding (the core must not change under it): an operator's is
+// done in two parts on two cores; of a scheduled one only the small parts
+// are encoded here, and the rest by the snapshotter from a frozen view
+// (core.SnapshotPartsDeferred).
 func (q *sequencer) snapshot(operator bool) snapJob {
 	start := time.Now()
 	defer func() { q.s.snapStalls.Add(time.Since(start)) }()

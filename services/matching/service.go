@@ -137,9 +137,12 @@ const (
 	// on (GOMAXPROCS, which follows a container's CPU quota),
 	// SnapshotsOnSequencer with fewer.
 	SnapshotsAuto SnapshotMode = iota
-	// SnapshotsOnSequencer encodes the core on the sequencer (in two parts
-	// on two cores): every order waits meanwhile, 200-250 ms for a core of
-	// 400k resting orders and 2M client order ids.
+	// SnapshotsOnSequencer stops the sequencer to encode the core's small
+	// parts, walk its books and freeze its orders (copy on write), and the
+	// snapshotter encodes the rest: every order waits for the first part,
+	// 10-17 ms for a core of 400k resting orders and 2M client order ids
+	// (the whole encoding takes 200-250 ms); while the rest is encoded, the
+	// sequencer copies each order page it first touches.
 	SnapshotsOnSequencer
 	// SnapshotsFromReplica has the snapshotter encode a replica of the core
 	// that it brings forward from the journal: the sequencer never waits,

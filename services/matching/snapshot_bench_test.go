@@ -78,9 +78,10 @@ func TestSnapshotSizeHint(t *testing.T) {
 // A Freeze-style deep copy of the same core, for encoding elsewhere, was
 // measured at 170-230 ms against 240-250 ms for the serial encoding: the
 // copy is mostly pointerful memory, copied with write barriers, and
-// garbage that the collector must then mark. So scheduled snapshots are
-// taken off the sequencer by a replica kept current from the journal (see
-// snapshotter), not by a copy.
+// garbage that the collector must then mark. So the orders are frozen
+// instead and copied a page at a time as the sequencer touches them
+// (core.SnapshotPartsDeferred), or the snapshot is made from a replica
+// kept current from the journal (see snapshotter).
 func BenchmarkSnapshot(b *testing.B) {
 	if testing.Short() {
 		b.Skip("builds a 2M-order core")

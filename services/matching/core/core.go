@@ -179,7 +179,8 @@ type order struct {
 	// order itself. The string's bytes are elsewhere on the heap, and the
 	// book's priority order reaches them at random: for 400k resting
 	// orders that cache and TLB miss was most of the snapshot head's
-	// 110 ms, all of it with the sequencer stopped. Set with setCloid.
+	// 110 ms (then all of it with the sequencer stopped). Set with
+	// setCloid.
 	cloidIn [20]byte
 	cloidN  uint8
 	created int64
@@ -837,7 +838,7 @@ func (c *Core) pruneDay(ii int32) {
 		if e.dead || e.inst != ii {
 			continue
 		}
-		if s, ok := c.lookup(e.orderID); ok && c.orders.at(s).open > 0 {
+		if s, ok := c.lookup(e.orderID); ok && c.orders.peek(s).open > 0 {
 			continue
 		}
 		c.cloids.remove(i)
@@ -846,7 +847,7 @@ func (c *Core) pruneDay(ii int32) {
 		c.cloids.compact()
 	}
 	c.finished.filter(func(s int32) bool {
-		if (*c.orders.at(s)).inst != ii {
+		if c.orders.peek(s).inst != ii {
 			return true
 		}
 		c.freeOrder(s)

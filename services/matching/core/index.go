@@ -25,7 +25,7 @@ func newIDIndex() idIndex {
 
 func (c *Core) lookup(id int64) (int32, bool) {
 	x := &c.ids
-	if s := x.slots[id&(1<<idIndexBits-1)]; s != 0 && c.orders.at(s-1).id == id {
+	if s := x.slots[id&(1<<idIndexBits-1)]; s != 0 && c.orders.peek(s-1).id == id {
 		return s - 1, true
 	}
 	if len(x.over) > 0 {

@@ -80,7 +80,7 @@ func (c *Core) CheckInvariants() error {
 			}
 			if o.bidOf != 0 {
 				as, ok := c.lookup(o.bidOf)
-				if !ok || c.orders.at(as).auc == nil || !slices.Contains(c.orders.at(as).auc.bids, int32(slot)) {
+				if !ok || c.orders.peek(as).auc == nil || !slices.Contains(c.orders.peek(as).auc.bids, int32(slot)) {
 					return fmt.Errorf("open bid %d not in auction %d", o.id, o.bidOf)
 				}
 			}
@@ -203,7 +203,7 @@ func (c *Core) CheckInvariants() error {
 	}
 	bids := 0
 	for _, s := range c.auctions {
-		bids += len(c.orders.at(s).auc.bids)
+		bids += len(c.orders.peek(s).auc.bids)
 	}
 	if openAuction != len(c.auctions)+bids {
 		return fmt.Errorf("%d open auction orders, %d auctions with %d bids", openAuction, len(c.auctions), bids)
@@ -233,7 +233,7 @@ func (c *Core) checkOutsideBook(o *order) error {
 		}
 		var top int64
 		for _, b := range a.bids {
-			bo := c.orders.at(b)
+			bo := c.orders.peek(b)
 			if bo.side != orderbook.Buy || bo.inst != o.inst || bo.price < o.price || bo.bidOf != o.id || bo.open == 0 {
 				return fmt.Errorf("auction %d: bad bid %d", o.id, bo.id)
 			}

@@ -20,15 +20,18 @@ import (
 // copying the store.
 //
 // Pages are cut from chunks prepared off the sequencer (prefault.Spare), so
-// a new page takes no page faults there; a page's copy is a small heap
-// allocation, which the heap serves from memory it already has.
+// a new page takes no page faults there. A copy is made into a page
+// retired by the last snapshot's copies, or one prepared off the
+// sequencer (prepareCopies), so the store keeps up to twice its pages.
+// While the collector marks, a copy still pays its write barriers: the
+// pages hold pointers (lst, auc, wn, cloid).
 type orderStore struct {
 	pages [][]order
 	n     int
 	// gen is, per page, the freeze since which the page is the sequencer's
 	// to write (copied, or no reader was left); cur counts freezes.
-	gen []uint32
-	cur uint32
+	gen []uint64
+	cur uint64
 	// readers counts the frozen views still being read (freeze and
 	// release); with none, a touch after a freeze copies nothing.
 	readers atomic.Int32

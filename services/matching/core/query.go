@@ -20,7 +20,7 @@ func (c *Core) Order(participant int64, id int64, clientID string) (OrderView, b
 		id = e.orderID
 	}
 	s, ok := c.lookup(id)
-	if !ok || c.orders.at(s).partNum != participant {
+	if !ok || c.orders.peek(s).partNum != participant {
 		return OrderView{}, false
 	}
 	return c.view(s), true

@@ -128,7 +128,10 @@ type SnapshotRest struct {
 // Encode appends the snapshot's head to head and its tail to tail, from
 // pre and tailPre as SnapshotPartsDeferred returned them, and releases
 // what it read as soon as it is done with it: the frozen orders first, as
-// the sequencer copies each page it touches meanwhile, then the logs.
+// the sequencer copies each page it touches meanwhile, then the logs. (So
+// an end of day that comes meanwhile waits on the sequencer for all of it:
+// rare, and at a close; logs first would keep the orders frozen longer.)
+// It is called once, and not after Release.
 func (r *SnapshotRest) Encode(head, tail, pre, tailPre []byte) ([]byte, []byte) {
 	defer r.Release()
 	tail = appendUvarint(tail, uint64(len(r.finished)))
@@ -150,8 +153,7 @@ func (r *SnapshotRest) Encode(head, tail, pre, tailPre []byte) ([]byte, []byte) 
 	r.pools = nil
 	r.orders.release()
 
-	tail = append(tail, tailPre...)
-	return head, r.appendLogs(tail)
+	return head, r.appendLogs(append(tail, tailPre...))
 }
 
 func (r *SnapshotRest) appendLogs(b []byte) []byte {
@@ -182,6 +184,9 @@ func (r *SnapshotRest) appendLogs(b []byte) []byte {
 func (r *SnapshotRest) Release() {
 	r.orders.release()
 	r.releaseLogs()
+	// The core keeps the last rest for its buffers (lastRest): not what it
+	// would have read.
+	r.logPages, r.keys, r.pools = nil, nil, nil
 }
 
 func (r *SnapshotRest) releaseLogs() {
