@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/bcx-exchange/bcx/pkg/orderbook"
+	"github.com/bcx-exchange/bcx/pkg/prefault"
 )
 
 // Core is the deterministic trading state of the exchange. It is not safe
@@ -47,8 +48,10 @@ type Core struct {
 	// SnapshotPartsDeferred): the next end of day waits for them.
 	logReaders []*SnapshotRest
 	// lastRest is the last deferred snapshot's rest: its entries are
-	// reused once its encoder is done.
-	lastRest *SnapshotRest
+	// reused once its encoder is done; snapEntries are new ones prepared
+	// when they will not do (PrepareDeferredSnapshot).
+	lastRest    *SnapshotRest
+	snapEntries prefault.Spare[orderbook.Resting]
 	// snapSink keeps the snapshot head's read-ahead loads from being
 	// optimized away (written by the head's encoder only).
 	snapSink int64
