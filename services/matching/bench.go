@@ -280,6 +280,25 @@ func startTrace(path string) (stop func(), err error) {
 	return startRecording(path, trace.Start, trace.Stop)
 }
 
+// writeHeapProfile writes a profile of the live heap to path, after a
+// collection; an empty path writes nothing. Large live pointerful memory
+// is what the collector's marks take long on.
+func writeHeapProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 func startRecording(path string, start func(io.Writer) error, end func()) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil

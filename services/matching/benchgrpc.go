@@ -116,6 +116,7 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 	phases := fs.String("phases", "stream,stream-single,unary,paced,paced-stream,paced-unary", "phases to run, comma-separated")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the phases run here; samples carry the label side=server or side=client")
 	tracePath := fs.String("trace", "", "write an execution trace of the phases run here (go tool trace)")
+	memProfile := fs.String("memprofile", "", "write a heap profile here after the phases (what is live after a collection: go tool pprof -sample_index=inuse_space)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -271,6 +272,9 @@ func BenchGRPCMain(args []string, stdout io.Writer) error {
 		}
 	}
 	after := s.j.Stats()
+	if err := writeHeapProfile(*memProfile); err != nil {
+		return err
+	}
 	all := append(slices.Clone(sLat), uLat...)
 	return json.NewEncoder(stdout).Encode(BenchGRPCResult{
 		StreamOrdersPerSec: int64(float64(streamCount) / dur.Seconds()),
