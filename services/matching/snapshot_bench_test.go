@@ -52,13 +52,15 @@ func snapshotCore(tb testing.TB, n int, realistic bool) *core.Core {
 	return c
 }
 
-// TestSnapshotSizeHint: the hint the sequencer sizes snapshot buffers by
-// is above what the encoding takes, and within 4 times it, for short ids and
-// small times as for UUIDs and nanosecond times.
+// TestSnapshotSizeHint: the hint the sequencer sizes a scheduled
+// snapshot's buffers by is above what the encoding takes, and within 4
+// times it, for short ids and small times as for UUIDs and nanosecond
+// times.
 func TestSnapshotSizeHint(t *testing.T) {
 	for _, realistic := range []bool{false, true} {
 		c := snapshotCore(t, 100_000, realistic)
-		head, tail := c.SnapshotParts(nil, nil)
+		pre, tailPre, rest := c.SnapshotPartsDeferred(nil, nil, nil)
+		head, tail := rest.Encode(nil, nil, pre, tailPre)
 		hh, ht := c.SnapshotSizeHint()
 		t.Logf("realistic %v: head %d (hint %d), tail %d (hint %d)", realistic, len(head), hh, len(tail), ht)
 		if len(head) > hh || len(tail) > ht || hh > 4*len(head) || ht > 4*len(tail) {

@@ -73,8 +73,9 @@ func testScheduledSnapshots(t *testing.T, mode SnapshotMode) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var trades, written int
 	var last uint64
-	// Sequencer mode: snapshots whose head buffer was the one before's.
-	var lastHead *byte
+	// Sequencer mode: snapshots whose head or tail buffer was the one
+	// before's.
+	var lastBufs [2]*byte
 	var reused int
 	for i := range 600 {
 		trades += len(mustCommand(t, s, randomOrderCommand(rng, 5, int64(i))).Fills)
@@ -114,11 +115,11 @@ func testScheduledSnapshots(t *testing.T, mode SnapshotMode) {
 			// The written snapshot's buffers are back for the next one.
 			select {
 			case bufs := <-s.snapBufs:
-				if p := unsafe.SliceData(bufs[0]); p == lastHead {
+				now := [2]*byte{unsafe.SliceData(bufs[0]), unsafe.SliceData(bufs[1])}
+				if now[0] == lastBufs[0] || now[1] == lastBufs[1] {
 					reused++
-				} else {
-					lastHead = p
 				}
+				lastBufs = now
 				s.snapBufs <- bufs
 			default:
 				t.Fatalf("snapshot %d's buffers were not given back", seq)
@@ -139,7 +140,7 @@ func testScheduledSnapshots(t *testing.T, mode SnapshotMode) {
 	}
 	if mode == SnapshotsOnSequencer && reused < 2 {
 		// The state grows, so a buffer is now and then outgrown.
-		t.Fatalf("%d snapshots, %d encoded into the one before's buffer: not reused", written, reused)
+		t.Fatalf("%d snapshots, %d encoded into the one before's buffers: not reused", written, reused)
 	}
 	wantHash, wantSeq, err := s.StateHash(ctx)
 	if err != nil {

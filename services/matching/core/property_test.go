@@ -142,7 +142,8 @@ func randomCommand(rng *rand.Rand, h *harness) Command {
 // checkSizeHint checks that SnapshotSizeHint is from above.
 func checkSizeHint(t *testing.T, c *Core) {
 	t.Helper()
-	head, tail := c.SnapshotParts(nil, nil)
+	pre, tailPre, rest := c.SnapshotPartsDeferred(nil, nil, nil)
+	head, tail := rest.Encode(nil, nil, pre, tailPre)
 	if hh, ht := c.SnapshotSizeHint(); len(head) > hh || len(tail) > ht {
 		t.Fatalf("snapshot head %d, tail %d bytes; hinted %d and %d: the hint must be from above", len(head), len(tail), hh, ht)
 	}

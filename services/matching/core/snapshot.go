@@ -86,6 +86,7 @@ func (c *Core) SnapshotPartsDeferred(pre, tailPre []byte, abandon <-chan struct{
 	if e, ok := c.snapEntries.TryTake(); ok && cap(e) > cap(r.entries) {
 		r.entries = e[:0]
 	}
+	r.entries = slices.Grow(r.entries, c.resting()) // at once, if it must
 	c.lastRest = r
 	pre = c.appendHeadWith(pre, func(b []byte, in *instrument) []byte {
 		r.cuts = append(r.cuts, len(b))
@@ -128,19 +129,22 @@ type SnapshotRest struct {
 	abandon  <-chan struct{} // closed when nobody will encode them
 }
 
-// Encode appends the snapshot's head to head and its tail to tail, from
-// pre and tailPre as SnapshotPartsDeferred returned them, and releases
-// what it read as soon as it is done with it: the frozen orders first, as
-// the sequencer copies each page it touches meanwhile, then the logs. (So
-// an end of day that comes meanwhile waits on the sequencer for all of it:
-// rare, and at a close; logs first would keep the orders frozen longer.)
-// It is called once, and not after Release.
+// Encode appends the snapshot to head and tail, from pre and tailPre as
+// SnapshotPartsDeferred returned them: the books' orders and the finished
+// orders to head (after pre; a snapshot is head then tail, wherever the two
+// meet), the open listings and the logs to tail, on another goroutine at
+// the same time. Each part releases what it read as soon as it is done:
+// the frozen orders, which the sequencer copies a page at a time until
+// then, and the logs, which an end of day waits for. It is called once,
+// and not after Release.
 func (r *SnapshotRest) Encode(head, tail, pre, tailPre []byte) ([]byte, []byte) {
 	defer r.Release()
-	tail = appendUvarint(tail, uint64(len(r.finished)))
-	for _, s := range r.finished {
-		tail = appendOrderOf(tail, r.orders.at(s), r.pools)
-	}
+	logs := make(chan struct{})
+	go func() {
+		defer close(logs)
+		tail = r.appendLogs(append(tail, tailPre...))
+		r.releaseLogs()
+	}()
 	var sink int64
 	from, e := 0, 0
 	for k, cut := range r.cuts {
@@ -153,10 +157,13 @@ func (r *SnapshotRest) Encode(head, tail, pre, tailPre []byte) ([]byte, []byte) 
 		from, e = cut, r.ends[k]
 	}
 	head = append(head, pre[from:]...)
-	r.pools = nil
+	head = appendUvarint(head, uint64(len(r.finished)))
+	for _, s := range r.finished {
+		head = appendOrderOf(head, r.orders.at(s), r.pools)
+	}
 	r.orders.release()
-
-	return head, r.appendLogs(append(tail, tailPre...))
+	<-logs
+	return head, tail
 }
 
 func (r *SnapshotRest) appendLogs(b []byte) []byte {
@@ -219,18 +226,26 @@ func (c *Core) PrepareDeferredSnapshot() {
 	c.orders.prepareCopies()
 	// And room for the books' walk: the last snapshot's, if it will do,
 	// else a new buffer faulted in (8 MB for 200k resting orders: some
-	// 2,000 page faults on the sequencer otherwise).
+	// 2,000 page faults on the sequencer otherwise). Books can double
+	// between here, halfway, and the snapshot (bench grpc's did).
+	n := c.resting()
+	if l := c.lastRest; (l == nil || cap(l.entries) < 2*n) && !c.snapEntries.Pending() {
+		c.snapEntries.Prepare(2*n + 1024)
+	}
+}
+
+// resting is how many orders rest in the books.
+func (c *Core) resting() int {
 	n := 0
 	for i := range c.insts {
 		n += c.insts[i].book.Len()
 	}
-	if l := c.lastRest; (l == nil || cap(l.entries) < n+n/8) && !c.snapEntries.Pending() {
-		c.snapEntries.Prepare(n + n/4)
-	}
+	return n
 }
 
-// SnapshotSizeHint is about the sizes of SnapshotParts' head and tail,
-// from above, for a caller to have buffers ready. An order is taken at 128
+// SnapshotSizeHint is about the sizes of a scheduled snapshot's head and
+// tail as SnapshotRest.Encode makes them (the finished orders at the
+// head's end), from above, for a caller to have buffers ready. An order is taken at 128
 // bytes (some 25 varints, two nanosecond times, a reservation) plus the
 // day's mean client order id, an id in the log at 32 bytes (a 64-bit hash
 // among them) plus its length. TestSnapshotSizeHint and the property test
@@ -246,7 +261,8 @@ func (c *Core) SnapshotSizeHint() (head, tail int) {
 	for i := range c.insts {
 		head += order*c.insts[i].book.Len() + (96+2*avg)*c.insts[i].trades.len()
 	}
-	tail = 4<<10 + order*c.finished.len() + (order+256)*len(c.listings) + 32*x.log.len() + x.bytes + 96*len(c.keyLog)
+	head += order * c.finished.len()
+	tail = 4<<10 + (order+256)*len(c.listings) + 32*x.log.len() + x.bytes + 96*len(c.keyLog)
 	for _, s := range c.auctions {
 		a := c.orders.peek(s).auc
 		tail += order + 256 + order*len(a.bids) + (96+avg)*len(a.results)
