@@ -351,7 +351,7 @@ func (c *Core) flushTouched() {
 		c.viewInto(s, c.ev.addOrder())
 	}
 	for _, s := range c.touched {
-		if (*c.orders.at(s)).open == 0 {
+		if c.orders.peek(s).open == 0 {
 			c.retire(s)
 		}
 	}

@@ -325,8 +325,8 @@ func (c *Core) findOpen(cmd *Command, res *Result) (int32, bool) {
 		res.refuse(StatusInvalid, RejectInvalid, "order_id")
 		return 0, false
 	}
-	if slot < 0 || c.orders.at(slot).partNum != cmd.Participant ||
-		(cmd.Instrument != 0 && c.defs[c.insts[(*c.orders.at(slot)).inst].def].Number != cmd.Instrument) {
+	if slot < 0 || c.orders.peek(slot).partNum != cmd.Participant ||
+		(cmd.Instrument != 0 && c.defs[c.insts[c.orders.peek(slot).inst].def].Number != cmd.Instrument) {
 		res.refuse(StatusNotFound, RejectUnknownOrder, field)
 		return 0, false
 	}
