@@ -34,8 +34,8 @@ const snapVersionCurrent = 6
 
 // AppendSnapshot appends the core's canonical encoding to b.
 func (c *Core) AppendSnapshot(b []byte) []byte {
-	b = c.appendSnapshotTail(c.appendSnapshotHead(b))
-	return c.appendLogs(b)
+	b = c.appendFinished(c.appendSnapshotHead(b))
+	return c.appendLogs(c.appendOpenListings(b))
 }
 
 // appendLogs appends the client order id and key logs, the tail's end.
@@ -47,16 +47,17 @@ func (c *Core) appendLogs(b []byte) []byte {
 
 // SnapshotParts encodes what AppendSnapshot does, head followed by tail,
 // appended to the buffers given, in half the time on two cores: the head
-// (reference data, participants, books) here and the tail (finished
-// orders, listings, auctions, client order ids, keys) on another
+// (reference data, participants, books, finished orders) here and the
+// tail (open listings and auctions, client order ids, keys) on another
 // goroutine. The core must not change meanwhile: the sequencer waits.
+// SnapshotRest.Encode splits a snapshot the same way.
 func (c *Core) SnapshotParts(head, tail []byte) ([]byte, []byte) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tail = c.appendLogs(c.appendSnapshotTail(tail))
+		tail = c.appendLogs(c.appendOpenListings(tail))
 	}()
-	head = c.appendSnapshotHead(head)
+	head = c.appendFinished(c.appendSnapshotHead(head))
 	<-done
 	return head, tail
 }
@@ -138,12 +139,15 @@ type SnapshotRest struct {
 // then, and the logs, which an end of day waits for. It is called once,
 // and not after Release.
 func (r *SnapshotRest) Encode(head, tail, pre, tailPre []byte) ([]byte, []byte) {
-	defer r.Release()
 	logs := make(chan struct{})
 	go func() {
 		defer close(logs)
 		tail = r.appendLogs(append(tail, tailPre...))
 		r.releaseLogs()
+	}()
+	defer func() {
+		<-logs // (again, on the way out: also if the orders' part panics)
+		r.Release()
 	}()
 	var sink int64
 	from, e := 0, 0
@@ -418,16 +422,17 @@ func appendBookEntries(b []byte, es []bookEntry, at func(int32) *order, pools []
 // snapBlock is how many of a book's orders the snapshot head reads ahead.
 const snapBlock = 32
 
-func (c *Core) appendSnapshotTail(b []byte) []byte {
+// appendFinished appends the finished orders still kept (the head's end).
+func (c *Core) appendFinished(b []byte) []byte {
 	b = appendUvarint(b, uint64(c.finished.len()))
 	for k := range c.finished.len() {
 		b = c.appendOrder(b, c.finished.at(k))
 	}
-	return c.appendOpenListings(b)
+	return b
 }
 
-// appendOpenListings appends the open listings and auctions (the tail but
-// for the finished orders).
+// appendOpenListings appends the open listings and auctions (the tail's
+// start).
 func (c *Core) appendOpenListings(b []byte) []byte {
 	b = appendUvarint(b, uint64(len(c.listings)))
 	for _, s := range c.listings {

@@ -145,13 +145,11 @@ func TestSnapshotLogsAcrossPages(t *testing.T) {
 	}
 }
 
-// TestDeferredBooksCopyOnWrite: a snapshot's books, encoded while and after
-// the core fills, cancels and replaces most of the orders they held, reuses
-// their slots and changes sell reservations spread over several receipts,
-// are what they were when the snapshot was taken; once it is encoded the
-// core writes its pages in place again.
-func TestDeferredBooksCopyOnWrite(t *testing.T) {
-	h := newHarness(t)
+// bookHarness is a core with 800 resting buys and 11 resting sells over
+// more than 10 order pages, and mutate, which fills, cancels and replaces
+// them, reusing their slots.
+func bookHarness(t *testing.T) (h *harness, mutate func(n int)) {
+	h = newHarness(t)
 	h.setup()
 	h.credit(alpha, "CNY", 1e12)
 	h.credit(gamma, "CNY", 1e12)
@@ -173,22 +171,7 @@ func TestDeferredBooksCopyOnWrite(t *testing.T) {
 	if pages := len(h.c.orders.pages); pages < 10 {
 		t.Fatalf("%d order pages: too few for the test", pages)
 	}
-	// The first snapshot's copies are made into pages prepared ahead.
-	h.c.PrepareDeferredSnapshot()
-	for deadline := time.Now().Add(10 * time.Second); !h.c.orders.spares.Ready(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the pages for copies were never prepared")
-		}
-	}
-	want := h.c.AppendSnapshot(nil)
-	copies := h.c.orders.copies
-	pre, tail, rest := h.c.SnapshotPartsDeferred(nil, nil, nil)
-	prepared := len(h.c.orders.spare)
-	if prepared < len(h.c.orders.pages) {
-		t.Fatalf("%d pages prepared for copies, want %d", prepared, len(h.c.orders.pages))
-	}
-
-	mutate := func(n int) {
+	mutate = func(n int) {
 		for range n {
 			i := rng.IntN(400)
 			switch k := rng.IntN(4); k {
@@ -207,6 +190,31 @@ func TestDeferredBooksCopyOnWrite(t *testing.T) {
 			}
 		}
 	}
+	return h, mutate
+}
+
+// TestDeferredBooksCopyOnWrite: a snapshot's books, encoded while and after
+// the core fills, cancels and replaces most of the orders they held, reuses
+// their slots and changes sell reservations spread over several receipts,
+// are what they were when the snapshot was taken; once it is encoded the
+// core writes its pages in place again.
+func TestDeferredBooksCopyOnWrite(t *testing.T) {
+	h, mutate := bookHarness(t)
+	// The first snapshot's copies are made into pages prepared ahead.
+	h.c.PrepareDeferredSnapshot()
+	for deadline := time.Now().Add(10 * time.Second); !h.c.orders.spares.Ready(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pages for copies were never prepared")
+		}
+	}
+	want := h.c.AppendSnapshot(nil)
+	copies := h.c.orders.copies
+	pre, tail, rest := h.c.SnapshotPartsDeferred(nil, nil, nil)
+	prepared := len(h.c.orders.spare)
+	if prepared < len(h.c.orders.pages) {
+		t.Fatalf("%d pages prepared for copies, want %d", prepared, len(h.c.orders.pages))
+	}
+
 	mutate(300)
 	got := make(chan []byte, 1)
 	go func() {
@@ -261,5 +269,41 @@ func TestDeferredBooksCopyOnWrite(t *testing.T) {
 	}
 	if len(h.c.orders.spare) >= spare {
 		t.Fatalf("%d spare pages before, %d after copies: none reused", spare, len(h.c.orders.spare))
+	}
+}
+
+// TestOverlappingDeferredSnapshots: a second snapshot frozen while the
+// first is still unread: each reads what it was when taken, and pages
+// copied away from under the first are not reused for the second's copies
+// while the first may still read them.
+func TestOverlappingDeferredSnapshots(t *testing.T) {
+	h, mutate := bookHarness(t)
+	type snap struct {
+		want, pre, tail []byte
+		rest            *SnapshotRest
+	}
+	take := func() snap {
+		sn := snap{want: h.c.AppendSnapshot(nil)}
+		sn.pre, sn.tail, sn.rest = h.c.SnapshotPartsDeferred(nil, nil, nil)
+		return sn
+	}
+	check := func(name string, sn snap) {
+		head, tail := sn.rest.Encode(nil, nil, sn.pre, sn.tail)
+		if got := append(head, tail...); !bytes.Equal(got, sn.want) {
+			t.Fatalf("%s snapshot (%d bytes) differs from the encoding when taken (%d bytes)", name, len(got), len(sn.want))
+		}
+	}
+	first := take()
+	mutate(300)
+	second := take()
+	mutate(300)
+	check("second", second)
+	mutate(300)
+	third := take() // the first is still unread: nothing retired is reused
+	mutate(300)
+	check("first", first)
+	check("third", third)
+	if n := h.c.orders.readers.Load(); n != 0 {
+		t.Fatalf("%d readers left", n)
 	}
 }
