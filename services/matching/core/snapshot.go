@@ -153,11 +153,7 @@ func (r *SnapshotRest) Encode(head, tail, pre, tailPre []byte) ([]byte, []byte) 
 	from, e := 0, 0
 	for k, cut := range r.cuts {
 		head = append(head, pre[from:cut]...)
-		for es := r.entries[e:r.ends[k]]; len(es) > 0; {
-			n := min(len(es), snapBlock)
-			head = appendBookEntries(head, es[:n], r.orders.at, r.pools, &sink)
-			es = es[n:]
-		}
+		head = appendBookEntries(head, r.entries[e:r.ends[k]], r.orders.at, r.pools, &sink)
 		from, e = cut, r.ends[k]
 	}
 	head = append(head, pre[from:]...)
@@ -275,24 +271,14 @@ func (c *Core) SnapshotSizeHint() (head, tail int) {
 }
 
 func (c *Core) appendSnapshotHead(b []byte) []byte {
-	return c.appendHeadWith(b, func(b []byte, in *instrument) []byte {
-		// The book's orders are encoded a block at a time (see
-		// appendBookEntries).
-		var blk [snapBlock]bookEntry
-		var sink int64
-		n := 0
-		in.book.Walk(func(st orderbook.OrderState) bool {
-			blk[n] = entryOf(&st)
-			if n++; n == snapBlock {
-				b = appendBookEntries(b, blk[:n], c.orders.peek, c.pools, &sink)
-				n = 0
-			}
-			return true
-		})
-		b = appendBookEntries(b, blk[:n], c.orders.peek, c.pools, &sink)
-		c.snapSink += sink
-		return b
+	var es []bookEntry // one book's at a time
+	var sink int64
+	b = c.appendHeadWith(b, func(b []byte, in *instrument) []byte {
+		es = in.book.AppendResting(es[:0])
+		return appendBookEntries(b, es, c.orders.peek, c.pools, &sink)
 	})
+	c.snapSink += sink
+	return b
 }
 
 // appendHeadWith appends the head, each book's orders appended by orders
@@ -391,30 +377,31 @@ func (c *Core) appendHeadWith(b []byte, orders func([]byte, *instrument) []byte)
 // its user value is the slot of the rest.
 type bookEntry = orderbook.Resting
 
-func entryOf(st *orderbook.OrderState) bookEntry {
-	return bookEntry{User: st.User, Visible: st.Visible, OrigQty: st.OrigQty, FilledQty: st.FilledQty, CancelledQty: st.CancelledQty}
-}
-
-// appendBookEntries appends a block of a book's orders, their orders read
-// by at. Their orders are read first in a loop of independent loads, which
-// the processor overlaps, rather than one cache miss after another as each
-// is encoded (the books' order is not the slots'); sink keeps those loads.
+// appendBookEntries appends a book's orders, their orders read by at,
+// snapBlock at a time: a block's orders are read first in a loop of
+// independent loads, which the processor overlaps, rather than one cache
+// miss after another as each is encoded (the books' order is not the
+// slots'); sink keeps those loads.
 func appendBookEntries(b []byte, es []bookEntry, at func(int32) *order, pools []pool, sink *int64) []byte {
-	var s int64
-	for k := range es {
-		o := at(int32(es[k].User))
-		// A field in each of its cache lines that appendOrderOf reads
-		// (fields at most 64 bytes apart).
-		s += o.id + o.price + o.notional + o.fxDone + int64(o.w0.pool) + int64(len(o.cloid)) + int64(o.cloidN) + int64(o.seq)
-	}
-	*sink += s
-	for k := range es {
-		e := &es[k]
-		b = appendVarint(b, e.Visible)
-		b = appendVarint(b, e.OrigQty)
-		b = appendVarint(b, e.FilledQty)
-		b = appendVarint(b, e.CancelledQty)
-		b = appendOrderOf(b, at(int32(e.User)), pools)
+	for len(es) > 0 {
+		blk := es[:min(len(es), snapBlock)]
+		es = es[len(blk):]
+		var s int64
+		for k := range blk {
+			o := at(int32(blk[k].User))
+			// A field in each of its cache lines that appendOrderOf reads
+			// (fields at most 64 bytes apart).
+			s += o.id + o.price + o.notional + o.fxDone + int64(o.w0.pool) + int64(len(o.cloid)) + int64(o.cloidN) + int64(o.seq)
+		}
+		*sink += s
+		for k := range blk {
+			e := &blk[k]
+			b = appendVarint(b, e.Visible)
+			b = appendVarint(b, e.OrigQty)
+			b = appendVarint(b, e.FilledQty)
+			b = appendVarint(b, e.CancelledQty)
+			b = appendOrderOf(b, at(int32(e.User)), pools)
+		}
 	}
 	return b
 }
